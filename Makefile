@@ -1,0 +1,104 @@
+# Makefile: builds moeserve (release and ASan+UBSan variants), its tests, fuzzers and benchmarks.
+# Sources are picked up by directory, so adding a module is adding a file.
+
+CC        ?= gcc
+ifeq ($(origin CC),default)
+CC        := gcc
+endif
+PKGS      := libmicrohttpd jansson openblas libutf8proc
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN      := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+BASE      := -std=c17 -D_GNU_SOURCE -fopenmp -I. $(WARN) $(PKG_CFLAGS)
+LIBS      := $(PKG_LIBS) -fopenmp -lm -lpthread
+
+# Baseline code runs on any x86-64; SIMD files are compiled for their ISA and chosen at run time.
+FLAGS_avx2   := -mavx2 -mfma -mf16c
+FLAGS_avx512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
+
+MODE_rel  := -O2 -g
+MODE_asan := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LINK_asan := -fsanitize=address,undefined
+
+LIB_SRC   := $(filter-out server/main.c,$(wildcard engine/*.c kernels/*.c server/*.c))
+TEST_SRC  := $(wildcard tests/unit/test_*.c)
+BENCH_SRC := $(wildcard tests/bench/bench_*.c)
+
+prefix    ?= /usr/local
+DESTDIR   ?=
+
+.PHONY: all test test-unit bench bench-kernels install clean deps fuzz asan
+
+all: moeserve
+
+moeserve: build/rel/moeserve
+	ln -sf build/rel/moeserve moeserve
+
+# ---------------------------------------------------------------- build rules ---
+define variant
+build/$(1)/%.o: %.c $$(wildcard */*.h) Makefile
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(BASE) $$(MODE_$(1)) $$(if $$(findstring _avx512,$$<),$$(FLAGS_avx512),$$(if $$(findstring _avx2,$$<),$$(FLAGS_avx2))) -c $$< -o $$@
+
+build/$(1)/libmoeserve.a: $$(LIB_SRC:%.c=build/$(1)/%.o)
+	@rm -f $$@
+	ar rcs $$@ $$^
+
+build/$(1)/moeserve: build/$(1)/server/main.o build/$(1)/libmoeserve.a
+	$$(CC) $$^ -o $$@ $$(LINK_$(1)) $$(LIBS)
+
+build/$(1)/tests/unit/%: build/$(1)/tests/unit/%.o build/$(1)/libmoeserve.a
+	$$(CC) $$^ -o $$@ $$(LINK_$(1)) $$(LIBS)
+
+build/$(1)/tests/bench/%: build/$(1)/tests/bench/%.o build/$(1)/libmoeserve.a
+	$$(CC) $$^ -o $$@ $$(LINK_$(1)) $$(LIBS)
+endef
+$(eval $(call variant,rel))
+$(eval $(call variant,asan))
+
+.SECONDARY:
+
+UNIT_rel  := $(TEST_SRC:tests/unit/%.c=build/rel/tests/unit/%)
+UNIT_asan := $(TEST_SRC:tests/unit/%.c=build/asan/tests/unit/%)
+
+asan: build/asan/moeserve $(UNIT_asan)
+
+# ---------------------------------------------------------------------- tests ---
+# Unit tests run under ASan+UBSan; integration tests drive the sanitizer-built binary.
+test: asan
+	@tests/run.sh $(UNIT_asan)
+
+test-unit: $(UNIT_rel)
+	@tests/run.sh $(UNIT_rel)
+
+# ----------------------------------------------------------------- benchmarks ---
+bench-kernels: build/rel/tests/bench/bench_kernels
+	build/rel/tests/bench/bench_kernels
+
+bench: bench-kernels
+
+# ------------------------------------------------------------------- fuzzing ---
+FUZZ_FLAGS := -std=c17 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined
+build/fuzz/fuzz_gguf: tests/fuzz/fuzz_gguf.c engine/gguf.c kernels/qtypes.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) $^ -o $@
+
+fuzz: build/fuzz/fuzz_gguf
+
+# -------------------------------------------------------------- install/deps ---
+install: build/rel/moeserve
+	install -D -m 0755 build/rel/moeserve $(DESTDIR)$(prefix)/bin/moeserve
+
+DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev curl ca-certificates \
+	libmicrohttpd-dev libjansson-dev libopenblas-openmp-dev libutf8proc-dev \
+	libvulkan-dev glslc glslang-tools spirv-tools mesa-vulkan-drivers vulkan-tools \
+	libsystemd-dev nodejs npm
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+deps:
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEB_PKGS)
+
+clean:
+	rm -rf build moeserve

@@ -1,0 +1,48 @@
+/* quants.h: per-type CPU kernels: dequantize, quantize activations, dot products.
+ * One table indexed by enum q_type; SIMD versions are chosen once from the CPU's features. */
+#ifndef MOESERVE_QUANTS_H
+#define MOESERVE_QUANTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kernels/qtypes.h"
+
+/* n values (a whole number of blocks) of the type -> F32. */
+typedef void (*q_dequant_fn)(const void *src, float *dst, int64_t n);
+/* n floats -> the type (for activation types: Q8_0, Q8_1, Q8_K, F16, BF16; F32 copies). */
+typedef void (*q_quant_fn)(const float *src, void *dst, int64_t n);
+/* Dot product of n values: w in the weight type, a in that type's activation type. */
+typedef float (*q_dot_fn)(int64_t n, const void *w, const void *a);
+
+struct q_kernels {
+    q_dequant_fn dequant;   /* NULL: no dequantizer for this type */
+    q_quant_fn quant;       /* NULL: not usable as an activation type */
+    uint32_t act_type;      /* activation type `dot` pairs with (ggml-cpu's vec_dot_type) */
+    q_dot_fn dot;           /* fastest version for this CPU */
+    q_dot_fn dot_ref;       /* plain scalar reference */
+    const char *dot_isa;    /* "scalar", "avx2", "avx512": which `dot` is */
+};
+
+struct q_cpu {
+    bool avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, neon;
+};
+
+/* Features of the running CPU (detected once). */
+const struct q_cpu *q_cpu_features(void);
+
+/* Kernels of type t (NULL for an unknown type). The table is filled on first use; the
+ * environment variable MOESERVE_ISA=scalar|avx2|avx512 caps the SIMD level (tests, benchmarks). */
+const struct q_kernels *q_kernels_get(uint32_t t);
+
+/* Each family file fills the entries of its types; `cpu` says which SIMD versions may be used. */
+void q_register_basic(struct q_kernels *table, const struct q_cpu *cpu);
+void q_register_iq(struct q_kernels *table, const struct q_cpu *cpu);
+
+/* FP16 / BF16 scalar conversions (exact, as ggml's). */
+float q_f16_to_f32(uint16_t h);
+uint16_t q_f32_to_f16(float f);
+float q_bf16_to_f32(uint16_t h);
+uint16_t q_f32_to_bf16(float f);
+
+#endif

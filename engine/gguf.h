@@ -102,6 +102,9 @@ char *gguf_get_str_dup(const struct gguf_file *f, const char *key);
 /* Array value of the given element type, or NULL. */
 const struct gguf_array *gguf_get_arr(const struct gguf_file *f, const char *key, uint32_t elem_type);
 
+/* Element i of a fixed-size array as a decoded value (type stays elem_type; an index out of
+ * range or a string/array element gives a zeroed value). */
+struct gguf_value gguf_arr_elem(const struct gguf_array *a, uint64_t i);
 /* Element i of a fixed-size numeric array as double/int64 (caller checks i < count). */
 double gguf_arr_f64(const struct gguf_array *a, uint64_t i);
 int64_t gguf_arr_i64(const struct gguf_array *a, uint64_t i);

@@ -28,6 +28,15 @@ static int test_passed, test_failed;
             return test_finish();                                             \
     } while (0)
 
+/* Same inside a void helper: counts a failure and returns. */
+#define REQUIRE_VOID(cond)                                                    \
+    do {                                                                      \
+        if (!(cond)) {                                                        \
+            CHECK(cond, "precondition");                                      \
+            return;                                                           \
+        }                                                                     \
+    } while (0)
+
 static inline int test_finish(void)
 {
     printf("%d passed, %d failed\n", test_passed, test_failed);

@@ -1,0 +1,8 @@
+/* commands.h: the moeserve subcommands, one file each (server/cmd_*.c).
+ * Each takes the arguments after its name and returns the process exit status. */
+#ifndef MOESERVE_COMMANDS_H
+#define MOESERVE_COMMANDS_H
+
+int cmd_inspect(int argc, char **argv);
+
+#endif

@@ -62,7 +62,7 @@ $(eval $(call variant,asan))
 UNIT_rel  := $(TEST_SRC:tests/unit/%.c=build/rel/tests/unit/%)
 UNIT_asan := $(TEST_SRC:tests/unit/%.c=build/asan/tests/unit/%)
 
-asan: build/asan/moeserve $(UNIT_asan)
+asan: $(UNIT_asan)
 
 # ---------------------------------------------------------------------- tests ---
 # Unit tests run under ASan+UBSan; integration tests drive the sanitizer-built binary.

@@ -37,27 +37,30 @@ moeserve: build/rel/moeserve
 
 # ---------------------------------------------------------------- build rules ---
 define variant
-build/$(1)/%.o: %.c $$(wildcard */*.h) Makefile
+build/$(1)/%.o: %.c Makefile
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(BASE) $$(MODE_$(1)) $$(if $$(findstring _avx512,$$<),$$(FLAGS_avx512),$$(if $$(findstring _avx2,$$<),$$(FLAGS_avx2))) -c $$< -o $$@
+	@echo "CC [$(1)] $$<"
+	@$$(CC) -MMD -MP $$(BASE) $$(MODE_$(1)) $$(if $$(findstring _avx512,$$<),$$(FLAGS_avx512),$$(if $$(findstring _avx2,$$<),$$(FLAGS_avx2))) -c $$< -o $$@
 
 build/$(1)/libmoeserve.a: $$(LIB_SRC:%.c=build/$(1)/%.o)
 	@rm -f $$@
-	ar rcs $$@ $$^
+	@ar rcs $$@ $$^
 
 build/$(1)/moeserve: build/$(1)/server/main.o build/$(1)/libmoeserve.a
-	$$(CC) $$^ -o $$@ $$(LINK_$(1)) $$(LIBS)
+	@echo "LD [$(1)] $$@"
+	@$$(CC) $$^ -o $$@ $$(LINK_$(1)) $$(LIBS)
 
 build/$(1)/tests/unit/%: build/$(1)/tests/unit/%.o build/$(1)/libmoeserve.a
-	$$(CC) $$^ -o $$@ $$(LINK_$(1)) $$(LIBS)
+	@$$(CC) $$^ -o $$@ $$(LINK_$(1)) $$(LIBS)
 
 build/$(1)/tests/bench/%: build/$(1)/tests/bench/%.o build/$(1)/libmoeserve.a
-	$$(CC) $$^ -o $$@ $$(LINK_$(1)) $$(LIBS)
+	@$$(CC) $$^ -o $$@ $$(LINK_$(1)) $$(LIBS)
 endef
 $(eval $(call variant,rel))
 $(eval $(call variant,asan))
 
 .SECONDARY:
+-include $(shell find build -name '*.d' 2>/dev/null)
 
 UNIT_rel  := $(TEST_SRC:tests/unit/%.c=build/rel/tests/unit/%)
 UNIT_asan := $(TEST_SRC:tests/unit/%.c=build/asan/tests/unit/%)

@@ -4,5 +4,6 @@
 #define MOESERVE_COMMANDS_H
 
 int cmd_inspect(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@ struct command {
 
 static const struct command commands[] = {
     {"inspect", cmd_inspect, "show a GGUF model's architecture, tokenizer and quant layout"},
+    {"synth", cmd_synth, "write a random-weight model of any shape and quant recipe"},
 };
 
 static void usage(FILE *out)

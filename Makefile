@@ -28,7 +28,7 @@ BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 prefix    ?= /usr/local
 DESTDIR   ?=
 
-.PHONY: all test test-unit bench bench-kernels install clean deps fuzz asan
+.PHONY: all test test-unit bench bench-kernels install clean deps fuzz asan demo
 
 all: moeserve
 
@@ -66,6 +66,15 @@ UNIT_rel  := $(TEST_SRC:tests/unit/%.c=build/rel/tests/unit/%)
 UNIT_asan := $(TEST_SRC:tests/unit/%.c=build/asan/tests/unit/%)
 
 asan: $(UNIT_asan)
+
+# ----------------------------------------------------------------------- demo ---
+DEMO_MODEL := build/demo/tiny-qwen3moe.gguf
+$(DEMO_MODEL): build/rel/moeserve
+	@mkdir -p $(dir $@)
+	build/rel/moeserve synth --tiny -o $@
+
+demo: moeserve $(DEMO_MODEL)
+	build/rel/moeserve inspect $(DEMO_MODEL)
 
 # ---------------------------------------------------------------------- tests ---
 # Unit tests run under ASan+UBSan; integration tests drive the sanitizer-built binary.

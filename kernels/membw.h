@@ -1,0 +1,20 @@
+/* membw.h: measures the machine's memory bandwidth (STREAM-style copy and triad),
+ * the yardstick every benchmark figure is divided by. */
+#ifndef MOESERVE_MEMBW_H
+#define MOESERVE_MEMBW_H
+
+#include <stdbool.h>
+
+struct membw {
+    double copy_gbs;   /* bytes read + written per second / 1e9 */
+    double triad_gbs;
+    int threads;
+};
+
+/* Runs copy (b = a) and triad (a = b + s*c) over arrays of `mib` MiB each with `threads`
+ * OpenMP threads, best of `reps`. Returns false if memory could not be allocated. */
+bool membw_measure(int threads, int mib, int reps, struct membw *out);
+
+double membw_now_seconds(void);
+
+#endif

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 
 #include "server/http.h"
+#include "server/log.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -509,11 +510,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ------------------------------------------------------------- start/stop --- */
 
+/* libmicrohttpd's own messages (mostly clients that went away) are debug detail. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
-    fputs("moeserve: http: ", stderr);
-    vfprintf(stderr, fmt, ap);
+    log_vmsg(LOG_DEBUG, fmt, ap);
 }
 
 static bool resolve(const char *host, uint16_t port, struct sockaddr_storage *ss, bool *v6, char *err,

@@ -99,8 +99,19 @@ build/fuzz/fuzz_gguf: tests/fuzz/fuzz_gguf.c engine/gguf.c kernels/qtypes.c
 fuzz: build/fuzz/fuzz_gguf
 
 # -------------------------------------------------------------- install/deps ---
+sysconfdir ?= /etc
+unitdir    ?= /etc/systemd/system
+
 install: build/rel/moeserve
 	install -D -m 0755 build/rel/moeserve $(DESTDIR)$(prefix)/bin/moeserve
+	install -D -m 0644 systemd/moeserve.service $(DESTDIR)$(unitdir)/moeserve.service
+	install -d $(DESTDIR)$(prefix)/share/doc/moeserve
+	install -m 0644 docs/*.md $(DESTDIR)$(prefix)/share/doc/moeserve/
+	@if [ -e $(DESTDIR)$(sysconfdir)/moeserve/moeserve.conf ]; then \
+		echo "keeping existing $(DESTDIR)$(sysconfdir)/moeserve/moeserve.conf"; \
+	else \
+		install -D -m 0644 config/moeserve.conf $(DESTDIR)$(sysconfdir)/moeserve/moeserve.conf; \
+	fi
 
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev curl ca-certificates \
 	libmicrohttpd-dev libjansson-dev libopenblas-openmp-dev libutf8proc-dev \

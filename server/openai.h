@@ -71,3 +71,42 @@ bool oai_parse(enum oai_kind kind, const char *body, size_t len, struct oai_requ
 void oai_request_free(struct oai_request *req);
 
 #endif
+
+/* ---------------------------------------------------------------- responses --- */
+
+struct oai_usage {
+    uint64_t prompt_tokens, completion_tokens, cached_tokens;
+};
+
+struct oai_tool_call {
+    char id[40];
+    char *name, *arguments;
+};
+
+/* Identity of one response: the same for all chunks of a stream. */
+struct oai_ident {
+    char id[48];            /* chatcmpl-... / cmpl-... */
+    long long created;      /* unix seconds */
+    const char *model;
+};
+
+/* A fresh random id with the given prefix ("chatcmpl-", "cmpl-", "call_"). rng: splitmix state. */
+void oai_new_id(char *out, size_t len, const char *prefix, uint64_t *rng);
+
+json_t *oai_usage_json(const struct oai_usage *u);
+
+/* Complete (non-streaming) responses. logprobs may be NULL; it is taken. */
+json_t *oai_chat_response(const struct oai_ident *id, const char *content, const char *reasoning,
+                          const struct oai_tool_call *calls, size_t n_calls, const char *finish_reason,
+                          json_t *logprobs, const struct oai_usage *u);
+json_t *oai_completion_response(const struct oai_ident *id, const char *text, const char *finish_reason,
+                                json_t *logprobs, const struct oai_usage *u);
+
+/* Streaming chunks; each returns "data: {...}\n\n" (malloc'd). delta is taken. */
+char *oai_chat_chunk(const struct oai_ident *id, json_t *delta, const char *finish_reason, json_t *logprobs);
+char *oai_completion_chunk(const struct oai_ident *id, const char *text, size_t len, const char *finish_reason,
+                           json_t *logprobs);
+/* The final chunk with empty choices and usage (stream_options.include_usage). */
+char *oai_usage_chunk(const struct oai_ident *id, bool chat, const struct oai_usage *u);
+/* A JSON value as one SSE event "data: ...\n\n" (value taken). */
+char *oai_sse_event(json_t *value);

@@ -5,7 +5,7 @@ CC        ?= gcc
 ifeq ($(origin CC),default)
 CC        := gcc
 endif
-PKGS      := libmicrohttpd jansson openblas libutf8proc
+PKGS      := libmicrohttpd jansson openblas libutf8proc libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -421,6 +421,13 @@ void q_register_iq(struct q_kernels *table, const struct q_cpu *cpu)
     set_type(&table[Q_IQ3_S], dequant_iq3_s, q_iq_dot_iq3_s_scalar);
     set_type(&table[Q_IQ1_S], dequant_iq1_s, q_iq_dot_iq1_s_scalar);
     set_type(&table[Q_IQ1_M], dequant_iq1_m, q_iq_dot_iq1_m_scalar);
-    (void)cpu;
-    (void)use_simd;
+    if (cpu->avx2 && cpu->fma) {
+        use_simd(&table[Q_IQ2_XXS], q_iq_dot_iq2_xxs_avx2, "avx2");
+        use_simd(&table[Q_IQ2_XS], q_iq_dot_iq2_xs_avx2, "avx2");
+        use_simd(&table[Q_IQ2_S], q_iq_dot_iq2_s_avx2, "avx2");
+        use_simd(&table[Q_IQ3_XXS], q_iq_dot_iq3_xxs_avx2, "avx2");
+        use_simd(&table[Q_IQ3_S], q_iq_dot_iq3_s_avx2, "avx2");
+        use_simd(&table[Q_IQ1_S], q_iq_dot_iq1_s_avx2, "avx2");
+        use_simd(&table[Q_IQ1_M], q_iq_dot_iq1_m_avx2, "avx2");
+    }
 }

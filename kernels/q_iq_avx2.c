@@ -184,6 +184,14 @@ float q_iq_dot_iq3_xxs_avx2(int64_t n, const void *w, const void *a)
 
 /* ------------------------------------------------------------------- IQ1_S --- */
 
+static inline int32_t hsum_i32x8(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
 /* IQ1 grids hold -1, 0, 1; maddubs needs an unsigned side, so the kernels use g + 1 and take
  * the activation sums (Q8_K's bsums) back out. Everything is counted in eighths so the +-1/8
  * shift stays an integer: 8 * sum(q8 * (g + delta/8)) = 8 * sum(q8 * (g + 1)) + (delta - 8) * sum(q8). */
@@ -192,7 +200,7 @@ float q_iq_dot_iq1_s_avx2(int64_t n, const void *w, const void *a)
     const struct iq1s_block *x = w;
     const struct iq_q8k_block *y = a;
     const __m256i one = _mm256_set1_epi8(1);
-    __m256 acc = _mm256_setzero_ps();
+    float acc = 0.f;
     for (int64_t i = 0; i < n / QK; i++) {
         const struct iq1s_block *b = &x[i];
         __m256i sumi = _mm256_setzero_si256();
@@ -208,11 +216,11 @@ float q_iq_dot_iq1_s_avx2(int64_t n, const void *w, const void *a)
             const int delta = qh & 0x8000 ? -1 : 1;
             shift_sum += ls * (delta - 8) * (iq_bsum(&y[i], 2 * ib) + iq_bsum(&y[i], 2 * ib + 1));
         }
-        sumi = _mm256_add_epi32(_mm256_slli_epi32(sumi, 3), _mm256_setr_epi32(shift_sum, 0, 0, 0, 0, 0, 0, 0));
-        const float d = iq_half(b->d) * iq_f32(y[i].d);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        /* the lanes carry the large +1 offset, so reduce exactly before going to float */
+        const int32_t total = 8 * hsum_i32x8(sumi) + shift_sum;
+        acc += iq_half(b->d) * iq_f32(y[i].d) * (float)total;
     }
-    return 0.125f * hsum_f32x8(acc);
+    return 0.125f * acc;
 }
 
 /* ------------------------------------------------------------------- IQ1_M --- */
@@ -228,7 +236,7 @@ float q_iq_dot_iq1_m_avx2(int64_t n, const void *w, const void *a)
                                                9, 17, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     const __m256i three = _mm256_set1_epi8(3);
     const long long plus = 0x0101010101010101ll, minus = -1ll;
-    __m256 acc = _mm256_setzero_ps();
+    float acc = 0.f;
     for (int64_t i = 0; i < n / QK; i++) {
         const struct iq1m_block *b = &x[i];
         __m256i sumi = _mm256_setzero_si256();
@@ -248,9 +256,8 @@ float q_iq_dot_iq1_m_avx2(int64_t n, const void *w, const void *a)
             sumi = _mm256_add_epi32(sumi, subblock(wgt, q8, half_scales(ls1, ls2)));
             shift_sum -= 9 * (ls1 * iq_bsum(&y[i], 2 * ib) + ls2 * iq_bsum(&y[i], 2 * ib + 1));
         }
-        sumi = _mm256_add_epi32(sumi, _mm256_setr_epi32(shift_sum, 0, 0, 0, 0, 0, 0, 0));
-        const float d = iq1m_super_scale(b) * iq_f32(y[i].d);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        const int32_t total = hsum_i32x8(sumi) + shift_sum;
+        acc += iq1m_super_scale(b) * iq_f32(y[i].d) * (float)total;
     }
-    return 0.125f * hsum_f32x8(acc);
+    return 0.125f * acc;
 }

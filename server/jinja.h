@@ -6,11 +6,12 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Bounds that keep a bad template or input from exhausting the process. */
 #define JINJA_MAX_OUTPUT   ((size_t)64 << 20)   /* longest string a render may build */
 #define JINJA_MAX_MEMORY   ((size_t)512 << 20)  /* working memory of one render */
-#define JINJA_MAX_STEPS    50000000u            /* evaluated nodes per render */
+#define JINJA_MAX_STEPS    50000000u            /* default: evaluated nodes and loop turns */
 #define JINJA_MAX_DEPTH    400                  /* nested evaluation (macro recursion) */
 
 typedef struct jinja_template jinja_template;
@@ -20,6 +21,10 @@ typedef struct jinja_template jinja_template;
  * errors fail here with "chat template line L col C: ..." in err. NULL on failure. */
 jinja_template *jinja_parse(const char *src, size_t len, char *err, size_t errlen);
 void jinja_free(jinja_template *t);
+
+/* Lowers (or, with 0, restores) the work one render may do before failing with RuntimeError.
+ * Call before rendering, not while other threads render the template. */
+void jinja_set_step_limit(jinja_template *t, uint64_t max_steps);
 
 /* Renders with the members of the JSON object `vars` as template variables (JSON null is
  * Python None; object key order is kept). Returns a malloc'd NUL-terminated string (its byte

@@ -11,8 +11,9 @@ enum { FLOW_NORMAL, FLOW_BREAK, FLOW_CONTINUE };
 
 void jstep(jctx *c)
 {
-    if (++c->steps > JINJA_MAX_STEPS)
-        jfail(c, "RuntimeError", "template took more than %u steps", JINJA_MAX_STEPS);
+    if (++c->steps > c->max_steps)
+        jfail(c, "RuntimeError", "template took more than %llu steps",
+              (unsigned long long)c->max_steps);
 }
 
 static void enter(jctx *c)
@@ -502,9 +503,14 @@ static int exec_for(jctx *c, jscope *s, const jnode *nd)
     jloop *lp = jalloc(c, sizeof *lp);
     lp->items = items;
     lp->depth = 1;
+    jscope *is = NULL;
     for (size_t i = 0; i < items->n; i++) {
+        jstep(c);
         lp->index = i;
-        jscope *is = scope_new(c, s);
+        /* One scope serves every iteration unless a macro defined in the body captured it. */
+        if (!is || is->captured)
+            is = scope_new(c, s);
+        is->n = 0;
         assign(c, is, nd->names, nd->nnames, items->v[i]);
         scope_set(c, is, "loop", (jv){.kind = JV_LOOP, .loop = lp});
         if (exec_body(c, is, &nd->items) == FLOW_BREAK)
@@ -545,6 +551,7 @@ static int exec_stmt(jctx *c, jscope *s, const jnode *nd)
         jmacro *m = jalloc(c, sizeof *m);
         m->node = nd;
         m->closure = s;
+        s->captured = true;
         scope_set(c, s, nd->name, (jv){.kind = JV_MACRO, .macro = m});
         return FLOW_NORMAL;
     }
@@ -552,6 +559,7 @@ static int exec_stmt(jctx *c, jscope *s, const jnode *nd)
         jmacro *caller = jalloc(c, sizeof *caller);
         caller->node = nd;
         caller->closure = s;
+        s->captured = true;
         jv callee = eval(c, s, nd->a->a);
         jargs a;
         eval_args(c, s, nd->a, &a);
@@ -598,6 +606,7 @@ jinja_template *jinja_parse(const char *src, size_t len, char *err, size_t errle
         return NULL;
     }
     t->arena.limit = (size_t)256 << 20;
+    t->max_steps = JINJA_MAX_STEPS;
     jtoken *toks;
     size_t ntoks;
     if (!src || !jlex(&t->arena, src ? src : "", len, &toks, &ntoks, err, errlen) ||
@@ -608,6 +617,11 @@ jinja_template *jinja_parse(const char *src, size_t len, char *err, size_t errle
         return NULL;
     }
     return t;
+}
+
+void jinja_set_step_limit(jinja_template *t, uint64_t max_steps)
+{
+    t->max_steps = max_steps ? max_steps : JINJA_MAX_STEPS;
 }
 
 void jinja_free(jinja_template *t)
@@ -654,6 +668,7 @@ char *jinja_render(const jinja_template *t, const json_t *vars, size_t *out_len,
         return NULL;
     }
     st->c.arena.limit = JINJA_MAX_MEMORY;
+    st->c.max_steps = t->max_steps;
     st->c.err = err;
     st->c.errlen = errlen;
     st->c.line = 1;

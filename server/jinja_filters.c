@@ -643,7 +643,8 @@ bool jtest_apply(jctx *c, int id, jv v, const jargs *a)
     if (!strcmp(name, "number")) return jv_is_num(v);
     if (!strcmp(name, "string")) return v.kind == JV_STR;
     if (!strcmp(name, "mapping")) return v.kind == JV_DICT;
-    if (!strcmp(name, "sequence")) return v.kind == JV_STR || v.kind == JV_LIST || v.kind == JV_DICT;
+    if (!strcmp(name, "sequence")) /* Undefined has __len__ and __getitem__, so it passes */
+        return v.kind == JV_STR || v.kind == JV_LIST || v.kind == JV_DICT || v.kind == JV_UNDEF;
     if (!strcmp(name, "iterable"))
         return v.kind == JV_STR || v.kind == JV_LIST || v.kind == JV_DICT || v.kind == JV_UNDEF ||
                v.kind == JV_LOOP;

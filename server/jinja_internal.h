@@ -123,6 +123,7 @@ struct jnode {
 
 struct jinja_template {
     jarena arena;
+    uint64_t max_steps;
     jnodes body;
 };
 
@@ -131,6 +132,7 @@ bool jparse(jarena *a, const jtoken *toks, size_t ntoks, jnodes *body, char *err
 /* ---------------------------------------------------------------- render --- */
 typedef struct jscope {
     struct jscope *parent;
+    bool captured; /* a macro closes over it: it must outlive its loop iteration */
     size_t n, cap;
     const char **names;
     jv *vals;
@@ -147,7 +149,7 @@ typedef struct jctx {
     char *err;
     size_t errlen;
     int line;
-    uint64_t steps;
+    uint64_t steps, max_steps;
     int depth, loop_depth;
     jbuf *out;
     jscope *root;

@@ -348,6 +348,18 @@ static void write_str_repr(jctx *c, jbuf *b, const char *p, size_t n)
     jb_putc(c, b, quote);
 }
 
+static void write_value(jctx *c, jbuf *b, jv v, bool repr);
+
+/* Containers recurse; a namespace can even contain itself, so depth is bounded. */
+static void write_nested(jctx *c, jbuf *b, jv v)
+{
+    if (++c->depth > JINJA_MAX_DEPTH)
+        jfail(c, "RecursionError", "value nested too deeply to print");
+    jstep(c);
+    write_value(c, b, v, true);
+    c->depth--;
+}
+
 static void write_value(jctx *c, jbuf *b, jv v, bool repr)
 {
     char num[40];
@@ -369,8 +381,7 @@ static void write_value(jctx *c, jbuf *b, jv v, bool repr)
         for (size_t i = 0; i < v.list->n; i++) {
             if (i)
                 jb_puts(c, b, ", ");
-            jstep(c);
-            write_value(c, b, v.list->v[i], true);
+            write_nested(c, b, v.list->v[i]);
         }
         if (tuple && v.list->n == 1)
             jb_putc(c, b, ',');
@@ -382,16 +393,15 @@ static void write_value(jctx *c, jbuf *b, jv v, bool repr)
         for (size_t i = 0; i < v.dict->n; i++) {
             if (i)
                 jb_puts(c, b, ", ");
-            jstep(c);
-            write_value(c, b, v.dict->k[i], true);
+            write_nested(c, b, v.dict->k[i]);
             jb_puts(c, b, ": ");
-            write_value(c, b, v.dict->v[i], true);
+            write_nested(c, b, v.dict->v[i]);
         }
         jb_putc(c, b, '}');
         return;
     case JV_NS:
         jb_puts(c, b, "<Namespace ");
-        write_value(c, b, jv_dict(v.dict), true);
+        write_nested(c, b, jv_dict(v.dict));
         jb_putc(c, b, '>');
         return;
     case JV_MACRO: jb_printf(c, b, "<Macro '%s'>", v.macro->node->name ? v.macro->node->name : "caller"); return;

@@ -1,0 +1,174 @@
+/* test_simd_iq.c: every SIMD dot product of the grid i-quants against the scalar one, on random
+ * valid blocks and random Q8_K activations, for several block counts; plus the table's choices. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/q_iq_simd.h"
+#include "kernels/qtypes.h"
+#include "tests/test.h"
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* A finite f16 scale of moderate size and random sign: exponent 2^-8 .. 2^-1. */
+static uint16_t random_half(void)
+{
+    uint16_t exp = (uint16_t)(7 + rng() % 8), man = (uint16_t)(rng() & 0x3ff), sign = (uint16_t)(rng() & 1);
+    return (uint16_t)(sign << 15 | exp << 10 | man);
+}
+
+/* nb random blocks of type t: random bytes (every bit pattern is a valid block), then a sane
+ * super-block scale where the format keeps it. */
+static void random_weights(uint32_t t, uint8_t *w, int nb)
+{
+    const uint32_t bytes = q_type_traits(t)->block_bytes;
+    for (size_t i = 0; i < (size_t)nb * bytes; i++)
+        w[i] = (uint8_t)rng();
+    for (int i = 0; i < nb; i++) {
+        uint8_t *b = w + (size_t)i * bytes;
+        uint16_t h = random_half();
+        if (t == Q_IQ1_M) { /* f16 spread over the top nibbles of the four scale words */
+            for (int k = 0; k < 4; k++) {
+                uint16_t sc;
+                memcpy(&sc, b + 48 + 2 * k, 2);
+                sc = (uint16_t)((sc & 0x0fff) | (((h >> (4 * k)) & 0xf) << 12));
+                memcpy(b + 48 + 2 * k, &sc, 2);
+            }
+        } else {
+            memcpy(b, &h, 2);
+        }
+    }
+}
+
+/* nb Q8_K blocks built directly: a positive d, qs in [-127, 127] (what quantization produces;
+ * -128 never occurs and the SIMD sign flip relies on that), bsums consistent with qs. */
+static void random_q8k(struct iq_q8k_block *a, int nb)
+{
+    for (int i = 0; i < nb; i++) {
+        float d = (float)(rng() % 1000 + 1) * 1e-5f;
+        memcpy(a[i].d, &d, 4);
+        for (int j = 0; j < 256; j++)
+            a[i].qs[j] = (int8_t)((int)(rng() % 255) - 127);
+        for (int k = 0; k < 16; k++) {
+            int16_t s = 0;
+            for (int j = 0; j < 16; j++)
+                s = (int16_t)(s + a[i].qs[16 * k + j]);
+            memcpy(a[i].bsums + 2 * k, &s, 2);
+        }
+    }
+}
+
+struct variant {
+    uint32_t type;
+    const char *isa;
+    q_dot_fn fn, ref;
+    bool needs_avx512;
+};
+
+static const struct variant variants[] = {
+    {Q_IQ2_XXS, "avx2", q_iq_dot_iq2_xxs_avx2, q_iq_dot_iq2_xxs_scalar, false},
+    {Q_IQ2_XS, "avx2", q_iq_dot_iq2_xs_avx2, q_iq_dot_iq2_xs_scalar, false},
+    {Q_IQ2_S, "avx2", q_iq_dot_iq2_s_avx2, q_iq_dot_iq2_s_scalar, false},
+    {Q_IQ3_XXS, "avx2", q_iq_dot_iq3_xxs_avx2, q_iq_dot_iq3_xxs_scalar, false},
+    {Q_IQ3_S, "avx2", q_iq_dot_iq3_s_avx2, q_iq_dot_iq3_s_scalar, false},
+    {Q_IQ1_S, "avx2", q_iq_dot_iq1_s_avx2, q_iq_dot_iq1_s_scalar, false},
+    {Q_IQ1_M, "avx2", q_iq_dot_iq1_m_avx2, q_iq_dot_iq1_m_scalar, false},
+    {Q_IQ2_S, "avx512", q_iq_dot_iq2_s_avx512, q_iq_dot_iq2_s_scalar, true},
+    {Q_IQ3_S, "avx512", q_iq_dot_iq3_s_avx512, q_iq_dot_iq3_s_scalar, true},
+};
+
+#define MAX_BLOCKS 40
+
+static void check_variant(const struct variant *v, uint8_t *w, struct iq_q8k_block *a)
+{
+    static const int counts[] = {1, 2, 3, 7, 16, 40};
+    const char *name = q_type_traits(v->type)->name;
+    for (size_t c = 0; c < sizeof counts / sizeof *counts; c++) {
+        for (int rep = 0; rep < 8; rep++) {
+            const int nb = counts[c];
+            random_weights(v->type, w, nb);
+            random_q8k(a, nb);
+            /* the scalar kernel's float sums are the reference; the SIMD one may only reorder
+             * float additions (its integer sums are exact), so compare against the magnitude */
+            double want = v->ref(256 * nb, w, a), got = v->fn(256 * nb, w, a);
+            double mag = 0;
+            for (int i = 0; i < nb; i++)
+                mag += fabs(v->ref(256, w + (size_t)i * q_type_traits(v->type)->block_bytes, &a[i]));
+            CHECK(fabs(got - want) <= 1e-5 * fmax(mag, 1e-30), "%s %s, %d blocks: %.9g vs scalar %.9g",
+                  name, v->isa, nb, got, want);
+        }
+    }
+}
+
+/* A block whose grid, sign and scale fields are all at their extremes: no int16 saturation. */
+static void check_extremes(const struct variant *v, uint8_t *w, struct iq_q8k_block *a)
+{
+    const uint32_t bytes = q_type_traits(v->type)->block_bytes;
+    for (int fill = 0; fill < 2; fill++) {
+        memset(w, fill ? 0xff : 0x00, bytes);
+        uint16_t h = 0x3c00; /* 1.0 */
+        if (v->type != Q_IQ1_M) {
+            memcpy(w, &h, 2);
+        } else { /* its f16 lives in the top nibbles of the four scale words */
+            for (int k = 0; k < 4; k++)
+                w[48 + 2 * k + 1] = (uint8_t)((w[48 + 2 * k + 1] & 0x0f) | (((h >> (4 * k)) & 0xf) << 4));
+        }
+        random_q8k(a, 1);
+        for (int j = 0; j < 256; j++)
+            a[0].qs[j] = (int8_t)(j & 1 ? -127 : 127);
+        for (int k = 0; k < 16; k++)
+            memset(a[0].bsums + 2 * k, 0, 2);
+        double want = v->ref(256, w, a), got = v->fn(256, w, a);
+        CHECK(fabs(got - want) <= 1e-5 * fmax(fabs(want), 1e-30), "%s %s extreme fill %d: %.9g vs %.9g",
+              q_type_traits(v->type)->name, v->isa, fill, got, want);
+    }
+}
+
+int main(void)
+{
+    const struct q_cpu *cpu = q_cpu_features();
+    static uint8_t w[MAX_BLOCKS * 110];
+    static struct iq_q8k_block a[MAX_BLOCKS];
+    int ran = 0;
+    for (size_t i = 0; i < sizeof variants / sizeof *variants; i++) {
+        const struct variant *v = &variants[i];
+        bool ok = v->needs_avx512 ? cpu->avx512f && cpu->avx512bw && cpu->avx512vl && cpu->avx512vnni
+                                  : cpu->avx2 && cpu->fma;
+        if (!ok) {
+            printf("skipping %s %s: CPU lacks it\n", q_type_traits(v->type)->name, v->isa);
+            continue;
+        }
+        check_variant(v, w, a);
+        check_extremes(v, w, a);
+        ran++;
+    }
+    CHECK(ran > 0 || !cpu->avx2, "some SIMD version ran");
+
+    /* The table: every grid type has a dequantizer, Q8_K activations, a scalar reference, and
+     * the best version this CPU allows. */
+    static const uint32_t types[] = {Q_IQ2_XXS, Q_IQ2_XS, Q_IQ2_S, Q_IQ3_XXS, Q_IQ3_S, Q_IQ1_S, Q_IQ1_M};
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        const struct q_kernels *k = q_kernels_get(types[i]);
+        CHECK(k && k->dequant && k->dot && k->dot_ref && !k->quant && k->act_type == Q_Q8_K,
+              "%s: table entry complete", q_type_traits(types[i])->name);
+    }
+    const char *want_hot = cpu->avx512vnni && cpu->avx512bw && cpu->avx512vl ? "avx512"
+                           : cpu->avx2 && cpu->fma                             ? "avx2"
+                                                                               : "scalar";
+    const char *isa = getenv("MOESERVE_ISA");
+    if (!isa || !*isa) {
+        CHECK(strcmp(q_kernels_get(Q_IQ2_S)->dot_isa, want_hot) == 0, "iq2_s uses %s, want %s",
+              q_kernels_get(Q_IQ2_S)->dot_isa, want_hot);
+        CHECK(strcmp(q_kernels_get(Q_IQ3_S)->dot_isa, want_hot) == 0, "iq3_s uses %s, want %s",
+              q_kernels_get(Q_IQ3_S)->dot_isa, want_hot);
+    }
+    return test_finish();
+}

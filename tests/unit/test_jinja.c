@@ -5,13 +5,6 @@
 
 #include <string.h>
 
-#define REQUIRE_VOID(cond)                                                    \
-    do {                                                                      \
-        CHECK((cond), "required");                                            \
-        if (!(cond))                                                          \
-            return;                                                           \
-    } while (0)
-
 static char *read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");

@@ -1,4 +1,4 @@
-/* q_iq_avx512.c: AVX-512 (F/BW/VL/VNNI) dot products of the hot i-quants, IQ2_S and IQ3_S.
+/* q_iq_avx512.c: AVX-512 (F/BW/VL/VNNI) dot products of the IQ2/IQ3 grid i-quants.
  * 64 values per step: gathered grid bytes, sign bits as a k-mask, maddubs, then vpdpwssd with scales. */
 #include <immintrin.h>
 
@@ -33,6 +33,39 @@ static inline __m512i signed_q8(const int8_t *q8, uint64_t signs)
     return _mm512_mask_sub_epi8(v, _cvtu64_mask64(signs), _mm512_setzero_si512(), v);
 }
 
+/* Sign bytes from 7-bit fields (one per byte, bit 7 ignored): bit 7 becomes the parity, so the
+ * count of minus signs in each group of 8 is even (what ggml's ksigns table holds). */
+static inline __m256i ksigns_epi8(__m256i field)
+{
+    const __m256i odd = _mm256_setr_epi8(0, -128, -128, 0, -128, 0, 0, -128, -128, 0, 0, -128, 0, -128, -128, 0,
+                                         0, -128, -128, 0, -128, 0, 0, -128, -128, 0, 0, -128, 0, -128, -128, 0);
+    const __m256i m15 = _mm256_set1_epi8(15);
+    const __m256i f = _mm256_and_si256(field, _mm256_set1_epi8(127));
+    const __m256i par = _mm256_xor_si256(_mm256_shuffle_epi8(odd, _mm256_and_si256(f, m15)),
+                                         _mm256_shuffle_epi8(odd, _mm256_and_si256(_mm256_srli_epi16(f, 4), m15)));
+    return _mm256_or_si256(f, par);
+}
+
+/* IQ2_XXS and IQ3_XXS keep per 32 values one u32: four 7-bit sign fields and a 4-bit scale.
+ * From the 8 words of a block: the 256 sign bits (as 4 masks of 64) and the 8 odd scales. */
+static inline void unpack_sign_scale_words(__m256i words, uint64_t signs[4], __m128i *scales)
+{
+    /* lanes 4k..4k+3 take word k (of 4) shifted to each of its fields */
+    const __m512i shift = _mm512_set_epi32(21, 14, 7, 0, 21, 14, 7, 0, 21, 14, 7, 0, 21, 14, 7, 0);
+    const __m512i rep = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    const __m512i lo = _mm512_castsi256_si512(words);
+    const __m512i hi = _mm512_castsi256_si512(_mm256_permute2x128_si256(words, words, 0x11));
+    const __m128i f0 = _mm512_cvtepi32_epi8(_mm512_srlv_epi32(_mm512_permutexvar_epi32(rep, lo), shift));
+    const __m128i f1 = _mm512_cvtepi32_epi8(_mm512_srlv_epi32(_mm512_permutexvar_epi32(rep, hi), shift));
+    const __m256i sb = ksigns_epi8(_mm256_inserti128_si256(_mm256_castsi128_si256(f0), f1, 1));
+    signs[0] = (uint64_t)_mm256_extract_epi64(sb, 0);
+    signs[1] = (uint64_t)_mm256_extract_epi64(sb, 1);
+    signs[2] = (uint64_t)_mm256_extract_epi64(sb, 2);
+    signs[3] = (uint64_t)_mm256_extract_epi64(sb, 3);
+    const __m256i sc = _mm256_srli_epi32(words, 28);
+    *scales = _mm256_cvtepi32_epi8(_mm256_add_epi32(_mm256_add_epi32(sc, sc), _mm256_set1_epi32(1)));
+}
+
 static inline float finish(__m512 acc, float factor)
 {
     return factor * _mm512_reduce_add_ps(acc);
@@ -54,7 +87,7 @@ float q_iq_dot_iq2_s_avx512(int64_t n, const void *w, const void *a)
     for (int64_t i = 0; i < n / QK; i++) {
         const struct iq2s_block *b = &x[i];
         __m512i idx[2];
-        for (int h = 0; h < 2; h++) {
+        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
             const __m512i lo = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b->qs + 16 * h)));
             const __m512i qh = _mm512_set1_epi32((int)iq_u32(b->qh + 4 * h));
             const __m512i hi = _mm512_and_si512(_mm512_slli_epi32(_mm512_srlv_epi32(qh, hshift), 8), hmask);
@@ -62,7 +95,7 @@ float q_iq_dot_iq2_s_avx512(int64_t n, const void *w, const void *a)
         }
         const __m512i scales = _mm512_broadcast_i32x4(odd_scales(b->scales, 8));
         __m512i sumi = _mm512_setzero_si512();
-        for (int c = 0; c < 4; c++) {
+        _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
             const __m256i ci = c & 1 ? _mm512_extracti64x4_epi64(idx[c / 2], 1) : _mm512_castsi512_si256(idx[c / 2]);
             const __m512i g = _mm512_i32gather_epi64(ci, (const void *)iq_grid_2s, 8);
             const __m512i q8s = signed_q8(y[i].qs + 64 * c, iq_u64(b->signs + 8 * c));
@@ -90,7 +123,7 @@ float q_iq_dot_iq3_s_avx512(int64_t n, const void *w, const void *a)
         const struct iq3s_block *b = &x[i];
         const __m512i scales = _mm512_broadcast_i32x4(odd_scales(b->scales, 4));
         __m512i sumi = _mm512_setzero_si512();
-        for (int c = 0; c < 4; c++) {
+        _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
             /* 16 indices: a qs byte each, bit 8 from the qh bit of the same position */
             __m512i idx = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b->qs + 16 * c)));
             idx = _mm512_mask_or_epi32(idx, _cvtu32_mask16(iq_u16(b->qh + 2 * c)), idx, bit8);
@@ -103,4 +136,99 @@ float q_iq_dot_iq3_s_avx512(int64_t n, const void *w, const void *a)
         acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
     }
     return finish(acc, 1.0f);
+}
+
+/* ----------------------------------------------------------------- IQ2_XXS --- */
+
+float q_iq_dot_iq2_xxs_avx512(int64_t n, const void *w, const void *a)
+{
+    const struct iq2xxs_block *x = w;
+    const struct iq_q8k_block *y = a;
+    /* the 64 bytes alternate 4 index bytes, 1 sign/scale word */
+    const __m512i even = _mm512_set_epi32(15, 13, 11, 9, 7, 5, 3, 1, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i pick[4] = {word_picker(0, 0, 1, 1), word_picker(2, 2, 3, 3), word_picker(4, 4, 5, 5),
+                             word_picker(6, 6, 7, 7)};
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / QK; i++) {
+        const struct iq2xxs_block *b = &x[i];
+        const __m512i split = _mm512_permutexvar_epi32(even, _mm512_loadu_si512(b->qs));
+        const __m256i idx8 = _mm512_castsi512_si256(split);
+        uint64_t signs[4];
+        __m128i sc8;
+        unpack_sign_scale_words(_mm512_extracti64x4_epi64(split, 1), signs, &sc8);
+        const __m512i scales = _mm512_broadcast_i32x4(sc8);
+        const __m512i idx[2] = {_mm512_cvtepu8_epi32(_mm256_castsi256_si128(idx8)),
+                                _mm512_cvtepu8_epi32(_mm256_extracti128_si256(idx8, 1))};
+        __m512i sumi = _mm512_setzero_si512();
+        _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
+            const __m256i ci = c & 1 ? _mm512_extracti64x4_epi64(idx[c / 2], 1) : _mm512_castsi512_si256(idx[c / 2]);
+            const __m512i g = _mm512_i32gather_epi64(ci, (const void *)iq_grid_2xxs, 8);
+            const __m512i q8s = signed_q8(y[i].qs + 64 * c, signs[c]);
+            sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(g, q8s), _mm512_shuffle_epi8(scales, pick[c]));
+        }
+        const float d = iq_half(b->d) * iq_f32(y[i].d);
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+    }
+    return finish(acc, 0.125f);
+}
+
+/* ----------------------------------------------------------------- IQ3_XXS --- */
+
+float q_iq_dot_iq3_xxs_avx512(int64_t n, const void *w, const void *a)
+{
+    const struct iq3xxs_block *x = w;
+    const struct iq_q8k_block *y = a;
+    const __m512i pick[4] = {word_picker(0, 0, 1, 1), word_picker(2, 2, 3, 3), word_picker(4, 4, 5, 5),
+                             word_picker(6, 6, 7, 7)};
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / QK; i++) {
+        const struct iq3xxs_block *b = &x[i];
+        uint64_t signs[4];
+        __m128i sc8;
+        unpack_sign_scale_words(_mm256_loadu_si256((const __m256i *)b->sas), signs, &sc8);
+        const __m512i scales = _mm512_broadcast_i32x4(sc8);
+        __m512i sumi = _mm512_setzero_si512();
+        _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
+            const __m512i idx = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b->qs + 16 * c)));
+            const __m512i g = _mm512_i32gather_epi32(idx, (const void *)iq_grid_3xxs, 4);
+            const __m512i q8s = signed_q8(y[i].qs + 64 * c, signs[c]);
+            sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(g, q8s), _mm512_shuffle_epi8(scales, pick[c]));
+        }
+        const float d = iq_half(b->d) * iq_f32(y[i].d);
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+    }
+    return finish(acc, 0.25f);
+}
+
+/* ------------------------------------------------------------------ IQ2_XS --- */
+
+float q_iq_dot_iq2_xs_avx512(int64_t n, const void *w, const void *a)
+{
+    const struct iq2xs_block *x = w;
+    const struct iq_q8k_block *y = a;
+    const __m512i pick[4] = {word_picker(0, 1, 2, 3), word_picker(4, 5, 6, 7), word_picker(8, 9, 10, 11),
+                             word_picker(12, 13, 14, 15)};
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / QK; i++) {
+        const struct iq2xs_block *b = &x[i];
+        /* 32 u16: 9-bit grid index, 7 sign bits */
+        const __m512i q = _mm512_loadu_si512(b->qs);
+        const __m512i idx16 = _mm512_and_si512(q, _mm512_set1_epi16(511));
+        const __m512i idx[2] = {_mm512_cvtepu16_epi32(_mm512_castsi512_si256(idx16)),
+                                _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(idx16, 1))};
+        const __m256i sign8 = ksigns_epi8(_mm512_cvtepi16_epi8(_mm512_srli_epi16(q, 9)));
+        const uint64_t signs[4] = {(uint64_t)_mm256_extract_epi64(sign8, 0), (uint64_t)_mm256_extract_epi64(sign8, 1),
+                                   (uint64_t)_mm256_extract_epi64(sign8, 2), (uint64_t)_mm256_extract_epi64(sign8, 3)};
+        const __m512i scales = _mm512_broadcast_i32x4(odd_scales(b->scales, 8));
+        __m512i sumi = _mm512_setzero_si512();
+        _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
+            const __m256i ci = c & 1 ? _mm512_extracti64x4_epi64(idx[c / 2], 1) : _mm512_castsi512_si256(idx[c / 2]);
+            const __m512i g = _mm512_i32gather_epi64(ci, (const void *)iq_grid_2xs, 8);
+            const __m512i q8s = signed_q8(y[i].qs + 64 * c, signs[c]);
+            sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(g, q8s), _mm512_shuffle_epi8(scales, pick[c]));
+        }
+        const float d = iq_half(b->d) * iq_f32(y[i].d);
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+    }
+    return finish(acc, 0.125f);
 }

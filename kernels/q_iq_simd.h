@@ -84,7 +84,10 @@ IQ_DOT_DECL(q_iq_dot_iq3_s_avx2);
 IQ_DOT_DECL(q_iq_dot_iq1_s_avx2);
 IQ_DOT_DECL(q_iq_dot_iq1_m_avx2);
 
+IQ_DOT_DECL(q_iq_dot_iq2_xxs_avx512);
+IQ_DOT_DECL(q_iq_dot_iq2_xs_avx512);
 IQ_DOT_DECL(q_iq_dot_iq2_s_avx512);
+IQ_DOT_DECL(q_iq_dot_iq3_xxs_avx512);
 IQ_DOT_DECL(q_iq_dot_iq3_s_avx512);
 
 #endif

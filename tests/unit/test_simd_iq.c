@@ -81,7 +81,10 @@ static const struct variant variants[] = {
     {Q_IQ3_S, "avx2", q_iq_dot_iq3_s_avx2, q_iq_dot_iq3_s_scalar, false},
     {Q_IQ1_S, "avx2", q_iq_dot_iq1_s_avx2, q_iq_dot_iq1_s_scalar, false},
     {Q_IQ1_M, "avx2", q_iq_dot_iq1_m_avx2, q_iq_dot_iq1_m_scalar, false},
+    {Q_IQ2_XXS, "avx512", q_iq_dot_iq2_xxs_avx512, q_iq_dot_iq2_xxs_scalar, true},
+    {Q_IQ2_XS, "avx512", q_iq_dot_iq2_xs_avx512, q_iq_dot_iq2_xs_scalar, true},
     {Q_IQ2_S, "avx512", q_iq_dot_iq2_s_avx512, q_iq_dot_iq2_s_scalar, true},
+    {Q_IQ3_XXS, "avx512", q_iq_dot_iq3_xxs_avx512, q_iq_dot_iq3_xxs_scalar, true},
     {Q_IQ3_S, "avx512", q_iq_dot_iq3_s_avx512, q_iq_dot_iq3_s_scalar, true},
 };
 

@@ -62,6 +62,7 @@ float q_iq_dot_iq2_s_avx2(int64_t n, const void *w, const void *a)
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK; i++) {
         const struct iq2s_block *b = &x[i];
+        iq_prefetch(b);
         __m256i sumi = _mm256_setzero_si256();
         for (int ib = 0; ib < 8; ib++) {
             const int h = b->qh[ib];
@@ -88,6 +89,7 @@ float q_iq_dot_iq2_xs_avx2(int64_t n, const void *w, const void *a)
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK; i++) {
         const struct iq2xs_block *b = &x[i];
+        iq_prefetch(b);
         __m256i sumi = _mm256_setzero_si256();
         for (int ib = 0; ib < 8; ib++) {
             const uint64_t q = iq_u64(b->qs + 8 * ib); /* four u16: 9-bit index, 7 sign bits */
@@ -115,6 +117,7 @@ float q_iq_dot_iq2_xxs_avx2(int64_t n, const void *w, const void *a)
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK; i++) {
         const struct iq2xxs_block *b = &x[i];
+        iq_prefetch(b);
         __m256i sumi = _mm256_setzero_si256();
         for (int ib = 0; ib < 8; ib++) {
             const uint8_t *q = b->qs + 8 * ib;
@@ -142,6 +145,7 @@ float q_iq_dot_iq3_s_avx2(int64_t n, const void *w, const void *a)
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK; i++) {
         const struct iq3s_block *b = &x[i];
+        iq_prefetch(b);
         __m256i sumi = _mm256_setzero_si256();
         for (int ib = 0; ib < 8; ib++) {
             const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b->qs + 8 * ib)));
@@ -167,6 +171,7 @@ float q_iq_dot_iq3_xxs_avx2(int64_t n, const void *w, const void *a)
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK; i++) {
         const struct iq3xxs_block *b = &x[i];
+        iq_prefetch(b);
         __m256i sumi = _mm256_setzero_si256();
         for (int ib = 0; ib < 8; ib++) {
             const uint32_t aux = iq_u32(b->sas + 4 * ib);
@@ -203,6 +208,7 @@ float q_iq_dot_iq1_s_avx2(int64_t n, const void *w, const void *a)
     float acc = 0.f;
     for (int64_t i = 0; i < n / QK; i++) {
         const struct iq1s_block *b = &x[i];
+        iq_prefetch(b);
         __m256i sumi = _mm256_setzero_si256();
         int32_t shift_sum = 0;
         for (int ib = 0; ib < 8; ib++) {
@@ -239,6 +245,7 @@ float q_iq_dot_iq1_m_avx2(int64_t n, const void *w, const void *a)
     float acc = 0.f;
     for (int64_t i = 0; i < n / QK; i++) {
         const struct iq1m_block *b = &x[i];
+        iq_prefetch(b);
         __m256i sumi = _mm256_setzero_si256();
         int32_t shift_sum = 0;
         for (int ib = 0; ib < 8; ib++) {

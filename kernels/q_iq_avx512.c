@@ -86,6 +86,7 @@ float q_iq_dot_iq2_s_avx512(int64_t n, const void *w, const void *a)
     __m512 acc = _mm512_setzero_ps();
     for (int64_t i = 0; i < n / QK; i++) {
         const struct iq2s_block *b = &x[i];
+        iq_prefetch(b);
         __m512i idx[2];
         _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
             const __m512i lo = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b->qs + 16 * h)));
@@ -121,6 +122,7 @@ float q_iq_dot_iq3_s_avx512(int64_t n, const void *w, const void *a)
     __m512 acc = _mm512_setzero_ps();
     for (int64_t i = 0; i < n / QK; i++) {
         const struct iq3s_block *b = &x[i];
+        iq_prefetch(b);
         const __m512i scales = _mm512_broadcast_i32x4(odd_scales(b->scales, 4));
         __m512i sumi = _mm512_setzero_si512();
         _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
@@ -151,6 +153,7 @@ float q_iq_dot_iq2_xxs_avx512(int64_t n, const void *w, const void *a)
     __m512 acc = _mm512_setzero_ps();
     for (int64_t i = 0; i < n / QK; i++) {
         const struct iq2xxs_block *b = &x[i];
+        iq_prefetch(b);
         const __m512i split = _mm512_permutexvar_epi32(even, _mm512_loadu_si512(b->qs));
         const __m256i idx8 = _mm512_castsi512_si256(split);
         uint64_t signs[4];
@@ -183,6 +186,7 @@ float q_iq_dot_iq3_xxs_avx512(int64_t n, const void *w, const void *a)
     __m512 acc = _mm512_setzero_ps();
     for (int64_t i = 0; i < n / QK; i++) {
         const struct iq3xxs_block *b = &x[i];
+        iq_prefetch(b);
         uint64_t signs[4];
         __m128i sc8;
         unpack_sign_scale_words(_mm256_loadu_si256((const __m256i *)b->sas), signs, &sc8);
@@ -211,6 +215,7 @@ float q_iq_dot_iq2_xs_avx512(int64_t n, const void *w, const void *a)
     __m512 acc = _mm512_setzero_ps();
     for (int64_t i = 0; i < n / QK; i++) {
         const struct iq2xs_block *b = &x[i];
+        iq_prefetch(b);
         /* 32 u16: 9-bit grid index, 7 sign bits */
         const __m512i q = _mm512_loadu_si512(b->qs);
         const __m512i idx16 = _mm512_and_si512(q, _mm512_set1_epi16(511));

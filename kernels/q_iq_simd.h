@@ -56,6 +56,18 @@ static inline float iq_half(const uint8_t *p)
     return f;
 }
 
+/* Token generation streams each weight from DRAM once per token. Asking for the lines ~2 KiB
+ * ahead (two per block: blocks are 50..110 bytes) measured 3.9 -> 7.5 GB/s single-threaded for
+ * IQ2_S on AVX-512; the hardware prefetcher alone falls behind the gathers. Integer address
+ * arithmetic: the target may lie past the weights, and a prefetch never faults. */
+#define IQ_PREFETCH_AHEAD 2048
+static inline void iq_prefetch(const void *block)
+{
+    const uintptr_t p = (uintptr_t)block + IQ_PREFETCH_AHEAD;
+    __builtin_prefetch((const void *)p, 0, 3);
+    __builtin_prefetch((const void *)(p + 64), 0, 3);
+}
+
 /* IQ1_M keeps its f16 super-block scale in the top nibbles of its four u16 scale words. */
 static inline float iq1m_super_scale(const struct iq1m_block *b)
 {

@@ -436,5 +436,7 @@ void q_register_iq(struct q_kernels *table, const struct q_cpu *cpu)
         use_simd(&table[Q_IQ2_S], q_iq_dot_iq2_s_avx512, "avx512");
         use_simd(&table[Q_IQ3_XXS], q_iq_dot_iq3_xxs_avx512, "avx512");
         use_simd(&table[Q_IQ3_S], q_iq_dot_iq3_s_avx512, "avx512");
+        use_simd(&table[Q_IQ1_S], q_iq_dot_iq1_s_avx512, "avx512");
+        use_simd(&table[Q_IQ1_M], q_iq_dot_iq1_m_avx512, "avx512");
     }
 }

@@ -66,6 +66,14 @@ static inline void unpack_sign_scale_words(__m256i words, uint64_t signs[4], __m
     *scales = _mm256_cvtepi32_epi8(_mm256_add_epi32(_mm256_add_epi32(sc, sc), _mm256_set1_epi32(1)));
 }
 
+static inline int32_t hsum_i32x8(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
 static inline float finish(__m512 acc, float factor)
 {
     return factor * _mm512_reduce_add_ps(acc);
@@ -236,4 +244,110 @@ float q_iq_dot_iq2_xs_avx512(int64_t n, const void *w, const void *a)
         acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
     }
     return finish(acc, 0.125f);
+}
+
+/* ------------------------------------------------------------------- IQ1_S --- */
+
+/* IQ1 grids hold -1, 0, 1; maddubs needs an unsigned side, so the kernels use g + 1 and take the
+ * activation sums (Q8_K's bsums) back out, counting in eighths so the +-1/8 shift stays integer:
+ * 8 * sum(q8 * (g + delta/8)) = 8 * sum(q8 * (g + 1)) + (delta - 8) * sum(q8). The lanes carry the
+ * large +1 offset, so each block is reduced exactly to one integer before going to float. */
+float q_iq_dot_iq1_s_avx512(int64_t n, const void *w, const void *a)
+{
+    const struct iq1s_block *x = w;
+    const struct iq_q8k_block *y = a;
+    const __m512i rep = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    const __m512i hshift = _mm512_set_epi32(9, 6, 3, 0, 9, 6, 3, 0, 9, 6, 3, 0, 9, 6, 3, 0);
+    const __m512i pick[4] = {word_picker(0, 0, 1, 1), word_picker(2, 2, 3, 3), word_picker(4, 4, 5, 5),
+                             word_picker(6, 6, 7, 7)};
+    const __m512i one8 = _mm512_set1_epi8(1);
+    float acc = 0.f;
+    for (int64_t i = 0; i < n / QK; i++) {
+        const struct iq1s_block *b = &x[i];
+        iq_prefetch(b);
+        /* qh: per sub-block a u16 of 4 x 3 index bits, a 3-bit scale, the shift sign */
+        const __m128i qh = _mm_loadu_si128((const __m128i *)b->qh);
+        const __m512i qh32 = _mm512_castsi256_si512(_mm256_cvtepu16_epi32(qh));
+        __m512i idx[2];
+        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
+            const __m512i words = _mm512_permutexvar_epi32(_mm512_add_epi32(rep, _mm512_set1_epi32(4 * h)), qh32);
+            const __m512i hi = _mm512_slli_epi32(_mm512_and_si512(_mm512_srlv_epi32(words, hshift), _mm512_set1_epi32(7)), 8);
+            idx[h] = _mm512_or_si512(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b->qs + 16 * h))), hi);
+        }
+        const __m128i ls16 = _mm_add_epi16(_mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(qh, 12), _mm_set1_epi16(7)), 1),
+                                           _mm_set1_epi16(1));
+        const __m512i scales = _mm512_broadcast_i32x4(_mm_cvtepi16_epi8(ls16));
+        __m512i sumi = _mm512_setzero_si512();
+        _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
+            const __m256i ci = c & 1 ? _mm512_extracti64x4_epi64(idx[c / 2], 1) : _mm512_castsi512_si256(idx[c / 2]);
+            const __m512i g = _mm512_add_epi8(_mm512_i32gather_epi64(ci, (const void *)iq_grid_1s, 8), one8);
+            const __m512i q8 = _mm512_loadu_si512(y[i].qs + 64 * c);
+            sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(g, q8), _mm512_shuffle_epi8(scales, pick[c]));
+        }
+        /* per sub-block: ls * (delta - 8) * (its two bsums); delta - 8 = -7 or -9 */
+        const __m128i dm = _mm_sub_epi16(_mm_set1_epi16(-7), _mm_slli_epi16(_mm_srli_epi16(qh, 15), 1));
+        const __m256i coef = _mm256_cvtepu16_epi32(_mm_mullo_epi16(ls16, dm));
+        const __m256i coef2 = _mm256_or_si256(coef, _mm256_slli_epi32(coef, 16)); /* same for both bsums */
+        const __m256i shift = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), coef2);
+        const int32_t total = 8 * _mm512_reduce_add_epi32(sumi) + hsum_i32x8(shift);
+        acc += iq_half(b->d) * iq_f32(y[i].d) * (float)total;
+    }
+    return 0.125f * acc;
+}
+
+/* ------------------------------------------------------------------- IQ1_M --- */
+
+/* As IQ1_S, but the shift sign is per group of 8 and the scale per 16 values, so each byte weighs
+ * 8g + delta + 9 (0..18, unsigned) and 9 * sum(q8) comes back out through bsums. */
+float q_iq_dot_iq1_m_avx512(int64_t n, const void *w, const void *a)
+{
+    const struct iq1m_block *x = w;
+    const struct iq_q8k_block *y = a;
+    /* index k (of 16) takes nibble k & 1 of qh byte k / 2: 3 index bits and the shift sign */
+    const __m512i rep = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    const __m512i nshift = _mm512_set_epi32(4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0);
+    /* scale k (of 16) is bits 3(k % 4).. of scale word k / 4 */
+    const __m512i srep = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    const __m512i sshift = _mm512_set_epi32(9, 6, 3, 0, 9, 6, 3, 0, 9, 6, 3, 0, 9, 6, 3, 0);
+    const __m512i pick[4] = {word_picker(0, 1, 2, 3), word_picker(4, 5, 6, 7), word_picker(8, 9, 10, 11),
+                             word_picker(12, 13, 14, 15)};
+    /* g in {-1, 0, 1} read as g & 3 in {3, 0, 1} -> 8g + 9 */
+    const __m512i to_weight = _mm512_broadcast_i32x4(_mm_setr_epi8(9, 17, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+    const __m512i three = _mm512_set1_epi8(3), seven = _mm512_set1_epi32(7);
+    const __m512i plus = _mm512_set1_epi8(1), minus = _mm512_set1_epi8(-1);
+    float acc = 0.f;
+    for (int64_t i = 0; i < n / QK; i++) {
+        const struct iq1m_block *b = &x[i];
+        iq_prefetch(b);
+        const __m512i qh32 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)b->qh));
+        __m512i idx[2];
+        __mmask16 negative[2];
+        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
+            const __m512i nib = _mm512_srlv_epi32(
+                _mm512_permutexvar_epi32(_mm512_add_epi32(rep, _mm512_set1_epi32(8 * h)), qh32), nshift);
+            negative[h] = _mm512_test_epi32_mask(nib, _mm512_set1_epi32(8));
+            const __m512i hi = _mm512_slli_epi32(_mm512_and_si512(nib, seven), 8);
+            idx[h] = _mm512_or_si512(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b->qs + 16 * h))), hi);
+        }
+        const __m512i sw = _mm512_castsi128_si512(_mm_cvtepu16_epi32(_mm_loadl_epi64((const __m128i *)b->scales)));
+        const __m512i s32 = _mm512_and_si512(_mm512_srlv_epi32(_mm512_permutexvar_epi32(srep, sw), sshift), seven);
+        const __m512i ls32 = _mm512_add_epi32(_mm512_add_epi32(s32, s32), _mm512_set1_epi32(1));
+        const __m128i ls8 = _mm512_cvtepi32_epi8(ls32);
+        const __m512i scales = _mm512_broadcast_i32x4(ls8);
+        __m512i sumi = _mm512_setzero_si512();
+        _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
+            const __m256i ci = c & 1 ? _mm512_extracti64x4_epi64(idx[c / 2], 1) : _mm512_castsi512_si256(idx[c / 2]);
+            const __m512i g = _mm512_i32gather_epi64(ci, (const void *)iq_grid_1s, 8);
+            const __mmask8 neg = (__mmask8)(negative[c / 2] >> (8 * (c & 1)));
+            const __m512i delta = _mm512_mask_blend_epi64(neg, plus, minus);
+            const __m512i wgt = _mm512_add_epi8(_mm512_shuffle_epi8(to_weight, _mm512_and_si512(g, three)), delta);
+            const __m512i q8 = _mm512_loadu_si512(y[i].qs + 64 * c);
+            sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(wgt, q8), _mm512_shuffle_epi8(scales, pick[c]));
+        }
+        const __m256i ls16 = _mm256_cvtepu8_epi16(ls8);
+        const __m256i bs = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), ls16);
+        const int32_t total = _mm512_reduce_add_epi32(sumi) - 9 * hsum_i32x8(bs);
+        acc += iq1m_super_scale(b) * iq_f32(y[i].d) * (float)total;
+    }
+    return 0.125f * acc;
 }

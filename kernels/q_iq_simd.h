@@ -101,5 +101,7 @@ IQ_DOT_DECL(q_iq_dot_iq2_xs_avx512);
 IQ_DOT_DECL(q_iq_dot_iq2_s_avx512);
 IQ_DOT_DECL(q_iq_dot_iq3_xxs_avx512);
 IQ_DOT_DECL(q_iq_dot_iq3_s_avx512);
+IQ_DOT_DECL(q_iq_dot_iq1_s_avx512);
+IQ_DOT_DECL(q_iq_dot_iq1_m_avx512);
 
 #endif

@@ -86,6 +86,8 @@ static const struct variant variants[] = {
     {Q_IQ2_S, "avx512", q_iq_dot_iq2_s_avx512, q_iq_dot_iq2_s_scalar, true},
     {Q_IQ3_XXS, "avx512", q_iq_dot_iq3_xxs_avx512, q_iq_dot_iq3_xxs_scalar, true},
     {Q_IQ3_S, "avx512", q_iq_dot_iq3_s_avx512, q_iq_dot_iq3_s_scalar, true},
+    {Q_IQ1_S, "avx512", q_iq_dot_iq1_s_avx512, q_iq_dot_iq1_s_scalar, true},
+    {Q_IQ1_M, "avx512", q_iq_dot_iq1_m_avx512, q_iq_dot_iq1_m_scalar, true},
 };
 
 #define MAX_BLOCKS 40

@@ -165,15 +165,12 @@ int main(void)
         CHECK(k && k->dequant && k->dot && k->dot_ref && !k->quant && k->act_type == Q_Q8_K,
               "%s: table entry complete", q_type_traits(types[i])->name);
     }
-    const char *want_hot = cpu->avx512vnni && cpu->avx512bw && cpu->avx512vl ? "avx512"
-                           : cpu->avx2 && cpu->fma                             ? "avx2"
-                                                                               : "scalar";
+    const char *want = cpu->avx512f && cpu->avx512bw && cpu->avx512vl && cpu->avx512vnni ? "avx512"
+                       : cpu->avx2 && cpu->fma                                             ? "avx2"
+                                                                                           : "scalar";
     const char *isa = getenv("MOESERVE_ISA");
-    if (!isa || !*isa) {
-        CHECK(strcmp(q_kernels_get(Q_IQ2_S)->dot_isa, want_hot) == 0, "iq2_s uses %s, want %s",
-              q_kernels_get(Q_IQ2_S)->dot_isa, want_hot);
-        CHECK(strcmp(q_kernels_get(Q_IQ3_S)->dot_isa, want_hot) == 0, "iq3_s uses %s, want %s",
-              q_kernels_get(Q_IQ3_S)->dot_isa, want_hot);
-    }
+    for (size_t i = 0; i < sizeof types / sizeof *types && !(isa && *isa); i++)
+        CHECK(strcmp(q_kernels_get(types[i])->dot_isa, want) == 0, "%s uses %s, want %s",
+              q_type_traits(types[i])->name, q_kernels_get(types[i])->dot_isa, want);
     return test_finish();
 }

@@ -5,6 +5,10 @@
 
 #include <stdint.h>
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the i-quant grids and block readers assume a little-endian host"
+#endif
+
 extern const uint8_t iq_ksigns[128];
 extern const uint64_t iq_grid_2xxs[256];
 extern const uint64_t iq_grid_2xs[512];

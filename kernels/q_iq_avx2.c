@@ -58,24 +58,50 @@ static inline __m256i subblock(__m256i grid, __m256i q8s, __m256i scales16)
 
 /* ------------------------------------------------------------------- IQ2_S --- */
 
+/* The 32 10-bit grid indices of an IQ2_S block: qs bytes plus 2 bits each from qh (index k
+ * takes bits 2(k % 4), 2(k % 4) + 1 of qh[k / 4]), computed 16 at a time. */
+static inline void iq2s_indices(const struct iq2s_block *b, uint16_t idx[32])
+{
+    const __m256i qh = _mm256_broadcastsi128_si256(_mm_loadl_epi64((const __m128i *)b->qh));
+    /* 16-bit lane k: qh byte k / 4, zero-extended (control 0x80 zeroes the high byte) */
+    const __m256i rep = _mm256_setr_epi8(0, -128, 0, -128, 0, -128, 0, -128, 1, -128, 1, -128, 1, -128, 1, -128,
+                                         2, -128, 2, -128, 2, -128, 2, -128, 3, -128, 3, -128, 3, -128, 3, -128);
+    /* shifting left by 8 - 2(k % 4) puts the two bits at 8, 9 */
+    const __m256i mul = _mm256_setr_epi16(256, 64, 16, 4, 256, 64, 16, 4, 256, 64, 16, 4, 256, 64, 16, 4);
+    const __m256i mask = _mm256_set1_epi16(0x300);
+    for (int h = 0; h < 2; h++) {
+        const __m256i sel = _mm256_add_epi8(rep, _mm256_set1_epi16((short)(4 * h)));
+        const __m256i hi = _mm256_and_si256(_mm256_mullo_epi16(_mm256_shuffle_epi8(qh, sel), mul), mask);
+        const __m256i lo = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(b->qs + 16 * h)));
+        _mm256_storeu_si256((__m256i *)(idx + 16 * h), _mm256_or_si256(lo, hi));
+    }
+}
+
 float q_iq_dot_iq2_s_avx2(int64_t n, const void *w, const void *a)
 {
     const struct iq2s_block *x = w;
     const struct iq_q8k_block *y = a;
+    /* from the dword (lo | hi << 16) broadcast over the vector: lo in the low lane, hi in the high */
+    const __m256i split = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
+                                           2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK; i++) {
         const struct iq2s_block *b = &x[i];
         iq_prefetch(b);
+        uint16_t idx[32];
+        iq2s_indices(b, idx);
+        /* 16 odd scales as int16, in value order: two per sub-block (its halves) = one dword */
+        const __m128i sc = _mm_loadl_epi64((const __m128i *)b->scales);
+        const __m128i m4 = _mm_set1_epi8(15);
+        const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(sc, m4), _mm_and_si128(_mm_srli_epi16(sc, 4), m4));
+        const __m256i scales = _mm256_cvtepu8_epi16(_mm_add_epi8(_mm_add_epi8(nib, nib), _mm_set1_epi8(1)));
         __m256i sumi = _mm256_setzero_si256();
-        for (int ib = 0; ib < 8; ib++) {
-            const int h = b->qh[ib];
-            const uint8_t *qs = b->qs + 4 * ib;
-            const __m256i g = grid4(iq_grid_2s, qs[0] | ((h << 8) & 0x300), qs[1] | ((h << 6) & 0x300),
-                                    qs[2] | ((h << 4) & 0x300), qs[3] | ((h << 2) & 0x300));
+        _Pragma("GCC unroll 8") for (int ib = 0; ib < 8; ib++) {
+            const __m256i g = grid4(iq_grid_2s, idx[4 * ib], idx[4 * ib + 1], idx[4 * ib + 2], idx[4 * ib + 3]);
             const __m256i q8 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * ib));
             const __m256i q8s = apply_signs(q8, iq_u32(b->signs + 4 * ib));
-            const int sc = b->scales[ib];
-            sumi = _mm256_add_epi32(sumi, subblock(g, q8s, half_scales(2 * (sc & 15) + 1, 2 * (sc >> 4) + 1)));
+            const __m256i sc16 = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(scales, _mm256_set1_epi32(ib)), split);
+            sumi = _mm256_add_epi32(sumi, subblock(g, q8s, sc16));
         }
         const float d = iq_half(b->d) * iq_f32(y[i].d);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);

@@ -84,6 +84,11 @@ test: asan
 test-unit: $(UNIT_rel)
 	@tests/run.sh $(UNIT_rel)
 
+# ---------------------------------------------------------------------- tools ---
+build/rel/loadgen: tools/loadgen.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -D_GNU_SOURCE -O2 $(WARN) $< -o $@ -lpthread -lm
+
 # ----------------------------------------------------------------- benchmarks ---
 bench-kernels: build/rel/tests/bench/bench_kernels
 	build/rel/tests/bench/bench_kernels

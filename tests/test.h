@@ -3,6 +3,7 @@
 #ifndef MOESERVE_TEST_H
 #define MOESERVE_TEST_H
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -23,8 +24,9 @@ static int test_passed, test_failed;
 /* Fatal precondition (e.g. a reference file that must exist): counts a failure and exits. */
 #define REQUIRE(cond, ...)                                                    \
     do {                                                                      \
-        CHECK(cond, __VA_ARGS__);                                             \
-        if (!(cond))                                                          \
+        bool required_ = (cond);                                              \
+        CHECK(required_, __VA_ARGS__);                                        \
+        if (!required_)                                                       \
             return test_finish();                                             \
     } while (0)
 
@@ -32,7 +34,7 @@ static int test_passed, test_failed;
 #define REQUIRE_VOID(cond)                                                    \
     do {                                                                      \
         if (!(cond)) {                                                        \
-            CHECK(cond, "precondition");                                      \
+            CHECK(false, "precondition %s", #cond);                           \
             return;                                                           \
         }                                                                     \
     } while (0)
@@ -40,6 +42,8 @@ static int test_passed, test_failed;
 static inline int test_finish(void)
 {
     printf("%d passed, %d failed\n", test_passed, test_failed);
+    /* flush now: a sanitizer report at exit ends the process before stdio would */
+    fflush(stdout);
     return test_failed ? 1 : 0;
 }
 

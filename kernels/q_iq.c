@@ -430,6 +430,8 @@ void q_register_iq(struct q_kernels *table, const struct q_cpu *cpu)
         use_simd(&table[Q_IQ1_S], q_iq_dot_iq1_s_avx2, "avx2");
         use_simd(&table[Q_IQ1_M], q_iq_dot_iq1_m_avx2, "avx2");
     }
+    /* q_iq_avx512.c is also built with -mavx512dq (the compiler may use it); every CPU with
+     * BW + VL + VNNI has DQ too (Cascade Lake, Ice Lake, Sapphire Rapids, Zen 4). */
     if (cpu->avx512f && cpu->avx512bw && cpu->avx512vl && cpu->avx512vnni) {
         use_simd(&table[Q_IQ2_XXS], q_iq_dot_iq2_xxs_avx512, "avx512");
         use_simd(&table[Q_IQ2_XS], q_iq_dot_iq2_xs_avx512, "avx512");

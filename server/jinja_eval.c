@@ -195,8 +195,10 @@ static jv arith(jctx *c, int op, jv a, jv b)
     if (op == JO_ADD && a.kind == JV_LIST && b.kind == JV_LIST &&
         (a.flags & JVF_TUPLE) == (b.flags & JVF_TUPLE)) {
         jlist *l = jl_new(c, a.list->n + b.list->n);
-        memcpy(l->v, a.list->v, a.list->n * sizeof *l->v);
-        memcpy(l->v + a.list->n, b.list->v, b.list->n * sizeof *l->v);
+        if (a.list->n)
+            memcpy(l->v, a.list->v, a.list->n * sizeof *l->v);
+        if (b.list->n)
+            memcpy(l->v + a.list->n, b.list->v, b.list->n * sizeof *l->v);
         l->n = a.list->n + b.list->n;
         jv r = jv_list(l);
         r.flags = a.flags & JVF_TUPLE;

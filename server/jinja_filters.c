@@ -119,7 +119,10 @@ static jv f_length(jctx *c, jv v, const jargs *a)
     switch (v.kind) {
     case JV_UNDEF: return jv_int(0);
     case JV_STR: return jv_int((int64_t)ju_len(v.s.p, v.s.n));
-    case JV_LIST: return jv_int((int64_t)v.list->n);
+    case JV_LIST:
+        if (v.flags & JVF_GEN)
+            jfail(c, "TypeError", "object of type 'generator' has no len()");
+        return jv_int((int64_t)v.list->n);
     case JV_DICT: return jv_int((int64_t)v.dict->n);
     case JV_LOOP: return jv_int((int64_t)v.loop->items->n);
     default: jfail(c, "TypeError", "object of type '%s' has no len()", jv_type(v));
@@ -185,11 +188,18 @@ static jv f_escape(jctx *c, jv v, const jargs *a)
     return markup(jv_buf(&b));
 }
 
+static jv generator(jlist *l)
+{
+    jv r = jv_list(l);
+    r.flags = JVF_GEN;
+    return r;
+}
+
 static jv f_items(jctx *c, jv v, const jargs *a)
 {
     (void)a;
     if (v.kind == JV_UNDEF)
-        return jv_list(jl_new(c, 0));
+        return generator(jl_new(c, 0));
     if (v.kind != JV_DICT)
         jfail(c, "TypeError", "Can only get item pairs from a mapping.");
     jlist *l = jl_new(c, v.dict->n);
@@ -202,7 +212,7 @@ static jv f_items(jctx *c, jv v, const jargs *a)
         t.flags = JVF_TUPLE;
         l->v[l->n++] = t;
     }
-    return jv_list(l);
+    return generator(l);
 }
 
 static jv f_default(jctx *c, jv v, const jargs *a)
@@ -344,7 +354,7 @@ static jv f_reverse(jctx *c, jv v, const jargs *a)
     for (size_t i = l->n; i-- > 0;)
         r->v[r->n++] = l->v[i];
     if (v.kind != JV_STR)
-        return jv_list(r);
+        return generator(r); /* reversed() iterator: same behaviour as a generator */
     jbuf b = {0};
     for (size_t i = 0; i < r->n; i++)
         jb_put(c, &b, r->v[i].s.p, r->v[i].s.n);
@@ -391,7 +401,7 @@ static jv f_unique(jctx *c, jv v, const jargs *a)
             jl_push(c, out, l->v[i]);
         }
     }
-    return jv_list(out);
+    return generator(out);
 }
 
 static jv min_max(jctx *c, jv v, const jargs *a, bool want_max)
@@ -437,6 +447,8 @@ static jv f_sum(jctx *c, jv v, const jargs *a)
 
 static jv f_map(jctx *c, jv v, const jargs *a)
 {
+    if (!jv_truthy(v)) /* jinja2's map yields nothing for a falsy input, None included */
+        return generator(jl_new(c, 0));
     jlist *l = jv_iterate(c, v), *out = jl_new(c, l->n);
     jv attr;
     if (a->npos == 0 && jarg(a, SIZE_MAX, "attribute", &attr)) {
@@ -446,7 +458,7 @@ static jv f_map(jctx *c, jv v, const jargs *a)
             jv x = get_path(c, l->v[i], attr);
             out->v[out->n++] = x.kind == JV_UNDEF && has_default ? dflt : x;
         }
-        return jv_list(out);
+        return generator(out);
     }
     if (a->npos == 0 || a->pos[0].kind != JV_STR)
         jfail(c, "FilterArgumentError", "map requires a filter argument");
@@ -459,12 +471,14 @@ static jv f_map(jctx *c, jv v, const jargs *a)
     rest.npos--;
     for (size_t i = 0; i < l->n; i++)
         out->v[out->n++] = jfilter_apply(c, id, l->v[i], &rest);
-    return jv_list(out);
+    return generator(out);
 }
 
 /* select/reject/selectattr/rejectattr: keep items whose (attribute's) test result == want. */
 static jv select_items(jctx *c, jv v, const jargs *a, bool want, bool by_attr)
 {
+    if (!jv_truthy(v)) /* as in jinja2: a falsy input (None too) selects nothing */
+        return generator(jl_new(c, 0));
     size_t k = 0;
     jv attr = jv_none();
     if (by_attr) {
@@ -490,7 +504,7 @@ static jv select_items(jctx *c, jv v, const jargs *a, bool want, bool by_attr)
         if (r == want)
             jl_push(c, out, l->v[i]);
     }
-    return jv_list(out);
+    return generator(out);
 }
 
 static jv f_select(jctx *c, jv v, const jargs *a) { return select_items(c, v, a, true, false); }
@@ -644,7 +658,8 @@ bool jtest_apply(jctx *c, int id, jv v, const jargs *a)
     if (!strcmp(name, "string")) return v.kind == JV_STR;
     if (!strcmp(name, "mapping")) return v.kind == JV_DICT;
     if (!strcmp(name, "sequence")) /* Undefined has __len__ and __getitem__, so it passes */
-        return v.kind == JV_STR || v.kind == JV_LIST || v.kind == JV_DICT || v.kind == JV_UNDEF;
+        return v.kind == JV_STR || (v.kind == JV_LIST && !(v.flags & JVF_GEN)) || v.kind == JV_DICT ||
+               v.kind == JV_UNDEF;
     if (!strcmp(name, "iterable"))
         return v.kind == JV_STR || v.kind == JV_LIST || v.kind == JV_DICT || v.kind == JV_UNDEF ||
                v.kind == JV_LOOP;

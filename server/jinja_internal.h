@@ -67,7 +67,9 @@ enum jv_kind {
     JV_UNDEF, JV_NONE, JV_BOOL, JV_INT, JV_FLOAT, JV_STR, JV_LIST, JV_DICT,
     JV_NS, JV_MACRO, JV_FUNC, JV_METHOD, JV_LOOP
 };
-enum { JVF_MARKUP = 1, JVF_TUPLE = 2 };
+/* JVF_GEN marks what jinja2 returns as a lazy generator (map, select, items...): always
+ * truthy, no len(), not JSON-serialisable, not indexable. Materialised here all the same. */
+enum { JVF_MARKUP = 1, JVF_TUPLE = 2, JVF_GEN = 4 };
 
 typedef struct jlist jlist;
 typedef struct jdict jdict;

@@ -480,7 +480,8 @@ jv jmethod_call(jctx *c, const jmethod *m, const jargs *a)
     case JV_LIST:
         if (!strcmp(m->name, "copy")) {
             jlist *l = jl_new(c, self.list->n);
-            memcpy(l->v, self.list->v, self.list->n * sizeof *l->v);
+            if (self.list->n)
+                memcpy(l->v, self.list->v, self.list->n * sizeof *l->v);
             l->n = self.list->n;
             return jv_list(l);
         }

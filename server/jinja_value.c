@@ -126,7 +126,7 @@ bool jv_truthy(jv v)
     case JV_INT: return v.i != 0;
     case JV_FLOAT: return v.f != 0.0;
     case JV_STR: return v.s.n > 0;
-    case JV_LIST: return v.list->n > 0;
+    case JV_LIST: return v.list->n > 0 || (v.flags & JVF_GEN);
     case JV_DICT: return v.dict->n > 0;
     default: return true;
     }
@@ -152,6 +152,8 @@ bool jv_eq(jv a, jv b)
     case JV_UNDEF: case JV_NONE: return true;
     case JV_STR: return a.s.n == b.s.n && memcmp(a.s.p, b.s.p, a.s.n) == 0;
     case JV_LIST:
+        if ((a.flags | b.flags) & JVF_GEN)
+            return a.list == b.list;
         if ((a.flags & JVF_TUPLE) != (b.flags & JVF_TUPLE) || a.list->n != b.list->n)
             return false;
         for (size_t i = 0; i < a.list->n; i++)
@@ -220,7 +222,7 @@ const char *jv_type(jv v)
     case JV_INT: return "int";
     case JV_FLOAT: return "float";
     case JV_STR: return "str";
-    case JV_LIST: return v.flags & JVF_TUPLE ? "tuple" : "list";
+    case JV_LIST: return v.flags & JVF_GEN ? "generator" : v.flags & JVF_TUPLE ? "tuple" : "list";
     case JV_DICT: return "dict";
     case JV_NS: return "Namespace";
     case JV_MACRO: return "Macro";
@@ -377,6 +379,10 @@ static void write_value(jctx *c, jbuf *b, jv v, bool repr)
         return;
     case JV_LIST: {
         bool tuple = v.flags & JVF_TUPLE;
+        if (v.flags & JVF_GEN) {
+            jb_puts(c, b, "<generator object>");
+            return;
+        }
         jb_putc(c, b, tuple ? '(' : '[');
         for (size_t i = 0; i < v.list->n; i++) {
             if (i)
@@ -499,6 +505,8 @@ void jv_write_json(jctx *c, jbuf *b, jv v, const jjson_opts *o, int level)
         break;
     case JV_STR: write_json_str(c, b, v.s.p, v.s.n, o->ensure_ascii); break;
     case JV_LIST:
+        if (v.flags & JVF_GEN)
+            jfail(c, "TypeError", "Object of type generator is not JSON serializable");
         if (!v.list->n) {
             jb_puts(c, b, "[]");
             break;
@@ -561,7 +569,8 @@ jlist *jv_iterate(jctx *c, jv v)
     case JV_UNDEF: return jl_new(c, 0);
     case JV_DICT: {
         jlist *l = jl_new(c, v.dict->n);
-        memcpy(l->v, v.dict->k, v.dict->n * sizeof *l->v);
+        if (v.dict->n)
+            memcpy(l->v, v.dict->k, v.dict->n * sizeof *l->v);
         l->n = v.dict->n;
         return l;
     }
@@ -643,6 +652,8 @@ jv jv_getitem(jctx *c, jv obj, jv key)
     if (obj.kind == JV_UNDEF)
         fail_undefined(c, obj);
     int64_t idx;
+    if (obj.kind == JV_LIST && (obj.flags & JVF_GEN))
+        return jv_undef("'generator' object is not subscriptable");
     if (obj.kind == JV_DICT) {
         jv *v = jd_get(obj.dict, key);
         if (v)
@@ -702,7 +713,7 @@ jv jv_slice(jctx *c, jv obj, jv start, jv stop, jv step)
 {
     if (obj.kind == JV_UNDEF)
         fail_undefined(c, obj);
-    if (obj.kind != JV_LIST && obj.kind != JV_STR)
+    if ((obj.kind != JV_LIST && obj.kind != JV_STR) || (obj.flags & JVF_GEN))
         return jv_undef("object is not subscriptable");
     int64_t st = 1;
     if (step.kind != JV_NONE && step.kind != JV_UNDEF && !as_index(step, &st))

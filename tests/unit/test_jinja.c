@@ -317,7 +317,24 @@ static const struct {
     {"{% set x = 1 %}{{ x.y.z }}",
      "{}",
      NULL, "UndefinedError"},
-
+    {"{{ [1,2]|map('string')|list }}|{% if []|select('odd') %}T{% else %}F{% endif %}|{{ xs|select('odd') is sequence }}|{{ none|selectattr('a')|list }}|{{ none|map('upper')|list }}|{{ d|items is sequence }}|{{ xs|reverse is sequence }}|{{ (xs|select('odd'))[0] is defined }}",
+     "{\"xs\": [1, 2, 3], \"d\": {\"a\": 1}}",
+     "['1', '2']|T|False|[]|[]|False|False|False", NULL},
+    {"{{ xs|select('odd')|length }}",
+     "{\"xs\": [1, 2]}",
+     NULL, "TypeError"},
+    {"{{ xs|map('int')|tojson }}",
+     "{\"xs\": [1, 2]}",
+     NULL, "TypeError"},
+    {"{% generation %}gen {{ 1 }}{% endgeneration %}|{%- generation -%} x {% endgeneration %}",
+     "{}",
+     "gen 1|x ", NULL},
+    {"{{ 'a' ~ none ~ 1.0 ~ true }} {{ [none, true] ~ '' }} {{ 'ab'[5] is defined }} {{ 'x'|string|length }} {{ {'a': {'b': [1]}}.a.b[0] }}",
+     "{}",
+     "aNone1.0True [None, True] False 1 1", NULL},
+    {"{% set d = {'z': 1, 'a': 2} %}{% for k in d %}{{ k }}{% endfor %}{{ d|tojson }}{{ d.z }}{{ d['a'] }}",
+     "{}",
+     "za{\"z\": 1, \"a\": 2}12", NULL},
 };
 
 static char *render_src(const char *src, const char *vars_json, char *err, size_t errlen)

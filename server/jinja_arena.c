@@ -65,8 +65,10 @@ _Noreturn void jfail(jctx *c, const char *kind, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (c->err && c->errlen)
+    if (c->err && c->errlen) {
         snprintf(c->err, c->errlen, "chat template line %d: %s: %s", c->line, kind, msg);
+        ju_trim_partial(c->err);
+    }
     longjmp(c->jb, 1);
 }
 

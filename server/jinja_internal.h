@@ -32,6 +32,7 @@ bool ju_isspace(uint32_t cp);                           /* Python str.isspace */
 bool ju_isprintable(uint32_t cp);                       /* Python str.isprintable */
 uint32_t ju_upper(uint32_t cp);
 uint32_t ju_lower(uint32_t cp);
+void ju_trim_partial(char *s); /* cuts an incomplete UTF-8 sequence off the end */
 size_t ju_rstrip_ws(const char *p, size_t n);           /* length without trailing whitespace */
 size_t ju_lstrip_ws(const char *p, size_t n);           /* bytes of leading whitespace */
 

@@ -54,6 +54,7 @@ static _Noreturn void lex_fail(lexer *lx, size_t pos, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     snprintf(lx->err, lx->errlen, "chat template line %d col %d: %s", line, col, msg);
+    ju_trim_partial(lx->err);
     longjmp(lx->jb, 1);
 }
 
@@ -342,7 +343,9 @@ static void lex_operator(lexer *lx, char *stack, int *depth)
         lx->pos += strlen(ops[i].text);
         return;
     }
-    lex_fail(lx, lx->pos, "unexpected char '%c'", lx->s[lx->pos]);
+    size_t end = lx->pos;
+    ju_decode(lx->s, lx->n, &end);
+    lex_fail(lx, lx->pos, "unexpected char '%.*s'", (int)(end - lx->pos), lx->s + lx->pos);
 }
 
 /* Tokens between {{ / {% and the matching close; returns whether the close ended a line. */

@@ -39,6 +39,7 @@ static _Noreturn void pfail(parser *p, const jtoken *at, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     snprintf(p->err, p->errlen, "chat template line %d col %d: %s", at->line, at->col, msg);
+    ju_trim_partial(p->err);
     longjmp(p->jb, 1);
 }
 

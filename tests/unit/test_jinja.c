@@ -403,6 +403,7 @@ static void test_malformed(void)
         {"{{ 99999999999999999999 }}", "integer literal too large"},
         {"{{ x $ y }}", "unexpected char '$'"},
         {"{% %}", "tag name expected"},
+        {"{{ x \303\251 }}", "unexpected char '\303\251'"},
     };
     for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++)
         expect_parse_error(BAD[i].src, strlen(BAD[i].src), BAD[i].fragment);
@@ -464,6 +465,17 @@ static void test_runtime_bounds(void)
     expect_render_error("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}", "{}", "RecursionError");
     expect_render_error("{{ 9223372036854775807 + 1 }}", "{}", "OverflowError");
     expect_render_error("{{ x }}", "[1, 2]", "must be a JSON object");
+
+    /* A message cut to fit the caller's buffer still ends on a whole UTF-8 character. */
+    for (size_t errlen = 40; errlen < 48; errlen++) {
+        char err[64];
+        memset(err, 'x', sizeof err);
+        char *out = render_src("{{ raise_exception('\303\251' * 100) }}", "{}", err, errlen);
+        size_t n = strlen(err);
+        bool whole = n < errlen && ((unsigned char)err[n - 1] < 0x80 || (unsigned char)err[n - 2] == 0xC3);
+        CHECK(!out && whole, "errlen %zu: message ends mid-character", errlen);
+        free(out);
+    }
 
     /* error messages carry the line of the failing expression */
     expect_render_error("a\n\n{{ messages[0].role }}", "{\"messages\": []}",

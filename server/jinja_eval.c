@@ -349,6 +349,8 @@ static jv eval_filter(jctx *c, jscope *s, const jnode *nd, jv input)
     jargs a;
     eval_args(c, s, nd, &a);
     c->line = nd->line;
+    if (nd->fn < 0)
+        jfail(c, "TemplateRuntimeError", "No filter named '%s' found.", nd->name);
     return jfilter_apply(c, nd->fn, v, &a);
 }
 
@@ -416,6 +418,8 @@ static jv eval(jctx *c, jscope *s, const jnode *nd)
         jargs a;
         eval_args(c, s, nd, &a);
         c->line = nd->line;
+        if (nd->fn < 0)
+            jfail(c, "TemplateRuntimeError", "No test named '%s' found.", nd->name);
         r = jv_bool(jtest_apply(c, nd->fn, v, &a) != nd->negated);
         break;
     }

@@ -30,6 +30,7 @@ size_t ju_len(const char *p, size_t n);                 /* code points (Python l
 bool ju_valid(const char *p, size_t n);
 bool ju_isspace(uint32_t cp);                           /* Python str.isspace */
 bool ju_isprintable(uint32_t cp);                       /* Python str.isprintable */
+bool ju_isident(uint32_t cp, bool start);            /* Python identifier character */
 uint32_t ju_upper(uint32_t cp);
 uint32_t ju_lower(uint32_t cp);
 void ju_trim_partial(char *s); /* cuts an incomplete UTF-8 sequence off the end */

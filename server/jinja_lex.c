@@ -167,6 +167,10 @@ static bool lex_raw(lexer *lx, size_t tag, bool *line_starting)
 static void lex_comment(lexer *lx, size_t tag, bool *line_starting)
 {
     size_t p = tag + 2 + (tag + 2 < lx->n && (lx->s[tag + 2] == '-' || lx->s[tag + 2] == '+'));
+    if (p >= lx->n) { /* jinja2 quietly accepts an opener that ends the template */
+        lx->pos = lx->n;
+        return;
+    }
     for (size_t e = p; e + 1 < lx->n; e++) {
         if (lx->s[e] != '#' || lx->s[e + 1] != '}')
             continue;
@@ -372,13 +376,13 @@ static bool lex_tag(lexer *lx, bool is_block, size_t tag)
             return lx->s[end - 1] == '\n';
         }
         char ch = lx->s[lx->pos];
+        size_t after = lx->pos;
         if (ch >= '0' && ch <= '9') {
             lex_number(lx);
-        } else if (ch == '_' || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z')) {
-            size_t p = lx->pos;
-            while (p < lx->n && (lx->s[p] == '_' || ((lx->s[p] | 0x20) >= 'a' && (lx->s[p] | 0x20) <= 'z') ||
-                                 (lx->s[p] >= '0' && lx->s[p] <= '9')))
-                p++;
+        } else if (ju_isident(ju_decode(lx->s, lx->n, &after), true)) {
+            size_t p = after;
+            for (size_t q = p; p < lx->n && ju_isident(ju_decode(lx->s, lx->n, &q), false); q = p)
+                p = q;
             jtoken *t = emit(lx, JT_NAME, lx->pos);
             char *name = lex_alloc(lx, p - lx->pos + 1);
             memcpy(name, lx->s + lx->pos, p - lx->pos);

@@ -277,13 +277,10 @@ static jnode *parse_postfix(parser *p, jnode *nd)
 static jnode *parse_filter(parser *p, jnode *operand)
 {
     while (is_op(cur(p), JO_PIPE)) {
-        const jtoken *at = next(p);
-        jnode *nd = mk(p, JN_FILTER, at);
-        const jtoken *nt = cur(p);
+        next(p);
+        jnode *nd = mk(p, JN_FILTER, cur(p));
         nd->name = expect_name(p);
-        nd->fn = jfilter_id(nd->name);
-        if (nd->fn < 0)
-            pfail(p, nt, "unknown filter '%s'", nd->name);
+        nd->fn = jfilter_id(nd->name); /* unknown names are judged by check_names() */
         if (is_op(cur(p), JO_LPAREN)) {
             nodevec args = {0}, kw = {0};
             parse_call_args(p, &args, &kw, &nd->names, &nd->nnames);
@@ -300,17 +297,16 @@ static jnode *parse_primary(parser *p);
 
 static jnode *parse_test(parser *p, jnode *operand)
 {
-    const jtoken *at = next(p); /* 'is' */
-    jnode *nd = mk(p, JN_TEST, at);
+    next(p); /* 'is' */
+    bool negated = false;
     if (is_name(cur(p), "not")) {
         next(p);
-        nd->negated = true;
+        negated = true;
     }
-    const jtoken *nt = cur(p);
+    jnode *nd = mk(p, JN_TEST, cur(p));
+    nd->negated = negated;
     nd->name = expect_name(p);
     nd->fn = jtest_id(nd->name);
-    if (nd->fn < 0)
-        pfail(p, nt, "unknown test '%s'", nd->name);
     nd->a = operand;
     const jtoken *t = cur(p);
     if (is_op(t, JO_LPAREN)) {
@@ -814,12 +810,9 @@ static jnode *parse_statement(parser *p)
         nd = mk(p, JS_FILTER_BLOCK, at);
         if (!is_op(cur(p), JO_PIPE)) {
             /* the first filter has no leading '|': parse it as if it had one */
-            const jtoken *nt = cur(p);
-            jnode *f = mk(p, JN_FILTER, nt);
+            jnode *f = mk(p, JN_FILTER, cur(p));
             f->name = expect_name(p);
             f->fn = jfilter_id(f->name);
-            if (f->fn < 0)
-                pfail(p, nt, "unknown filter '%s'", f->name);
             if (is_op(cur(p), JO_LPAREN)) {
                 nodevec args = {0}, kwv = {0};
                 parse_call_args(p, &args, &kwv, &f->names, &f->nnames);
@@ -918,6 +911,69 @@ static jnodes parse_body(parser *p, const char *const *ends, const char **which,
     return vdone(&body);
 }
 
+/* jinja2 filters and tests this interpreter lacks: always a load-time error. */
+static const char *const UNSUPPORTED_FILTERS[] = {
+    "batch", "center", "filesizeformat", "forceescape", "format", "groupby", "pprint", "random",
+    "slice", "striptags", "truncate", "urlencode", "urlize", "wordwrap", "xmlattr", NULL};
+
+static void check_names(parser *p, const jnode *nd, bool soft);
+
+static void check_all(parser *p, const jnodes *v, bool soft)
+{
+    for (size_t i = 0; i < v->n; i++)
+        check_names(p, v->v[i], soft);
+}
+
+/* jinja2 rejects an unknown filter or test when it compiles the template, except inside an
+ * if statement or an inline if (its "soft" frames, which for loops, macros, call/filter/set
+ * blocks and with do not inherit): there it fails only if evaluated. Same rule here. */
+static void check_names(parser *p, const jnode *nd, bool soft)
+{
+    if (!nd)
+        return;
+    const jtoken at = {.line = nd->line, .col = nd->col};
+    if ((nd->kind == JN_FILTER || nd->kind == JN_TEST) && nd->fn < 0) {
+        const char *what = nd->kind == JN_FILTER ? "filter" : "test";
+        for (int i = 0; nd->kind == JN_FILTER && UNSUPPORTED_FILTERS[i]; i++)
+            if (!strcmp(nd->name, UNSUPPORTED_FILTERS[i]))
+                pfail(p, &at, "filter '%s' is not supported", nd->name);
+        if (!soft)
+            pfail(p, &at, "unknown %s '%s'", what, nd->name);
+    }
+    switch (nd->kind) {
+    case JS_IF: case JN_COND:
+        check_names(p, nd->a, true);
+        check_names(p, nd->b, true);
+        check_names(p, nd->c, true);
+        check_all(p, &nd->items, true);
+        check_all(p, &nd->items2, true);
+        return;
+    case JS_FOR:
+        check_names(p, nd->a, soft);
+        check_names(p, nd->b, false);
+        check_all(p, &nd->items, false);
+        check_all(p, &nd->items2, false);
+        return;
+    case JS_MACRO: case JS_FILTER_BLOCK: case JS_SET_BLOCK:
+        check_names(p, nd->b, false);
+        check_all(p, &nd->items, false);
+        check_all(p, &nd->items2, false);
+        return;
+    case JS_CALL_BLOCK: case JS_WITH:
+        check_names(p, nd->a, soft);
+        check_all(p, &nd->items2, nd->kind == JS_WITH && soft);
+        check_all(p, &nd->items, false);
+        return;
+    default:
+        check_names(p, nd->a, soft);
+        check_names(p, nd->b, soft);
+        check_names(p, nd->c, soft);
+        check_names(p, nd->d, soft);
+        check_all(p, &nd->items, soft);
+        check_all(p, &nd->items2, soft);
+    }
+}
+
 bool jparse(jarena *a, const jtoken *toks, size_t ntoks, jnodes *body, char *err, size_t errlen)
 {
     parser p = {.a = a, .t = toks, .n = ntoks, .err = err, .errlen = errlen};
@@ -925,5 +981,6 @@ bool jparse(jarena *a, const jtoken *toks, size_t ntoks, jnodes *body, char *err
         return false;
     const char *which = NULL;
     *body = parse_body(&p, NULL, &which, toks);
+    check_all(&p, body, false);
     return true;
 }

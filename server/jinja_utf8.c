@@ -110,6 +110,22 @@ bool ju_isprintable(uint32_t cp)
     }
 }
 
+bool ju_isident(uint32_t cp, bool start)
+{
+    if (cp < 0x80)
+        return cp == '_' || ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') || (!start && cp >= '0' && cp <= '9');
+    switch (utf8proc_category((utf8proc_int32_t)cp)) {
+    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_NL:
+        return true;
+    case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_PC:
+        return !start;
+    default:
+        return false;
+    }
+}
+
 uint32_t ju_upper(uint32_t cp) { return (uint32_t)utf8proc_toupper((utf8proc_int32_t)cp); }
 uint32_t ju_lower(uint32_t cp) { return (uint32_t)utf8proc_tolower((utf8proc_int32_t)cp); }
 

@@ -335,6 +335,21 @@ static const struct {
     {"{% set d = {'z': 1, 'a': 2} %}{% for k in d %}{{ k }}{% endfor %}{{ d|tojson }}{{ d.z }}{{ d['a'] }}",
      "{}",
      "za{\"z\": 1, \"a\": 2}12", NULL},
+    {"{% if false %}{{ x|nosuchfilter }}{% elif x is nosuchtest %}{% endif %}{{ 'a' if true else x|nosuchfilter }}ok",
+     "{\"x\": 1}",
+     NULL, "TemplateRuntimeError"},
+    {"{% if true %}{{ x|nosuchfilter }}{% endif %}",
+     "{\"x\": 1}",
+     NULL, "TemplateRuntimeError"},
+    {"{% if x is nosuchtest %}{% endif %}",
+     "{\"x\": 1}",
+     NULL, "TemplateRuntimeError"},
+    {"{% set caf\303\251 = 'cr\303\250me' %}{{ caf\303\251 }}|{{ na\303\257ve is defined }}",
+     "{}",
+     "cr\303\250me|False", NULL},
+    {"text{#-",
+     "{}",
+     "text", NULL},
 };
 
 static char *render_src(const char *src, const char *vars_json, char *err, size_t errlen)
@@ -385,6 +400,9 @@ static void test_malformed(void)
         {"{% foo %}", "line 1 col 4: unknown tag 'foo'"},
         {"a\nb\n  {{ x|nofilter }}", "chat template line 3 col 8: unknown filter 'nofilter'"},
         {"{{ x is notatest }}", "unknown test 'notatest'"},
+        {"{% for x in y %}{% if x %}{% for z in x %}{{ z|nosuch }}{% endfor %}{% endif %}{% endfor %}",
+         "line 1 col 48: unknown filter 'nosuch'"},
+        {"{% if x %}{{ x|groupby('a') }}{% endif %}", "filter 'groupby' is not supported"},
         {"{% endif %}", "unexpected 'endif'"},
         {"{% else %}", "unexpected 'else'"},
         {"{{ 'unterminated }}", "unterminated string literal"},
@@ -403,7 +421,7 @@ static void test_malformed(void)
         {"{{ 99999999999999999999 }}", "integer literal too large"},
         {"{{ x $ y }}", "unexpected char '$'"},
         {"{% %}", "tag name expected"},
-        {"{{ x \303\251 }}", "unexpected char '\303\251'"},
+        {"{{ x \342\202\254 }}", "unexpected char '\342\202\254'"},
     };
     for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++)
         expect_parse_error(BAD[i].src, strlen(BAD[i].src), BAD[i].fragment);

@@ -192,7 +192,7 @@ static jv arith(jctx *c, int op, jv a, jv b)
     }
     if (op == JO_ADD && a.kind == JV_STR && b.kind == JV_STR)
         return concat_str(c, a, b);
-    if (op == JO_ADD && a.kind == JV_LIST && b.kind == JV_LIST &&
+    if (op == JO_ADD && a.kind == JV_LIST && b.kind == JV_LIST && !((a.flags | b.flags) & JVF_GEN) &&
         (a.flags & JVF_TUPLE) == (b.flags & JVF_TUPLE)) {
         jlist *l = jl_new(c, a.list->n + b.list->n);
         if (a.list->n)
@@ -204,7 +204,8 @@ static jv arith(jctx *c, int op, jv a, jv b)
         r.flags = a.flags & JVF_TUPLE;
         return r;
     }
-    if (op == JO_MUL && (a.kind == JV_STR || a.kind == JV_LIST || b.kind == JV_STR || b.kind == JV_LIST) &&
+    if (op == JO_MUL && !((a.flags | b.flags) & JVF_GEN) &&
+        (a.kind == JV_STR || a.kind == JV_LIST || b.kind == JV_STR || b.kind == JV_LIST) &&
         (a.kind == JV_INT || a.kind == JV_BOOL || b.kind == JV_INT || b.kind == JV_BOOL)) {
         jv seq = a.kind == JV_STR || a.kind == JV_LIST ? a : b, cnt = seq.kind == a.kind ? b : a;
         int64_t n = as_int(cnt);

@@ -200,8 +200,11 @@ static jv f_items(jctx *c, jv v, const jargs *a)
     (void)a;
     if (v.kind == JV_UNDEF)
         return generator(jl_new(c, 0));
-    if (v.kind != JV_DICT)
-        jfail(c, "TypeError", "Can only get item pairs from a mapping.");
+    if (v.kind != JV_DICT) {
+        jv g = generator(jl_new(c, 0));
+        g.flags |= JVF_NOT_MAPPING;
+        return g;
+    }
     jlist *l = jl_new(c, v.dict->n);
     for (size_t i = 0; i < v.dict->n; i++) {
         jlist *pair = jl_new(c, 2);
@@ -646,6 +649,10 @@ bool jtest_apply(jctx *c, int id, jv v, const jargs *a)
     const char *name = TESTS[id];
     jv x;
     jstep(c);
+    bool takes_arg = id == jtest_id("sameas") || (id >= jtest_id("divisibleby") && id <= jtest_id("in"));
+    if (a->npos + a->nkw > (takes_arg ? 1u : 0u))
+        jfail(c, "TypeError", "test_%s() takes %d positional argument%s but %zu were given", name,
+              takes_arg ? 2 : 1, takes_arg ? "s" : "", a->npos + a->nkw + 1);
     if (!strcmp(name, "defined")) return v.kind != JV_UNDEF;
     if (!strcmp(name, "undefined")) return v.kind == JV_UNDEF;
     if (!strcmp(name, "none")) return v.kind == JV_NONE;

@@ -71,7 +71,8 @@ enum jv_kind {
 };
 /* JVF_GEN marks what jinja2 returns as a lazy generator (map, select, items...): always
  * truthy, no len(), not JSON-serialisable, not indexable. Materialised here all the same. */
-enum { JVF_MARKUP = 1, JVF_TUPLE = 2, JVF_GEN = 4 };
+enum { JVF_MARKUP = 1, JVF_TUPLE = 2, JVF_GEN = 4, JVF_NOT_MAPPING = 8 };
+/* JVF_NOT_MAPPING: `x|items` of a non-mapping, a generator whose TypeError comes on use. */
 
 typedef struct jlist jlist;
 typedef struct jdict jdict;

@@ -108,6 +108,23 @@ static const char *expect_name(parser *p)
     return next(p)->p;
 }
 
+/* Filter and test names may be dotted ("a.b"), as jinja2's parser allows. */
+static const char *expect_dotted_name(parser *p)
+{
+    const char *name = expect_name(p);
+    while (is_op(cur(p), JO_DOT)) {
+        next(p);
+        const char *part = expect_name(p);
+        size_t a = strlen(name), b = strlen(part);
+        char *joined = palloc(p, a + b + 2);
+        memcpy(joined, name, a);
+        joined[a] = '.';
+        memcpy(joined + a + 1, part, b);
+        name = joined;
+    }
+    return name;
+}
+
 static void expect_keyword(parser *p, const char *kw)
 {
     if (!is_name(cur(p), kw))
@@ -279,7 +296,7 @@ static jnode *parse_filter(parser *p, jnode *operand)
     while (is_op(cur(p), JO_PIPE)) {
         next(p);
         jnode *nd = mk(p, JN_FILTER, cur(p));
-        nd->name = expect_name(p);
+        nd->name = expect_dotted_name(p);
         nd->fn = jfilter_id(nd->name); /* unknown names are judged by check_names() */
         if (is_op(cur(p), JO_LPAREN)) {
             nodevec args = {0}, kw = {0};
@@ -305,7 +322,7 @@ static jnode *parse_test(parser *p, jnode *operand)
     }
     jnode *nd = mk(p, JN_TEST, cur(p));
     nd->negated = negated;
-    nd->name = expect_name(p);
+    nd->name = expect_dotted_name(p);
     nd->fn = jtest_id(nd->name);
     nd->a = operand;
     const jtoken *t = cur(p);
@@ -811,7 +828,7 @@ static jnode *parse_statement(parser *p)
         if (!is_op(cur(p), JO_PIPE)) {
             /* the first filter has no leading '|': parse it as if it had one */
             jnode *f = mk(p, JN_FILTER, cur(p));
-            f->name = expect_name(p);
+            f->name = expect_dotted_name(p);
             f->fn = jfilter_id(f->name);
             if (is_op(cur(p), JO_LPAREN)) {
                 nodevec args = {0}, kwv = {0};

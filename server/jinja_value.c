@@ -565,7 +565,10 @@ void jv_write_json(jctx *c, jbuf *b, jv v, const jjson_opts *o, int level)
 jlist *jv_iterate(jctx *c, jv v)
 {
     switch (v.kind) {
-    case JV_LIST: return v.list;
+    case JV_LIST:
+        if (v.flags & JVF_NOT_MAPPING)
+            jfail(c, "TypeError", "Can only get item pairs from a mapping.");
+        return v.list;
     case JV_UNDEF: return jl_new(c, 0);
     case JV_DICT: {
         jlist *l = jl_new(c, v.dict->n);
@@ -747,6 +750,7 @@ bool jv_contains(jctx *c, jv container, jv item)
                   jv_type(item));
         return item.s.n == 0 || memmem(container.s.p, container.s.n, item.s.p, item.s.n) != NULL;
     case JV_LIST:
+        jv_iterate(c, container); /* raises for a lazy error */
         for (size_t i = 0; i < container.list->n; i++)
             if (jv_eq(container.list->v[i], item))
                 return true;

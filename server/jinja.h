@@ -12,7 +12,7 @@
 #define JINJA_MAX_OUTPUT   ((size_t)64 << 20)   /* longest string a render may build */
 #define JINJA_MAX_MEMORY   ((size_t)512 << 20)  /* working memory of one render */
 #define JINJA_MAX_STEPS    50000000u            /* default: evaluated nodes and loop turns */
-#define JINJA_MAX_DEPTH    400                  /* nested evaluation (macro recursion) */
+#define JINJA_MAX_DEPTH    1000                 /* nested evaluation and value nesting */
 
 typedef struct jinja_template jinja_template;
 

@@ -234,7 +234,7 @@ static jv arith(jctx *c, int op, jv a, jv b)
         jfail(c, "TypeError", "can only concatenate %s (not \"%s\") to %s", jv_type(a), jv_type(b),
               jv_type(a));
     if (op == JO_MOD && a.kind == JV_STR)
-        jfail(c, "TypeError", "printf-style string formatting is not supported");
+        return jstr_printf(c, a, b);
     jfail(c, "TypeError", "unsupported operand type(s) for %s: '%s' and '%s'", sym, jv_type(a),
           jv_type(b));
 }

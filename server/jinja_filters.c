@@ -594,6 +594,26 @@ static jv f_wordcount(jctx *c, jv v, const jargs *a)
     return jv_int(n);
 }
 
+static jv f_format(jctx *c, jv v, const jargs *a)
+{
+    if (a->npos && a->nkw)
+        jfail(c, "FilterArgumentError", "can't handle positional and keyword arguments at the same time");
+    jv args;
+    if (a->nkw) {
+        jdict *d = jd_new(c, a->nkw);
+        for (size_t i = 0; i < a->nkw; i++)
+            jd_set(c, d, jv_cstr(a->kwn[i]), a->kwv[i]);
+        args = jv_dict(d);
+    } else {
+        jlist *l = jl_new(c, a->npos);
+        for (size_t i = 0; i < a->npos; i++)
+            l->v[l->n++] = a->pos[i];
+        args = jv_list(l);
+        args.flags = JVF_TUPLE;
+    }
+    return jstr_printf(c, soft_str(c, v), args);
+}
+
 typedef jv (*filter_fn)(jctx *c, jv v, const jargs *a);
 static const struct { const char *name; filter_fn fn; } FILTERS[] = {
     {"length", f_length}, {"count", f_length}, {"trim", f_trim}, {"tojson", f_tojson},
@@ -605,7 +625,7 @@ static const struct { const char *name; filter_fn fn; } FILTERS[] = {
     {"sort", f_sort}, {"dictsort", f_dictsort}, {"unique", f_unique}, {"min", f_min},
     {"max", f_max}, {"sum", f_sum}, {"map", f_map}, {"select", f_select}, {"reject", f_reject},
     {"selectattr", f_selectattr}, {"rejectattr", f_rejectattr}, {"attr", f_attr},
-    {"indent", f_indent}, {"round", f_round}, {"wordcount", f_wordcount},
+    {"indent", f_indent}, {"round", f_round}, {"wordcount", f_wordcount}, {"format", f_format},
 };
 
 int jfilter_id(const char *name)

@@ -233,6 +233,7 @@ jv jstr_strip(jctx *c, jv s, jv chars, bool left, bool right);
 jlist *jstr_split(jctx *c, jv s, jv sep, int64_t maxsplit, bool from_right);
 jv jstr_case(jctx *c, jv s, int mode); /* 0 lower, 1 upper, 2 capitalize, 3 title */
 jv jstr_replace(jctx *c, jv s, jv old, jv new_, int64_t count);
+jv jstr_printf(jctx *c, jv fmt, jv args); /* Python's fmt % args */
 
 /* jinja_eval.c */
 jv jcall_value(jctx *c, jv callee, const jargs *a);

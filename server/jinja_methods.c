@@ -192,11 +192,129 @@ jv jstr_replace(jctx *c, jv s, jv old, jv new_, int64_t count)
     return jv_buf(&out);
 }
 
+/* Python's printf-style `fmt % args`: args is a tuple of values, a dict for %(key)s, or one
+ * value. Supports the flags -+ #0, width, precision and s r a d i u x X o c e E f F g G %. */
+jv jstr_printf(jctx *c, jv fmt, jv args)
+{
+    bool is_tuple = args.kind == JV_LIST && (args.flags & JVF_TUPLE);
+    size_t argi = 0, nargs = is_tuple ? args.list->n : 1;
+    bool used_mapping = false;
+    jbuf out = {0};
+    const char *p = fmt.s.p, *end = fmt.s.p + fmt.s.n;
+    while (p < end) {
+        if (*p != '%') {
+            jb_putc(c, &out, *p++);
+            continue;
+        }
+        if (++p >= end)
+            jfail(c, "ValueError", "incomplete format");
+        jv v;
+        bool have = false;
+        if (*p == '(') {
+            const char *close = memchr(p, ')', (size_t)(end - p));
+            if (!close || args.kind != JV_DICT)
+                jfail(c, "TypeError", "format requires a mapping");
+            jv *hit = jd_gets(args.dict, p + 1, (size_t)(close - p - 1));
+            if (!hit)
+                jfail(c, "KeyError", "'%.*s'", (int)(close - p - 1), p + 1);
+            v = *hit;
+            have = used_mapping = true;
+            p = close + 1;
+        }
+        char spec[32] = "%";
+        size_t k = 1;
+        while (p < end && strchr("-+ #0", *p) && k < 8)
+            spec[k++] = *p++;
+        while (p < end && *p >= '0' && *p <= '9' && k < 16)
+            spec[k++] = *p++;
+        if (p < end && *p == '.') {
+            spec[k++] = *p++;
+            while (p < end && *p >= '0' && *p <= '9' && k < 24)
+                spec[k++] = *p++;
+        }
+        if (p >= end)
+            jfail(c, "ValueError", "incomplete format");
+        char conv = *p++;
+        if (conv == '%') {
+            jb_putc(c, &out, '%');
+            continue;
+        }
+        if (!have) {
+            if (argi >= nargs)
+                jfail(c, "TypeError", "not enough arguments for format string");
+            v = is_tuple ? args.list->v[argi] : args;
+            argi++;
+        }
+        char tmp[400];
+        if (strchr("diuxXoc", conv)) {
+            if (!jv_is_num(v) && !(conv == 'c' && v.kind == JV_STR))
+                jfail(c, "TypeError", "%%%c format: a real number is required, not %s", conv, jv_type(v));
+            if (conv == 'c' && v.kind == JV_STR) {
+                jb_put(c, &out, v.s.p, v.s.n);
+                continue;
+            }
+            double d = jv_num(v);
+            long long x = v.kind == JV_FLOAT ? (long long)d : (long long)(v.kind == JV_INT ? v.i : v.b);
+            if (conv == 'c') {
+                char enc[4];
+                jb_put(c, &out, enc, ju_encode((uint32_t)x & 0x1FFFFF, enc));
+                continue;
+            }
+            memcpy(spec + k, "ll", 2);
+            spec[k + 2] = conv == 'i' || conv == 'u' ? 'd' : conv;
+            spec[k + 3] = 0;
+            snprintf(tmp, sizeof tmp, spec, x);
+            jb_puts(c, &out, tmp);
+        } else if (strchr("eEfFgG", conv)) {
+            if (!jv_is_num(v))
+                jfail(c, "TypeError", "must be real number, not %s", jv_type(v));
+            spec[k] = conv;
+            spec[k + 1] = 0;
+            snprintf(tmp, sizeof tmp, spec, jv_num(v));
+            jb_puts(c, &out, tmp);
+        } else if (conv == 's' || conv == 'r' || conv == 'a') {
+            jbuf s = {0};
+            if (conv == 's')
+                jv_write_str(c, &s, v);
+            else
+                jv_write_repr(c, &s, v);
+            spec[k] = 0;
+            long width = 0, prec = -1;
+            bool left = strchr(spec, '-') != NULL;
+            const char *q = spec + 1;
+            while (*q && strchr("-+ #0", *q))
+                q++;
+            width = strtol(q, (char **)&q, 10);
+            if (*q == '.')
+                prec = strtol(q + 1, NULL, 10);
+            size_t len = s.n, chars = ju_len(s.p, s.n);
+            if (prec >= 0 && (size_t)prec < chars) { /* keep the first prec characters */
+                size_t i = 0;
+                for (long n = 0; n < prec; n++)
+                    ju_decode(s.p, s.n, &i);
+                len = i;
+                chars = (size_t)prec;
+            }
+            for (long pad = width - (long)chars; !left && pad > 0; pad--)
+                jb_putc(c, &out, ' ');
+            jb_put(c, &out, s.p, len);
+            for (long pad = width - (long)chars; left && pad > 0; pad--)
+                jb_putc(c, &out, ' ');
+        } else {
+            jfail(c, "ValueError", "unsupported format character '%c'", conv);
+        }
+    }
+    if (!used_mapping && argi < nargs && !(args.kind == JV_DICT && !is_tuple))
+        jfail(c, "TypeError", "not all arguments converted during string formatting");
+    return jv_buf(&out);
+}
+
 /* --------------------------------------------------------------- methods --- */
 static const char *const STR_METHODS[] = {
     "startswith", "endswith", "strip", "lstrip", "rstrip", "split", "rsplit", "replace",
     "upper", "lower", "title", "capitalize", "find", "rfind", "count", "join", "splitlines",
-    "isdigit", "isalpha", "isalnum", "isspace", "islower", "isupper", "format", NULL};
+    "isdigit", "isalpha", "isalnum", "isspace", "islower", "isupper", "removeprefix",
+    "removesuffix", "index", "rindex", "partition", "rpartition", "format", NULL};
 static const char *const DICT_METHODS[] = {"get", "items", "keys", "values", "copy", "pop",
                                            "popitem", "setdefault", "update", "clear", NULL};
 static const char *const LIST_METHODS[] = {"index", "count", "copy", "append", "extend", "insert",
@@ -425,6 +543,35 @@ static jv str_method(jctx *c, jv s, const char *name, const jargs *a)
         if (start < s.s.n)
             jl_push(c, l, jv_str(s.s.p + start, s.s.n - start));
         return jv_list(l);
+    }
+    if (!strcmp(name, "removeprefix") || !strcmp(name, "removesuffix")) {
+        bool suffix = name[6] == 's';
+        jv x = need_str(c, a, 0, name);
+        if (!affix_match(s, x, suffix))
+            return s;
+        return jv_str(s.s.p + (suffix ? 0 : x.s.n), s.s.n - x.s.n);
+    }
+    if (!strcmp(name, "index") || !strcmp(name, "rindex")) {
+        jv r = str_find(c, s, a, name[0] == 'r');
+        if (r.i < 0)
+            jfail(c, "ValueError", "substring not found");
+        return r;
+    }
+    if (!strcmp(name, "partition") || !strcmp(name, "rpartition")) {
+        jv sep = need_str(c, a, 0, name);
+        if (sep.s.n == 0)
+            jfail(c, "ValueError", "empty separator");
+        jlist *parts = jstr_split(c, s, sep, 1, name[0] == 'r');
+        jlist *t = jl_new(c, 3);
+        bool found = parts->n == 2;
+        jv empty = jv_str("", 0);
+        t->v[0] = found ? parts->v[0] : name[0] == 'r' ? empty : s;
+        t->v[1] = found ? sep : empty;
+        t->v[2] = found ? parts->v[1] : name[0] == 'r' ? s : empty;
+        t->n = 3;
+        jv r = jv_list(t);
+        r.flags = JVF_TUPLE;
+        return r;
     }
     if (!strcmp(name, "isdigit")) return str_class(s, 0);
     if (!strcmp(name, "isalpha")) return str_class(s, 1);

@@ -930,7 +930,7 @@ static jnodes parse_body(parser *p, const char *const *ends, const char **which,
 
 /* jinja2 filters and tests this interpreter lacks: always a load-time error. */
 static const char *const UNSUPPORTED_FILTERS[] = {
-    "batch", "center", "filesizeformat", "forceescape", "format", "groupby", "pprint", "random",
+    "batch", "center", "filesizeformat", "forceescape", "groupby", "pprint", "random",
     "slice", "striptags", "truncate", "urlencode", "urlize", "wordwrap", "xmlattr", NULL};
 
 static void check_names(parser *p, const jnode *nd, bool soft);

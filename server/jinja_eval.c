@@ -119,6 +119,8 @@ static int64_t as_int(jv v) { return v.kind == JV_INT ? v.i : v.b; }
 
 static jv arith(jctx *c, int op, jv a, jv b)
 {
+    if (op == JO_MOD && a.kind == JV_STR) /* str.__mod__ runs before Undefined.__rmod__ */
+        return jstr_printf(c, a, b);
     if (a.kind == JV_UNDEF)
         fail_undef(c, a);
     if (b.kind == JV_UNDEF)
@@ -192,7 +194,8 @@ static jv arith(jctx *c, int op, jv a, jv b)
     }
     if (op == JO_ADD && a.kind == JV_STR && b.kind == JV_STR)
         return concat_str(c, a, b);
-    if (op == JO_ADD && a.kind == JV_LIST && b.kind == JV_LIST && !((a.flags | b.flags) & JVF_GEN) &&
+    if (op == JO_ADD && a.kind == JV_LIST && b.kind == JV_LIST &&
+        !((a.flags | b.flags) & (JVF_GEN | JVF_VIEW)) &&
         (a.flags & JVF_TUPLE) == (b.flags & JVF_TUPLE)) {
         jlist *l = jl_new(c, a.list->n + b.list->n);
         if (a.list->n)
@@ -204,7 +207,7 @@ static jv arith(jctx *c, int op, jv a, jv b)
         r.flags = a.flags & JVF_TUPLE;
         return r;
     }
-    if (op == JO_MUL && !((a.flags | b.flags) & JVF_GEN) &&
+    if (op == JO_MUL && !((a.flags | b.flags) & (JVF_GEN | JVF_VIEW)) &&
         (a.kind == JV_STR || a.kind == JV_LIST || b.kind == JV_STR || b.kind == JV_LIST) &&
         (a.kind == JV_INT || a.kind == JV_BOOL || b.kind == JV_INT || b.kind == JV_BOOL)) {
         jv seq = a.kind == JV_STR || a.kind == JV_LIST ? a : b, cnt = seq.kind == a.kind ? b : a;

@@ -195,16 +195,35 @@ static jv generator(jlist *l)
     return r;
 }
 
+static jv lazy_error(jctx *c, const char *msg)
+{
+    jlist *l = jl_new(c, 0);
+    l->lazy_error = msg;
+    return generator(l);
+}
+
+/* A generator filter's input: a non-iterable only fails once the generator is consumed. */
+static bool iterable_input(jctx *c, jv v, jv *gen_out)
+{
+    if (v.kind == JV_LIST && v.list->lazy_error) { /* an upstream lazy failure stays lazy */
+        *gen_out = v;
+        return false;
+    }
+    if (v.kind == JV_STR || v.kind == JV_LIST || v.kind == JV_DICT || v.kind == JV_UNDEF)
+        return true;
+    char *msg = jalloc(c, 64);
+    snprintf(msg, 64, "'%s' object is not iterable", jv_type(v));
+    *gen_out = lazy_error(c, msg);
+    return false;
+}
+
 static jv f_items(jctx *c, jv v, const jargs *a)
 {
     (void)a;
     if (v.kind == JV_UNDEF)
         return generator(jl_new(c, 0));
-    if (v.kind != JV_DICT) {
-        jv g = generator(jl_new(c, 0));
-        g.flags |= JVF_NOT_MAPPING;
-        return g;
-    }
+    if (v.kind != JV_DICT)
+        return lazy_error(c, "Can only get item pairs from a mapping.");
     jlist *l = jl_new(c, v.dict->n);
     for (size_t i = 0; i < v.dict->n; i++) {
         jlist *pair = jl_new(c, 2);
@@ -305,8 +324,15 @@ static bool parse_number(jctx *c, jv s, int base, bool want_int, int64_t *iv, do
     return true;
 }
 
+static void no_undefined(jctx *c, jv v)
+{
+    if (v.kind == JV_UNDEF) /* int(Undefined) raises UndefinedError, not the TypeError caught */
+        jfail(c, "UndefinedError", "%s", v.undef ? v.undef : "value is undefined");
+}
+
 static jv f_int(jctx *c, jv v, const jargs *a)
 {
+    no_undefined(c, v);
     jv dflt = opt(a, 0, "default", jv_int(0));
     jv base = opt(a, 1, "base", jv_int(10));
     int64_t iv;
@@ -324,6 +350,7 @@ static jv f_int(jctx *c, jv v, const jargs *a)
 
 static jv f_float(jctx *c, jv v, const jargs *a)
 {
+    no_undefined(c, v);
     jv dflt = opt(a, 0, "default", jv_float(0.0));
     int64_t iv;
     double fv;
@@ -381,6 +408,10 @@ static jv f_dictsort(jctx *c, jv v, const jargs *a)
     bool cs = opt_bool(a, 0, "case_sensitive", false), reverse = opt_bool(a, 2, "reverse", false);
     jv by = opt(a, 1, "by", jv_cstr("key"));
     int pos = by.kind == JV_STR && by.s.n == 5 && !memcmp(by.s.p, "value", 5) ? 1 : 0;
+    if (v.kind == JV_UNDEF)
+        jfail(c, "UndefinedError", "%s", v.undef ? v.undef : "value is undefined");
+    if (v.kind != JV_DICT)
+        jfail(c, "AttributeError", "'%s' object has no attribute 'items'", jv_type(v));
     jlist *l = f_items(c, v, &(jargs){0}).list;
     jv *keys = jalloc(c, (l->n + 1) * sizeof *keys);
     for (size_t i = 0; i < l->n; i++)
@@ -392,7 +423,9 @@ static jv f_dictsort(jctx *c, jv v, const jargs *a)
 static jv f_unique(jctx *c, jv v, const jargs *a)
 {
     bool cs = opt_bool(a, 0, "case_sensitive", false);
-    jv attr = opt(a, 1, "attribute", jv_none());
+    jv attr = opt(a, 1, "attribute", jv_none()), bad;
+    if (!iterable_input(c, v, &bad))
+        return bad;
     jlist *l = jv_iterate(c, v), *out = jl_new(c, 0), *seen = jl_new(c, 0);
     for (size_t i = 0; i < l->n; i++) {
         jv k = case_key(c, attr.kind == JV_NONE ? l->v[i] : get_path(c, l->v[i], attr), cs);
@@ -450,8 +483,11 @@ static jv f_sum(jctx *c, jv v, const jargs *a)
 
 static jv f_map(jctx *c, jv v, const jargs *a)
 {
+    jv bad;
     if (!jv_truthy(v)) /* jinja2's map yields nothing for a falsy input, None included */
         return generator(jl_new(c, 0));
+    if (!iterable_input(c, v, &bad))
+        return bad;
     jlist *l = jv_iterate(c, v), *out = jl_new(c, l->n);
     jv attr;
     if (a->npos == 0 && jarg(a, SIZE_MAX, "attribute", &attr)) {
@@ -480,8 +516,11 @@ static jv f_map(jctx *c, jv v, const jargs *a)
 /* select/reject/selectattr/rejectattr: keep items whose (attribute's) test result == want. */
 static jv select_items(jctx *c, jv v, const jargs *a, bool want, bool by_attr)
 {
+    jv bad;
     if (!jv_truthy(v)) /* as in jinja2: a falsy input (None too) selects nothing */
         return generator(jl_new(c, 0));
+    if (!iterable_input(c, v, &bad))
+        return bad;
     size_t k = 0;
     jv attr = jv_none();
     if (by_attr) {
@@ -537,6 +576,10 @@ static jv f_indent(jctx *c, jv v, const jargs *a)
             jb_putc(c, &b, ' ');
         ind = jv_buf(&b);
     }
+    if (v.kind == JV_UNDEF)
+        jfail(c, "UndefinedError", "%s", v.undef ? v.undef : "value is undefined");
+    if (v.kind != JV_STR)
+        jfail(c, "TypeError", "unsupported operand type(s) for +=: '%s' and 'str'", jv_type(v));
     jv s = soft_str(c, v);
     jbuf src = {0};
     jb_put(c, &src, s.s.p, s.s.n);
@@ -565,6 +608,10 @@ static jv f_round(jctx *c, jv v, const jargs *a)
         jfail(c, "TypeError", "type %s doesn't define __round__ method", jv_type(v));
     int64_t p = prec.kind == JV_INT ? prec.i : 0;
     double x = jv_num(v), scale = pow(10.0, (double)p);
+    bool common = !(method.kind == JV_STR && (method.s.n == 4 || method.s.n == 5) &&
+                    (!memcmp(method.s.p, "ceil", 4) || !memcmp(method.s.p, "floor", 5)));
+    if (v.kind != JV_FLOAT && common && p >= 0) /* Python's round(int, n) is that int */
+        return jv_int(v.kind == JV_INT ? v.i : v.b);
     if (method.kind == JV_STR && method.s.n == 4 && !memcmp(method.s.p, "ceil", 4))
         return jv_float(ceil(x * scale) / scale);
     if (method.kind == JV_STR && method.s.n == 5 && !memcmp(method.s.p, "floor", 5))
@@ -685,7 +732,7 @@ bool jtest_apply(jctx *c, int id, jv v, const jargs *a)
     if (!strcmp(name, "string")) return v.kind == JV_STR;
     if (!strcmp(name, "mapping")) return v.kind == JV_DICT;
     if (!strcmp(name, "sequence")) /* Undefined has __len__ and __getitem__, so it passes */
-        return v.kind == JV_STR || (v.kind == JV_LIST && !(v.flags & JVF_GEN)) || v.kind == JV_DICT ||
+        return v.kind == JV_STR || (v.kind == JV_LIST && !(v.flags & (JVF_GEN | JVF_VIEW))) || v.kind == JV_DICT ||
                v.kind == JV_UNDEF;
     if (!strcmp(name, "iterable"))
         return v.kind == JV_STR || v.kind == JV_LIST || v.kind == JV_DICT || v.kind == JV_UNDEF ||
@@ -700,8 +747,12 @@ bool jtest_apply(jctx *c, int id, jv v, const jargs *a)
                jv_compare(c, jstr_case(c, s, name[0] == 'l' ? 1 : 0), s, "==") != 0;
     }
     if (!strcmp(name, "odd") || !strcmp(name, "even")) {
-        if (v.kind != JV_INT && v.kind != JV_BOOL)
-            jfail(c, "TypeError", "test '%s' needs an integer", name);
+        if (!jv_is_num(v))
+            jfail(c, "TypeError", "test '%s' needs a number", name);
+        if (v.kind == JV_FLOAT) {
+            double m = fmod(v.f, 2.0);
+            return name[0] == 'o' ? (m == 1.0 || m == -1.0) : m == 0.0;
+        }
         int64_t i = v.kind == JV_INT ? v.i : v.b;
         return (i % 2 != 0) == (name[0] == 'o');
     }

@@ -71,8 +71,9 @@ enum jv_kind {
 };
 /* JVF_GEN marks what jinja2 returns as a lazy generator (map, select, items...): always
  * truthy, no len(), not JSON-serialisable, not indexable. Materialised here all the same. */
-enum { JVF_MARKUP = 1, JVF_TUPLE = 2, JVF_GEN = 4, JVF_NOT_MAPPING = 8 };
-/* JVF_NOT_MAPPING: `x|items` of a non-mapping, a generator whose TypeError comes on use. */
+enum { JVF_MARKUP = 1, JVF_TUPLE = 2, JVF_GEN = 4, JVF_VIEW = 8 };
+/* JVF_VIEW: dict.items()/keys()/values(), printed as dict_items([...]) and not JSON-able;
+ * which one is kept in jlist.view. */
 
 typedef struct jlist jlist;
 typedef struct jdict jdict;
@@ -97,7 +98,8 @@ typedef struct jv {
     };
 } jv;
 
-struct jlist { size_t n, cap; jv *v; };
+/* lazy_error: a generator whose TypeError surfaces only when it is iterated (`5|items`). */
+struct jlist { size_t n, cap; jv *v; const char *lazy_error, *view; };
 struct jdict { size_t n, cap; jv *k, *v; };
 struct jmethod { jv self; const char *name; };
 

@@ -212,6 +212,8 @@ jv jstr_printf(jctx *c, jv fmt, jv args)
         bool have = false;
         if (*p == '(') {
             const char *close = memchr(p, ')', (size_t)(end - p));
+            if (close && args.kind == JV_UNDEF)
+                jfail(c, "UndefinedError", "%s", args.undef ? args.undef : "value is undefined");
             if (!close || args.kind != JV_DICT)
                 jfail(c, "TypeError", "format requires a mapping");
             jv *hit = jd_gets(args.dict, p + 1, (size_t)(close - p - 1));
@@ -304,7 +306,10 @@ jv jstr_printf(jctx *c, jv fmt, jv args)
             jfail(c, "ValueError", "unsupported format character '%c'", conv);
         }
     }
-    if (!used_mapping && argi < nargs && !(args.kind == JV_DICT && !is_tuple))
+    /* Python counts anything with __getitem__ except tuple and str as a mapping, and a
+     * mapping may go unused. */
+    bool mapping_like = args.kind == JV_DICT || args.kind == JV_UNDEF || (args.kind == JV_LIST && !is_tuple);
+    if (!used_mapping && argi < nargs && !mapping_like)
         jfail(c, "TypeError", "not all arguments converted during string formatting");
     return jv_buf(&out);
 }
@@ -612,7 +617,10 @@ static jv dict_method(jctx *c, jdict *d, const char *name, const jargs *a)
             l->v[l->n++] = t;
         }
     }
-    return jv_list(l);
+    l->view = name[0] == 'k' ? "dict_keys" : name[0] == 'v' ? "dict_values" : "dict_items";
+    jv r = jv_list(l);
+    r.flags = JVF_VIEW;
+    return r;
 }
 
 jv jmethod_call(jctx *c, const jmethod *m, const jargs *a)

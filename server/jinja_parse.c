@@ -260,8 +260,6 @@ static jnode *parse_subscript(parser *p, jnode *obj)
         vpush(p, &idx, slice);
     }
     next(p);
-    if (idx.n == 0)
-        pfail(p, at, "expected an index");
     if (idx.n == 1 && slice) {
         slice->a = obj;
         return slice;
@@ -270,7 +268,7 @@ static jnode *parse_subscript(parser *p, jnode *obj)
         pfail(p, at, "slices inside tuple indexes are not supported");
     jnode *nd = mk(p, JN_GETITEM, at);
     nd->a = obj;
-    if (idx.n == 1) {
+    if (idx.n == 1 && !slice) {
         nd->b = idx.v[0];
     } else {
         nd->b = mk(p, JN_TUPLE, at);

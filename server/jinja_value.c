@@ -152,7 +152,7 @@ bool jv_eq(jv a, jv b)
     case JV_UNDEF: case JV_NONE: return true;
     case JV_STR: return a.s.n == b.s.n && memcmp(a.s.p, b.s.p, a.s.n) == 0;
     case JV_LIST:
-        if ((a.flags | b.flags) & JVF_GEN)
+        if ((a.flags | b.flags) & (JVF_GEN | JVF_VIEW))
             return a.list == b.list;
         if ((a.flags & JVF_TUPLE) != (b.flags & JVF_TUPLE) || a.list->n != b.list->n)
             return false;
@@ -203,7 +203,7 @@ int jv_compare(jctx *c, jv a, jv b, const char *opname)
             return r;
         return (a.s.n > b.s.n) - (a.s.n < b.s.n);
     }
-    if (a.kind == JV_LIST && b.kind == JV_LIST && (a.flags & JVF_TUPLE) == (b.flags & JVF_TUPLE)) {
+    if (a.kind == JV_LIST && b.kind == JV_LIST && a.flags == b.flags && !(a.flags & (JVF_GEN | JVF_VIEW))) {
         for (size_t i = 0; i < a.list->n && i < b.list->n; i++)
             if (!jv_eq(a.list->v[i], b.list->v[i]))
                 return jv_compare(c, a.list->v[i], b.list->v[i], opname);
@@ -222,7 +222,9 @@ const char *jv_type(jv v)
     case JV_INT: return "int";
     case JV_FLOAT: return "float";
     case JV_STR: return "str";
-    case JV_LIST: return v.flags & JVF_GEN ? "generator" : v.flags & JVF_TUPLE ? "tuple" : "list";
+    case JV_LIST:
+        return v.flags & JVF_GEN ? "generator" : v.flags & JVF_VIEW ? v.list->view
+             : v.flags & JVF_TUPLE ? "tuple" : "list";
     case JV_DICT: return "dict";
     case JV_NS: return "Namespace";
     case JV_MACRO: return "Macro";
@@ -383,6 +385,12 @@ static void write_value(jctx *c, jbuf *b, jv v, bool repr)
             jb_puts(c, b, "<generator object>");
             return;
         }
+        if (v.flags & JVF_VIEW) {
+            jb_printf(c, b, "%s(", v.list->view);
+            write_value(c, b, jv_list(v.list), true);
+            jb_putc(c, b, ')');
+            return;
+        }
         jb_putc(c, b, tuple ? '(' : '[');
         for (size_t i = 0; i < v.list->n; i++) {
             if (i)
@@ -505,8 +513,8 @@ void jv_write_json(jctx *c, jbuf *b, jv v, const jjson_opts *o, int level)
         break;
     case JV_STR: write_json_str(c, b, v.s.p, v.s.n, o->ensure_ascii); break;
     case JV_LIST:
-        if (v.flags & JVF_GEN)
-            jfail(c, "TypeError", "Object of type generator is not JSON serializable");
+        if (v.flags & (JVF_GEN | JVF_VIEW))
+            jfail(c, "TypeError", "Object of type %s is not JSON serializable", jv_type(v));
         if (!v.list->n) {
             jb_puts(c, b, "[]");
             break;
@@ -566,8 +574,8 @@ jlist *jv_iterate(jctx *c, jv v)
 {
     switch (v.kind) {
     case JV_LIST:
-        if (v.flags & JVF_NOT_MAPPING)
-            jfail(c, "TypeError", "Can only get item pairs from a mapping.");
+        if (v.list->lazy_error)
+            jfail(c, "TypeError", "%s", v.list->lazy_error);
         return v.list;
     case JV_UNDEF: return jl_new(c, 0);
     case JV_DICT: {
@@ -655,8 +663,8 @@ jv jv_getitem(jctx *c, jv obj, jv key)
     if (obj.kind == JV_UNDEF)
         fail_undefined(c, obj);
     int64_t idx;
-    if (obj.kind == JV_LIST && (obj.flags & JVF_GEN))
-        return jv_undef("'generator' object is not subscriptable");
+    if (obj.kind == JV_LIST && (obj.flags & (JVF_GEN | JVF_VIEW)))
+        return jv_undef("object is not subscriptable");
     if (obj.kind == JV_DICT) {
         jv *v = jd_get(obj.dict, key);
         if (v)
@@ -701,7 +709,7 @@ static int64_t slice_bound(jctx *c, jv v, int64_t n, int64_t step, bool is_start
         return step > 0 ? (is_start ? 0 : n) : (is_start ? n - 1 : -1);
     int64_t x;
     if (!as_index(v, &x))
-        jfail(c, "TypeError", "slice indices must be integers or None");
+        jfail(c, "TypeError", "slice indices must be integers or None or have an __index__ method");
     if (x < 0) {
         x += n;
         if (x < 0)
@@ -714,13 +722,16 @@ static int64_t slice_bound(jctx *c, jv v, int64_t n, int64_t step, bool is_start
 
 jv jv_slice(jctx *c, jv obj, jv start, jv stop, jv step)
 {
+    /* jinja2 compiles slices to a plain Python subscript, without the sandbox's lenience */
     if (obj.kind == JV_UNDEF)
         fail_undefined(c, obj);
-    if ((obj.kind != JV_LIST && obj.kind != JV_STR) || (obj.flags & JVF_GEN))
-        return jv_undef("object is not subscriptable");
+    if (obj.kind == JV_DICT)
+        jfail(c, "TypeError", "unhashable type: 'slice'");
+    if ((obj.kind != JV_LIST && obj.kind != JV_STR) || (obj.flags & (JVF_GEN | JVF_VIEW)))
+        jfail(c, "TypeError", "'%s' object is not subscriptable", jv_type(obj));
     int64_t st = 1;
     if (step.kind != JV_NONE && step.kind != JV_UNDEF && !as_index(step, &st))
-        jfail(c, "TypeError", "slice indices must be integers or None");
+        jfail(c, "TypeError", "slice indices must be integers or None or have an __index__ method");
     if (st == 0)
         jfail(c, "ValueError", "slice step cannot be zero");
     jlist *src = obj.kind == JV_LIST ? obj.list : jv_iterate(c, obj);
@@ -755,7 +766,10 @@ bool jv_contains(jctx *c, jv container, jv item)
             if (jv_eq(container.list->v[i], item))
                 return true;
         return false;
-    case JV_DICT: return jd_get(container.dict, item) != NULL;
+    case JV_DICT:
+        if ((item.kind == JV_LIST && !(item.flags & JVF_TUPLE)) || item.kind == JV_DICT)
+            jfail(c, "TypeError", "unhashable type: '%s'", jv_type(item));
+        return jd_get(container.dict, item) != NULL;
     default:
         jfail(c, "TypeError", "argument of type '%s' is not iterable", jv_type(container));
     }

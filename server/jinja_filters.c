@@ -22,12 +22,6 @@ bool jarg(const jargs *a, size_t idx, const char *name, jv *out)
     return false;
 }
 
-void jargs_max(jctx *c, const jargs *a, size_t npos, const char *what)
-{
-    if (a->npos > npos)
-        jfail(c, "TypeError", "%s() takes at most %zu positional argument(s)", what, npos);
-}
-
 static jv opt(const jargs *a, size_t idx, const char *name, jv dflt)
 {
     jv v;
@@ -662,18 +656,58 @@ static jv f_format(jctx *c, jv v, const jargs *a)
 }
 
 typedef jv (*filter_fn)(jctx *c, jv v, const jargs *a);
-static const struct { const char *name; filter_fn fn; } FILTERS[] = {
-    {"length", f_length}, {"count", f_length}, {"trim", f_trim}, {"tojson", f_tojson},
-    {"string", f_string}, {"safe", f_safe}, {"escape", f_escape}, {"e", f_escape},
-    {"items", f_items}, {"default", f_default}, {"d", f_default}, {"join", f_join},
-    {"first", f_first}, {"last", f_last}, {"lower", f_lower}, {"upper", f_upper},
-    {"capitalize", f_capitalize}, {"title", f_title}, {"replace", f_replace}, {"int", f_int},
-    {"float", f_float}, {"abs", f_abs}, {"list", f_list}, {"reverse", f_reverse},
-    {"sort", f_sort}, {"dictsort", f_dictsort}, {"unique", f_unique}, {"min", f_min},
-    {"max", f_max}, {"sum", f_sum}, {"map", f_map}, {"select", f_select}, {"reject", f_reject},
-    {"selectattr", f_selectattr}, {"rejectattr", f_rejectattr}, {"attr", f_attr},
-    {"indent", f_indent}, {"round", f_round}, {"wordcount", f_wordcount}, {"format", f_format},
+/* params: the filter's arguments after the value, in order ("*" takes anything), so a
+ * call with too many or unknown arguments fails as the Python function would. */
+static const struct { const char *name; filter_fn fn; const char *params; } FILTERS[] = {
+    {"length", f_length, ""}, {"count", f_length, ""}, {"trim", f_trim, "chars"},
+    {"tojson", f_tojson, "ensure_ascii indent separators sort_keys"}, {"string", f_string, ""},
+    {"safe", f_safe, ""}, {"escape", f_escape, ""}, {"e", f_escape, ""}, {"items", f_items, ""},
+    {"default", f_default, "default_value boolean"}, {"d", f_default, "default_value boolean"},
+    {"join", f_join, "d attribute"}, {"first", f_first, ""}, {"last", f_last, ""},
+    {"lower", f_lower, ""}, {"upper", f_upper, ""}, {"capitalize", f_capitalize, ""},
+    {"title", f_title, ""}, {"replace", f_replace, "old new count"},
+    {"int", f_int, "default base"}, {"float", f_float, "default"}, {"abs", f_abs, ""},
+    {"list", f_list, ""}, {"reverse", f_reverse, ""},
+    {"sort", f_sort, "reverse case_sensitive attribute"},
+    {"dictsort", f_dictsort, "case_sensitive by reverse"},
+    {"unique", f_unique, "case_sensitive attribute"}, {"min", f_min, "case_sensitive attribute"},
+    {"max", f_max, "case_sensitive attribute"}, {"sum", f_sum, "attribute start"},
+    {"map", f_map, "*"}, {"select", f_select, "*"}, {"reject", f_reject, "*"},
+    {"selectattr", f_selectattr, "*"}, {"rejectattr", f_rejectattr, "*"}, {"attr", f_attr, "name"},
+    {"indent", f_indent, "width first blank"}, {"round", f_round, "precision method"},
+    {"wordcount", f_wordcount, ""}, {"format", f_format, "*"},
 };
+
+static void check_filter_args(jctx *c, int id, const jargs *a)
+{
+    const char *params = FILTERS[id].params;
+    if (params[0] == '*')
+        return;
+    size_t nparams = 0;
+    for (const char *q = params; *q; nparams++) {
+        q += strcspn(q, " ");
+        q += *q == ' ';
+    }
+    if (a->npos > nparams)
+        jfail(c, "TypeError", "%s filter takes at most %zu argument(s) (%zu given)", FILTERS[id].name,
+              nparams, a->npos);
+    for (size_t k = 0; k < a->nkw; k++) {
+        size_t len = strlen(a->kwn[k]), idx = 0;
+        bool known = false;
+        for (const char *q = params; *q && !known; idx++) {
+            size_t w = strcspn(q, " ");
+            known = w == len && !memcmp(q, a->kwn[k], len);
+            if (known && idx < a->npos)
+                jfail(c, "TypeError", "%s filter got multiple values for argument '%s'",
+                      FILTERS[id].name, a->kwn[k]);
+            q += w;
+            q += *q == ' ';
+        }
+        if (!known)
+            jfail(c, "TypeError", "%s filter got an unexpected keyword argument '%s'",
+                  FILTERS[id].name, a->kwn[k]);
+    }
+}
 
 int jfilter_id(const char *name)
 {
@@ -686,6 +720,7 @@ int jfilter_id(const char *name)
 jv jfilter_apply(jctx *c, int id, jv v, const jargs *a)
 {
     jstep(c);
+    check_filter_args(c, id, a);
     return FILTERS[id].fn(c, v, a);
 }
 

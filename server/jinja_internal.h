@@ -224,7 +224,6 @@ int jtest_id(const char *name);
 jv jfilter_apply(jctx *c, int id, jv v, const jargs *a);
 bool jtest_apply(jctx *c, int id, jv v, const jargs *a);
 bool jarg(const jargs *a, size_t idx, const char *name, jv *out);
-void jargs_max(jctx *c, const jargs *a, size_t npos, const char *what);
 
 /* jinja_methods.c */
 jv jmethod_lookup(jctx *c, jv obj, const char *name); /* JV_METHOD, or JV_UNDEF if none */

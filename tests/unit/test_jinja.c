@@ -410,6 +410,18 @@ static const struct {
     {"{{ 'plain' % [1] }}|{{ '%s' % u }}|{{ x[] is defined }}",
      "{\"x\": {}}",
      "plain||False", NULL},
+    {"{{ 'x'|trim('a', 'b') }}",
+     "{}",
+     NULL, "TypeError"},
+    {"{{ 'x'|tojson(foo=1) }}",
+     "{}",
+     NULL, "TypeError"},
+    {"{{ 'x'|default('a', default_value='b') }}",
+     "{}",
+     NULL, "TypeError"},
+    {"{{ ' x'|trim(chars=' ') }}{{ [3,1]|sort(reverse=true) }}{{ {'b':1,'a':2}|dictsort(false, 'value') }}",
+     "{}",
+     "x[3, 1][('b', 1), ('a', 2)]", NULL},
 };
 
 static char *render_src(const char *src, const char *vars_json, char *err, size_t errlen)

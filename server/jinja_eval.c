@@ -358,6 +358,27 @@ static jv eval_filter(jctx *c, jscope *s, const jnode *nd, jv input)
     return jfilter_apply(c, nd->fn, v, &a);
 }
 
+/* Made only of literals, so jinja2's optimizer folds it at compile time. */
+static bool is_constant(const jnode *nd)
+{
+    if (!nd)
+        return true;
+    switch (nd->kind) {
+    case JN_CONST: return true;
+    case JN_LIST: case JN_TUPLE: case JN_DICT: case JN_NOT: case JN_NEG: case JN_POS:
+    case JN_BINOP: case JN_AND: case JN_OR: case JN_COND: case JN_TEST: case JN_FILTER:
+        for (size_t i = 0; i < nd->items.n; i++)
+            if (!is_constant(nd->items.v[i]))
+                return false;
+        for (size_t i = 0; i < nd->items2.n; i++)
+            if (!is_constant(nd->items2.v[i]))
+                return false;
+        return (nd->kind != JN_FILTER || nd->a) && is_constant(nd->a) && is_constant(nd->b) &&
+               is_constant(nd->c);
+    default: return false;
+    }
+}
+
 static jv eval(jctx *c, jscope *s, const jnode *nd)
 {
     jstep(c);
@@ -405,7 +426,13 @@ static jv eval(jctx *c, jscope *s, const jnode *nd)
         jv a = nd->b ? eval(c, s, nd->b) : jv_none(), b = nd->c ? eval(c, s, nd->c) : jv_none(),
            st = nd->d ? eval(c, s, nd->d) : jv_none();
         c->line = nd->line;
-        r = jv_slice(c, obj, a, b, st);
+        /* A folded slice goes through the sandbox's getitem, which turns errors into
+         * Undefined; at run time jinja2 slices with plain Python, which raises. */
+        if (obj.kind != JV_LIST && obj.kind != JV_STR && obj.kind != JV_UNDEF &&
+            is_constant(nd->a) && is_constant(nd->b) && is_constant(nd->c) && is_constant(nd->d))
+            r = jv_undef("object is not subscriptable");
+        else
+            r = jv_slice(c, obj, a, b, st);
         break;
     }
     case JN_CALL: {

@@ -422,6 +422,9 @@ static const struct {
     {"{{ ' x'|trim(chars=' ') }}{{ [3,1]|sort(reverse=true) }}{{ {'b':1,'a':2}|dictsort(false, 'value') }}",
      "{}",
      "x[3, 1][('b', 1), ('a', 2)]", NULL},
+    {"[{{ none[1:] }}][{{ 1[:2] }}][{{ {'a': 1}[::-1] }}][{{ (0 is true)[1:] }}]",
+     "{}",
+     "[][][][]", NULL},
 };
 
 static char *render_src(const char *src, const char *vars_json, char *err, size_t errlen)

@@ -358,7 +358,7 @@ static jv eval_filter(jctx *c, jscope *s, const jnode *nd, jv input)
     return jfilter_apply(c, nd->fn, v, &a);
 }
 
-/* Made only of literals, so jinja2's optimizer folds it at compile time. */
+/* Made only of literals, so jinja2 folds it at compile time when it is printed. */
 static bool is_constant(const jnode *nd)
 {
     if (!nd)
@@ -367,6 +367,7 @@ static bool is_constant(const jnode *nd)
     case JN_CONST: return true;
     case JN_LIST: case JN_TUPLE: case JN_DICT: case JN_NOT: case JN_NEG: case JN_POS:
     case JN_BINOP: case JN_AND: case JN_OR: case JN_COND: case JN_TEST: case JN_FILTER:
+    case JN_GETATTR: case JN_GETITEM: case JN_SLICE:
         for (size_t i = 0; i < nd->items.n; i++)
             if (!is_constant(nd->items.v[i]))
                 return false;
@@ -374,7 +375,7 @@ static bool is_constant(const jnode *nd)
             if (!is_constant(nd->items2.v[i]))
                 return false;
         return (nd->kind != JN_FILTER || nd->a) && is_constant(nd->a) && is_constant(nd->b) &&
-               is_constant(nd->c);
+               is_constant(nd->c) && is_constant(nd->d);
     default: return false;
     }
 }
@@ -426,10 +427,9 @@ static jv eval(jctx *c, jscope *s, const jnode *nd)
         jv a = nd->b ? eval(c, s, nd->b) : jv_none(), b = nd->c ? eval(c, s, nd->c) : jv_none(),
            st = nd->d ? eval(c, s, nd->d) : jv_none();
         c->line = nd->line;
-        /* A folded slice goes through the sandbox's getitem, which turns errors into
-         * Undefined; at run time jinja2 slices with plain Python, which raises. */
-        if (obj.kind != JV_LIST && obj.kind != JV_STR && obj.kind != JV_UNDEF &&
-            is_constant(nd->a) && is_constant(nd->b) && is_constant(nd->c) && is_constant(nd->d))
+        /* jinja2 slices with plain Python, which raises, except when it folds a constant
+         * {{ }} at compile time: that goes through the sandbox's lenient getitem. */
+        if (c->folding && obj.kind != JV_LIST && obj.kind != JV_STR && obj.kind != JV_UNDEF)
             r = jv_undef("object is not subscriptable");
         else
             r = jv_slice(c, obj, a, b, st);
@@ -562,7 +562,13 @@ static int exec_stmt(jctx *c, jscope *s, const jnode *nd)
     c->line = nd->line;
     switch (nd->kind) {
     case JS_TEXT: jb_put(c, c->out, nd->cval.s.p, nd->cval.s.n); return FLOW_NORMAL;
-    case JS_OUTPUT: jv_write_str(c, c->out, eval(c, s, nd->a)); return FLOW_NORMAL;
+    case JS_OUTPUT: {
+        c->folding = is_constant(nd->a);
+        jv v = eval(c, s, nd->a);
+        c->folding = false;
+        jv_write_str(c, c->out, v);
+        return FLOW_NORMAL;
+    }
     case JS_IF:
         return exec_body(c, s, jv_truthy(eval(c, s, nd->a)) ? &nd->items : &nd->items2);
     case JS_FOR: return exec_for(c, s, nd);

@@ -158,6 +158,7 @@ typedef struct jctx {
     int line;
     uint64_t steps, max_steps;
     int depth, loop_depth;
+    bool folding; /* evaluating a constant {{ }} the way jinja2 folds it */
     jbuf *out;
     jscope *root;
 } jctx;

@@ -1,5 +1,5 @@
 /* jinja_parse.c: builds the syntax tree from tokens with jinja2's grammar and precedence;
- * unknown tags, filters and tests are rejected here, at load time, with line and column.
+ * unknown tags (and filters/tests, where jinja2 rejects them too) fail here with line:column.
  *
  * Node fields by kind (see jnode in jinja_internal.h):
  *   CONST cval | NAME name | LIST/TUPLE items | DICT items=keys items2=values

@@ -285,6 +285,10 @@ static jv call_macro(jctx *c, const jmacro *m, const jargs *a, jv caller)
     jscope *ms = scope_new(c, m->closure);
     jlist *varargs = jl_new(c, 0);
     jdict *kwargs = jd_new(c, 0);
+    bool takes_varargs = def->kind != JS_MACRO || (def->op & JMACRO_VARARGS);
+    bool takes_kwargs = def->kind != JS_MACRO || (def->op & JMACRO_KWARGS);
+    if (a->npos > def->nnames && !takes_varargs)
+        jfail(c, "TypeError", "macro '%s' takes not more than %zu argument(s)", mname, def->nnames);
     for (size_t i = def->nnames; i < a->npos; i++)
         jl_push(c, varargs, a->pos[i]);
     for (size_t k = 0; k < a->nkw; k++) {
@@ -296,6 +300,8 @@ static jv call_macro(jctx *c, const jmacro *m, const jargs *a, jv caller)
                           a->kwn[k]);
                 known = true;
             }
+        if (!known && !takes_kwargs)
+            jfail(c, "TypeError", "macro '%s' takes no keyword argument '%s'", mname, a->kwn[k]);
         if (!known)
             jd_set(c, kwargs, jv_cstr(a->kwn[k]), a->kwv[k]);
     }
@@ -320,7 +326,9 @@ static jv call_macro(jctx *c, const jmacro *m, const jargs *a, jv caller)
         }
         scope_set(c, ms, def->names[i], v);
     }
-    scope_set(c, ms, "varargs", jv_list(varargs));
+    jv va = jv_list(varargs);
+    va.flags = JVF_TUPLE;
+    scope_set(c, ms, "varargs", va);
     scope_set(c, ms, "kwargs", jv_dict(kwargs));
     if (caller.kind != JV_UNDEF)
         scope_set(c, ms, "caller", caller);

@@ -110,6 +110,8 @@ enum jnode_kind {
     JS_TEXT, JS_OUTPUT, JS_IF, JS_FOR, JS_SET, JS_SET_BLOCK, JS_MACRO, JS_CALL_BLOCK,
     JS_FILTER_BLOCK, JS_WITH, JS_BREAK, JS_CONTINUE
 };
+/* MACRO node op bits: which implicit names its body reads, so calls may pass extra args */
+enum { JMACRO_VARARGS = 1, JMACRO_KWARGS = 2 };
 
 typedef struct jnode jnode;
 typedef struct { jnode **v; size_t n; } jnodes;
@@ -146,7 +148,7 @@ typedef struct jscope {
 } jscope;
 
 struct jmacro { const jnode *node; jscope *closure; jv caller; };
-struct jloop { jlist *items; size_t index; int depth; };
+struct jloop { jlist *items; size_t index; int depth; bool changed_seen; jv changed_last; };
 
 typedef struct { char *p; size_t n, cap; } jbuf;
 

@@ -324,7 +324,7 @@ static const char *const DICT_METHODS[] = {"get", "items", "keys", "values", "co
                                            "popitem", "setdefault", "update", "clear", NULL};
 static const char *const LIST_METHODS[] = {"index", "count", "copy", "append", "extend", "insert",
                                            "pop", "remove", "clear", "sort", "reverse", NULL};
-static const char *const LOOP_METHODS[] = {"cycle", NULL};
+static const char *const LOOP_METHODS[] = {"cycle", "changed", NULL};
 static const char *const UNSAFE[] = {"pop", "popitem", "setdefault", "update", "clear", "append",
                                      "extend", "insert", "remove", "sort", "reverse", NULL};
 
@@ -652,7 +652,19 @@ jv jmethod_call(jctx *c, const jmethod *m, const jargs *a)
         if (m->name[0] == 'c')
             return jv_int(hits);
         jfail(c, "ValueError", "value is not in list");
-    default: /* loop.cycle */
+    default: /* loop.cycle, loop.changed */
+        if (!strcmp(m->name, "changed")) {
+            jlist *vals = jl_new(c, a->npos);
+            for (size_t i = 0; i < a->npos; i++)
+                vals->v[vals->n++] = a->pos[i];
+            jv now = jv_list(vals);
+            now.flags = JVF_TUPLE;
+            if (self.loop->changed_seen && jv_eq(self.loop->changed_last, now))
+                return jv_bool(false);
+            self.loop->changed_seen = true;
+            self.loop->changed_last = now;
+            return jv_bool(true);
+        }
         if (a->npos == 0)
             jfail(c, "TypeError", "no items for cycling given");
         return a->pos[self.loop->index % a->npos];

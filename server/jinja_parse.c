@@ -762,6 +762,22 @@ static void parse_signature(parser *p, jnode *nd)
     nd->items2 = vdone(&defaults);
 }
 
+/* Which of varargs/kwargs a macro body reads (nested macros have their own). */
+static int implicit_names(const jnode *nd)
+{
+    if (!nd || nd->kind == JS_MACRO)
+        return 0;
+    int bits = 0;
+    if (nd->kind == JN_NAME)
+        bits = !strcmp(nd->name, "varargs") ? JMACRO_VARARGS : !strcmp(nd->name, "kwargs") ? JMACRO_KWARGS : 0;
+    bits |= implicit_names(nd->a) | implicit_names(nd->b) | implicit_names(nd->c) | implicit_names(nd->d);
+    for (size_t i = 0; i < nd->items.n; i++)
+        bits |= implicit_names(nd->items.v[i]);
+    for (size_t i = 0; i < nd->items2.n; i++)
+        bits |= implicit_names(nd->items2.v[i]);
+    return bits;
+}
+
 static jnode *parse_macro(parser *p, const jtoken *at)
 {
     jnode *nd = mk(p, JS_MACRO, at);
@@ -774,6 +790,8 @@ static jnode *parse_macro(parser *p, const jtoken *at)
     p->loop_depth = 0;
     nd->items = parse_body(p, end, &which, at);
     p->loop_depth = saved_loops;
+    for (size_t i = 0; i < nd->items.n; i++)
+        nd->op |= (uint8_t)implicit_names(nd->items.v[i]);
     if (cur(p)->type == JT_NAME && !strcmp(cur(p)->p, nd->name))
         next(p);
     expect_type(p, JT_BLOCK_END, "end of statement block");

@@ -272,7 +272,7 @@ static void lex_string(lexer *lx)
         p += lx->s[p] == '\\' ? 2 : 1;
     if (p >= lx->n)
         lex_fail(lx, start, "unterminated string literal");
-    char *out = lex_alloc(lx, p - start + 1);
+    char *out = lex_alloc(lx, 2 * (p - start) + 8);
     size_t k = 0;
     for (size_t i = start + 1; i < p; i++) {
         char ch = lx->s[i];
@@ -306,6 +306,13 @@ static void lex_string(lexer *lx)
                 lex_fail(lx, i - 1, "invalid \\%c escape in string literal", e);
             i += (size_t)nd;
             k += ju_encode(v, out + k);
+        } else if ((unsigned char)e >= 0x80) {
+            /* jinja2 backslash-escapes non-ASCII text before decoding, so "\\é" becomes
+             * a backslash followed by the letters of "xe9" */
+            size_t j = i;
+            uint32_t cp = ju_decode(lx->s, p, &j);
+            k += (size_t)sprintf(out + k, cp <= 0xFF ? "\\x%02x" : cp <= 0xFFFF ? "\\u%04x" : "\\U%08x", cp);
+            i = j - 1;
         } else {
             out[k++] = '\\';
             out[k++] = e;

@@ -473,6 +473,9 @@ static const struct {
     {"{% for i in [1] %}{% macro m() %}{{ i }}{% endmacro %}{% endfor %}{{ m is defined }}",
      "{}",
      "False", NULL},
+    {"{{ 'a\\\303\251\\\360\237\230\200\\x41' }}",
+     "{}",
+     "a\\xe9\\U0001f600A", NULL},
 };
 
 static char *render_src(const char *src, const char *vars_json, char *err, size_t errlen)

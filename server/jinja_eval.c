@@ -214,7 +214,9 @@ static jv arith(jctx *c, int op, jv a, jv b)
         int64_t n = as_int(cnt);
         if (cnt.kind == JV_INT || cnt.kind == JV_BOOL) {
             size_t unit = seq.kind == JV_STR ? seq.s.n : seq.list->n;
-            if (n > 0 && unit && (uint64_t)n > JINJA_MAX_OUTPUT / unit)
+            if (unit == 0 || n < 0)
+                n = 0; /* nothing to repeat: no need to loop n times */
+            if (n > 0 && (uint64_t)n > JINJA_MAX_OUTPUT / unit)
                 jfail(c, "MemoryError", "repeated sequence too long");
             if (seq.kind == JV_STR) {
                 jbuf out = {0};
@@ -252,8 +254,8 @@ static jv binop(jctx *c, int op, jv a, jv b)
         jb_put(c, &out, y.s.p, y.s.n);
         return jv_buf(&out);
     }
-    case JO_EQ: return jv_bool(jv_eq(a, b));
-    case JO_NE: return jv_bool(!jv_eq(a, b));
+    case JO_EQ: return jv_bool(jv_equal(c, a, b));
+    case JO_NE: return jv_bool(!jv_equal(c, a, b));
     case JO_LT: return jv_bool(jv_compare(c, a, b, "<") < 0);
     case JO_LE: return jv_bool(jv_compare(c, a, b, "<=") <= 0);
     case JO_GT: return jv_bool(jv_compare(c, a, b, ">") > 0);

@@ -425,7 +425,7 @@ static jv f_unique(jctx *c, jv v, const jargs *a)
         jv k = case_key(c, attr.kind == JV_NONE ? l->v[i] : get_path(c, l->v[i], attr), cs);
         bool dup = false;
         for (size_t j = 0; j < seen->n && !dup; j++)
-            dup = jv_eq(seen->v[j], k);
+            dup = jv_equal(c, seen->v[j], k);
         if (!dup) {
             jl_push(c, seen, k);
             jl_push(c, out, l->v[i]);
@@ -799,7 +799,7 @@ bool jtest_apply(jctx *c, int id, jv v, const jargs *a)
     }
     need_arg(c, a, name, &x);
     if (!strcmp(name, "sameas"))
-        return v.kind == x.kind && (v.kind == JV_NONE || v.kind == JV_UNDEF || jv_eq(v, x)) &&
+        return v.kind == x.kind && (v.kind == JV_NONE || v.kind == JV_UNDEF || jv_equal(c, v, x)) &&
                (v.kind != JV_LIST || v.list == x.list) && (v.kind != JV_DICT || v.dict == x.dict);
     if (!strcmp(name, "divisibleby")) {
         if (!jv_is_num(v) || !jv_is_num(x))
@@ -809,8 +809,8 @@ bool jtest_apply(jctx *c, int id, jv v, const jargs *a)
         return fmod(jv_num(v), jv_num(x)) == 0;
     }
     if (!strcmp(name, "in")) return jv_contains(c, x, v);
-    if (!strcmp(name, "eq") || !strcmp(name, "equalto") || !strcmp(name, "==")) return jv_eq(v, x);
-    if (!strcmp(name, "ne") || !strcmp(name, "!=")) return !jv_eq(v, x);
+    if (!strcmp(name, "eq") || !strcmp(name, "equalto") || !strcmp(name, "==")) return jv_equal(c, v, x);
+    if (!strcmp(name, "ne") || !strcmp(name, "!=")) return !jv_equal(c, v, x);
     int r = jv_compare(c, v, x, name);
     if (!strcmp(name, "lt") || !strcmp(name, "lessthan") || !strcmp(name, "<")) return r < 0;
     if (!strcmp(name, "le") || !strcmp(name, "<=")) return r <= 0;

@@ -202,7 +202,8 @@ jv *jd_get(const jdict *d, jv key);
 jv *jd_gets(const jdict *d, const char *p, size_t n);
 jv jv_from_json(jctx *c, const json_t *j);
 bool jv_truthy(jv v);
-bool jv_eq(jv a, jv b);
+bool jv_eq(jv a, jv b);              /* for dict keys; see jv_equal */
+bool jv_equal(jctx *c, jv a, jv b);  /* Python ==, RecursionError on absurd nesting */
 bool jv_is_str(jv v);
 bool jv_is_num(jv v);
 double jv_num(jv v);

@@ -644,7 +644,7 @@ jv jmethod_call(jctx *c, const jmethod *m, const jargs *a)
             jfail(c, "TypeError", "%s() takes exactly one argument (0 given)", m->name);
         int64_t hits = 0;
         for (size_t i = 0; i < self.list->n; i++)
-            if (jv_eq(self.list->v[i], a->pos[0])) {
+            if (jv_equal(c, self.list->v[i], a->pos[0])) {
                 if (m->name[0] == 'i')
                     return jv_int((int64_t)i);
                 hits++;
@@ -659,7 +659,7 @@ jv jmethod_call(jctx *c, const jmethod *m, const jargs *a)
                 vals->v[vals->n++] = a->pos[i];
             jv now = jv_list(vals);
             now.flags = JVF_TUPLE;
-            if (self.loop->changed_seen && jv_eq(self.loop->changed_last, now))
+            if (self.loop->changed_seen && jv_equal(c, self.loop->changed_last, now))
                 return jv_bool(false);
             self.loop->changed_seen = true;
             self.loop->changed_last = now;

@@ -139,7 +139,10 @@ double jv_num(jv v)
     return v.kind == JV_FLOAT ? v.f : v.kind == JV_INT ? (double)v.i : v.kind == JV_BOOL ? v.b : 0;
 }
 
-bool jv_eq(jv a, jv b)
+/* Python ==, recursing into containers; bounded so absurdly deep values raise
+ * RecursionError (or, without a context to fail on, compare unequal) instead of
+ * exhausting the stack. */
+static bool eq_rec(jctx *c, jv a, jv b, int depth)
 {
     if (jv_is_num(a) && jv_is_num(b)) {
         if (a.kind != JV_FLOAT && b.kind != JV_FLOAT)
@@ -148,6 +151,11 @@ bool jv_eq(jv a, jv b)
     }
     if (a.kind != b.kind)
         return false;
+    if ((a.kind == JV_LIST || a.kind == JV_DICT) && depth > JINJA_MAX_DEPTH) {
+        if (c)
+            jfail(c, "RecursionError", "maximum recursion depth exceeded in comparison");
+        return false;
+    }
     switch (a.kind) {
     case JV_UNDEF: case JV_NONE: return true;
     case JV_STR: return a.s.n == b.s.n && memcmp(a.s.p, b.s.p, a.s.n) == 0;
@@ -157,7 +165,7 @@ bool jv_eq(jv a, jv b)
         if ((a.flags & JVF_TUPLE) != (b.flags & JVF_TUPLE) || a.list->n != b.list->n)
             return false;
         for (size_t i = 0; i < a.list->n; i++)
-            if (!jv_eq(a.list->v[i], b.list->v[i]))
+            if (!eq_rec(c, a.list->v[i], b.list->v[i], depth + 1))
                 return false;
         return true;
     case JV_DICT:
@@ -165,7 +173,7 @@ bool jv_eq(jv a, jv b)
             return false;
         for (size_t i = 0; i < a.dict->n; i++) {
             jv *o = jd_get(b.dict, a.dict->k[i]);
-            if (!o || !jv_eq(a.dict->v[i], *o))
+            if (!o || !eq_rec(c, a.dict->v[i], *o, depth + 1))
                 return false;
         }
         return true;
@@ -177,12 +185,15 @@ bool jv_eq(jv a, jv b)
     }
 }
 
+bool jv_eq(jv a, jv b) { return eq_rec(NULL, a, b, 0); }
+bool jv_equal(jctx *c, jv a, jv b) { return eq_rec(c, a, b, 0); }
+
 static void fail_undefined(jctx *c, jv v)
 {
     jfail(c, "UndefinedError", "%s", v.undef ? v.undef : "value is undefined");
 }
 
-int jv_compare(jctx *c, jv a, jv b, const char *opname)
+static int compare_rec(jctx *c, jv a, jv b, const char *opname, int depth)
 {
     if (a.kind == JV_UNDEF)
         fail_undefined(c, a);
@@ -204,14 +215,18 @@ int jv_compare(jctx *c, jv a, jv b, const char *opname)
         return (a.s.n > b.s.n) - (a.s.n < b.s.n);
     }
     if (a.kind == JV_LIST && b.kind == JV_LIST && a.flags == b.flags && !(a.flags & (JVF_GEN | JVF_VIEW))) {
+        if (depth > JINJA_MAX_DEPTH)
+            jfail(c, "RecursionError", "maximum recursion depth exceeded in comparison");
         for (size_t i = 0; i < a.list->n && i < b.list->n; i++)
-            if (!jv_eq(a.list->v[i], b.list->v[i]))
-                return jv_compare(c, a.list->v[i], b.list->v[i], opname);
+            if (!eq_rec(c, a.list->v[i], b.list->v[i], depth + 1))
+                return compare_rec(c, a.list->v[i], b.list->v[i], opname, depth + 1);
         return (a.list->n > b.list->n) - (a.list->n < b.list->n);
     }
     jfail(c, "TypeError", "'%s' not supported between instances of '%s' and '%s'", opname,
           jv_type(a), jv_type(b));
 }
+
+int jv_compare(jctx *c, jv a, jv b, const char *opname) { return compare_rec(c, a, b, opname, 0); }
 
 const char *jv_type(jv v)
 {
@@ -763,7 +778,7 @@ bool jv_contains(jctx *c, jv container, jv item)
     case JV_LIST:
         jv_iterate(c, container); /* raises for a lazy error */
         for (size_t i = 0; i < container.list->n; i++)
-            if (jv_eq(container.list->v[i], item))
+            if (jv_equal(c, container.list->v[i], item))
                 return true;
         return false;
     case JV_DICT:

@@ -591,6 +591,13 @@ static void test_runtime_bounds(void)
     expect_render_error("{% set ns = namespace(s='x') %}{% for i in range(64) %}"
                         "{% set ns.s = ns.s ~ ns.s %}{% endfor %}", "{}", "MemoryError");
     expect_render_error("{{ 'x' * 100000000000 }}", "{}", "MemoryError");
+    {
+        char err[256] = "";
+        char *out = render_src("[{{ '' * 1000000000000000 }}{{ [] * 1000000000000000 }}]", "{}", err,
+                               sizeof err);
+        CHECK(out && !strcmp(out, "[[]]"), "empty repeated: %s", out ? out : err);
+        free(out);
+    }
     expect_render_error("{% for i in range(100001) %}{% endfor %}", "{}", "OverflowError");
     {
         const char *src = "{% set r = range(100000) %}{% for i in r %}{% for j in r %}{% endfor %}"
@@ -608,6 +615,15 @@ static void test_runtime_bounds(void)
     }
     expect_render_error("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}", "{}", "RecursionError");
     expect_render_error("{{ 9223372036854775807 + 1 }}", "{}", "OverflowError");
+    /* values nested far deeper than any printer or comparison may recurse */
+    static const char *const deep_ops[] = {"ns.x == ns.x", "ns.x < ns.x", "ns.x in [ns.x]",
+                                           "ns.x|string", "ns.x|tojson", "[ns.x]|unique|list"};
+    for (size_t i = 0; i < sizeof deep_ops / sizeof deep_ops[0]; i++) {
+        char src[256];
+        snprintf(src, sizeof src, "{%% set ns = namespace(x=[]) %%}{%% for i in range(20000) %%}"
+                 "{%% set ns.x = [ns.x] %%}{%% endfor %%}{{ %s }}", deep_ops[i]);
+        expect_render_error(src, "{}", "RecursionError");
+    }
     expect_render_error("{{ x }}", "[1, 2]", "must be a JSON object");
 
     /* A message cut to fit the caller's buffer still ends on a whole UTF-8 character. */

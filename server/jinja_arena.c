@@ -108,6 +108,8 @@ void jb_put(jctx *c, jbuf *b, const char *p, size_t n)
 {
     if (!n)
         return;
+    if (n >= 64)
+        jwork(c, n);
     jb_reserve(c, b, n);
     memcpy(b->p + b->n, p, n);
     b->n += n;

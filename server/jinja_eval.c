@@ -9,6 +9,12 @@
 
 enum { FLOW_NORMAL, FLOW_BREAK, FLOW_CONTINUE };
 
+void jwork(jctx *c, size_t bytes)
+{
+    c->steps += bytes >> 6;
+    jstep(c);
+}
+
 void jstep(jctx *c)
 {
     if (++c->steps > c->max_steps)

@@ -242,6 +242,7 @@ jv jstr_printf(jctx *c, jv fmt, jv args); /* Python's fmt % args */
 
 /* jinja_eval.c */
 jv jcall_value(jctx *c, jv callee, const jargs *a);
-void jstep(jctx *c);
+void jstep(jctx *c);                 /* one unit of the render's step budget */
+void jwork(jctx *c, size_t bytes);   /* charges string work: a step per 64 bytes */
 
 #endif

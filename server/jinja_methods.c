@@ -21,6 +21,7 @@ static bool in_chars(uint32_t cp, jv chars)
 
 jv jstr_strip(jctx *c, jv s, jv chars, bool left, bool right)
 {
+    jwork(c, chars.kind == JV_STR ? chars.s.n * 4 : 0);
     if (chars.kind != JV_STR && chars.kind != JV_NONE && chars.kind != JV_UNDEF)
         jfail(c, "TypeError", "strip arg must be None or str");
     size_t a = 0, b = s.s.n;
@@ -47,6 +48,7 @@ jv jstr_strip(jctx *c, jv s, jv chars, bool left, bool right)
 /* Python str.split / str.rsplit; sep NONE splits on whitespace runs. */
 jlist *jstr_split(jctx *c, jv s, jv sep, int64_t maxsplit, bool from_right)
 {
+    jwork(c, s.s.n);
     jlist *out = jl_new(c, 0);
     const char *p = s.s.p;
     size_t n = s.s.n;
@@ -404,6 +406,7 @@ static jv str_affix(jctx *c, jv s, const jargs *a, bool end)
 
 static jv str_find(jctx *c, jv s, const jargs *a, bool rev)
 {
+    jwork(c, s.s.n);
     jv x = need_str(c, a, 0, rev ? "rfind" : "find");
     const char *hit = NULL;
     for (size_t i = 0; i + x.s.n <= s.s.n; i++)

@@ -774,6 +774,7 @@ bool jv_contains(jctx *c, jv container, jv item)
         if (item.kind != JV_STR)
             jfail(c, "TypeError", "'in <string>' requires string as left operand, not %s",
                   jv_type(item));
+        jwork(c, container.s.n);
         return item.s.n == 0 || memmem(container.s.p, container.s.n, item.s.p, item.s.n) != NULL;
     case JV_LIST:
         jv_iterate(c, container); /* raises for a lazy error */

@@ -613,6 +613,24 @@ static void test_runtime_bounds(void)
         json_decref(vars);
         jinja_free(t);
     }
+    {
+        /* string work counts too: 1000 scans of 1 MiB is far more than 1000 steps */
+        const char *src = "{% for i in range(1000) %}{% if 'zzz' in s %}{% endif %}{% endfor %}";
+        char err[256] = "";
+        jinja_template *t = jinja_parse(src, strlen(src), err, sizeof err);
+        REQUIRE_VOID(t);
+        jinja_set_step_limit(t, 1000000);
+        char *big = malloc(1 << 20);
+        REQUIRE_VOID(big);
+        memset(big, 'a', 1 << 20);
+        json_t *vars = json_pack("{s:s%}", "s", big, (size_t)1 << 20);
+        char *out = jinja_render(t, vars, NULL, err, sizeof err);
+        CHECK(!out && strstr(err, "RuntimeError"), "string work not charged: %s", out ? "rendered" : err);
+        free(out);
+        free(big);
+        json_decref(vars);
+        jinja_free(t);
+    }
     expect_render_error("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}", "{}", "RecursionError");
     expect_render_error("{{ 9223372036854775807 + 1 }}", "{}", "OverflowError");
     /* values nested far deeper than any printer or comparison may recurse */

@@ -189,6 +189,9 @@ static void parse_call_args(parser *p, nodevec *args, nodevec *kwvals, const cha
                     memcpy(m, names, n * sizeof *m);
                 names = m;
             }
+            for (size_t k = 0; k < n; k++)
+                if (!strcmp(names[k], cur(p)->p))
+                    pfail(p, cur(p), "keyword argument repeated: %s", names[k]);
             names[n++] = next(p)->p;
             next(p);
             vpush(p, kwvals, parse_expression(p, true));

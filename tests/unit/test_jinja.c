@@ -547,7 +547,7 @@ static void test_malformed(void)
         {"{{ 99999999999999999999 }}", "integer literal too large"},
         {"{{ x $ y }}", "unexpected char '$'"},
         {"{% %}", "tag name expected"},
-        {"{% set ns = namespace(a=1, b=2, a=3) %}", "line 1 col 35: keyword argument repeated: a"},
+        {"{% set ns = namespace(a=1, b=2, a=3) %}", "line 1 col 33: keyword argument repeated: a"},
         {"{{ x \342\202\254 }}", "unexpected char '\342\202\254'"},
     };
     for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++)

@@ -12,13 +12,15 @@
 #define JINJA_MAX_OUTPUT   ((size_t)64 << 20)   /* longest string a render may build */
 #define JINJA_MAX_MEMORY   ((size_t)512 << 20)  /* working memory of one render */
 #define JINJA_MAX_STEPS    50000000u            /* default: evaluated nodes and loop turns */
-#define JINJA_MAX_DEPTH    400                  /* nested evaluation (macro recursion) */
+#define JINJA_MAX_DEPTH    1000                 /* nested evaluation and value nesting */
 
 typedef struct jinja_template jinja_template;
 
 /* Parses template source (UTF-8, `len` bytes) with Hugging Face's settings (trim_blocks,
- * lstrip_blocks, one trailing newline dropped). Unknown tags, filters and tests and syntax
- * errors fail here with "chat template line L col C: ..." in err. NULL on failure. */
+ * lstrip_blocks, one trailing newline dropped). Syntax errors, unknown or unsupported tags,
+ * jinja2 filters this interpreter lacks, and unknown filters/tests fail here with
+ * "chat template line L col C: ..." in err (NULL returned). Like jinja2, an unknown filter or
+ * test directly inside {% if %} or an inline if is accepted and fails only when evaluated. */
 jinja_template *jinja_parse(const char *src, size_t len, char *err, size_t errlen);
 void jinja_free(jinja_template *t);
 
@@ -36,7 +38,8 @@ char *jinja_render(const jinja_template *t, const json_t *vars, size_t *out_len,
                    char *err, size_t errlen);
 
 /* The context transformers' apply_chat_template builds: messages, tools (NULL or JSON null:
- * None), documents = None, add_generation_prompt, plus every member of kwargs (may be NULL).
+ * None), documents = None, add_generation_prompt, plus every member of kwargs (may be NULL;
+ * transformers also passes the special tokens, e.g. bos_token/eos_token: put them there).
  * Returns a new object reference (NULL on allocation failure). */
 json_t *jinja_chat_vars(const json_t *messages, const json_t *tools, bool add_generation_prompt,
                         const json_t *kwargs);

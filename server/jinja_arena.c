@@ -65,8 +65,10 @@ _Noreturn void jfail(jctx *c, const char *kind, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (c->err && c->errlen)
+    if (c->err && c->errlen) {
         snprintf(c->err, c->errlen, "chat template line %d: %s: %s", c->line, kind, msg);
+        ju_trim_partial(c->err);
+    }
     longjmp(c->jb, 1);
 }
 
@@ -106,6 +108,8 @@ void jb_put(jctx *c, jbuf *b, const char *p, size_t n)
 {
     if (!n)
         return;
+    if (n >= 64)
+        jwork(c, n);
     jb_reserve(c, b, n);
     memcpy(b->p + b->n, p, n);
     b->n += n;

@@ -9,6 +9,12 @@
 
 enum { FLOW_NORMAL, FLOW_BREAK, FLOW_CONTINUE };
 
+void jwork(jctx *c, size_t bytes)
+{
+    c->steps += bytes >> 6;
+    jstep(c);
+}
+
 void jstep(jctx *c)
 {
     if (++c->steps > c->max_steps)
@@ -119,6 +125,8 @@ static int64_t as_int(jv v) { return v.kind == JV_INT ? v.i : v.b; }
 
 static jv arith(jctx *c, int op, jv a, jv b)
 {
+    if (op == JO_MOD && a.kind == JV_STR) /* str.__mod__ runs before Undefined.__rmod__ */
+        return jstr_printf(c, a, b);
     if (a.kind == JV_UNDEF)
         fail_undef(c, a);
     if (b.kind == JV_UNDEF)
@@ -193,22 +201,28 @@ static jv arith(jctx *c, int op, jv a, jv b)
     if (op == JO_ADD && a.kind == JV_STR && b.kind == JV_STR)
         return concat_str(c, a, b);
     if (op == JO_ADD && a.kind == JV_LIST && b.kind == JV_LIST &&
+        !((a.flags | b.flags) & (JVF_GEN | JVF_VIEW)) &&
         (a.flags & JVF_TUPLE) == (b.flags & JVF_TUPLE)) {
         jlist *l = jl_new(c, a.list->n + b.list->n);
-        memcpy(l->v, a.list->v, a.list->n * sizeof *l->v);
-        memcpy(l->v + a.list->n, b.list->v, b.list->n * sizeof *l->v);
+        if (a.list->n)
+            memcpy(l->v, a.list->v, a.list->n * sizeof *l->v);
+        if (b.list->n)
+            memcpy(l->v + a.list->n, b.list->v, b.list->n * sizeof *l->v);
         l->n = a.list->n + b.list->n;
         jv r = jv_list(l);
         r.flags = a.flags & JVF_TUPLE;
         return r;
     }
-    if (op == JO_MUL && (a.kind == JV_STR || a.kind == JV_LIST || b.kind == JV_STR || b.kind == JV_LIST) &&
+    if (op == JO_MUL && !((a.flags | b.flags) & (JVF_GEN | JVF_VIEW)) &&
+        (a.kind == JV_STR || a.kind == JV_LIST || b.kind == JV_STR || b.kind == JV_LIST) &&
         (a.kind == JV_INT || a.kind == JV_BOOL || b.kind == JV_INT || b.kind == JV_BOOL)) {
         jv seq = a.kind == JV_STR || a.kind == JV_LIST ? a : b, cnt = seq.kind == a.kind ? b : a;
         int64_t n = as_int(cnt);
         if (cnt.kind == JV_INT || cnt.kind == JV_BOOL) {
             size_t unit = seq.kind == JV_STR ? seq.s.n : seq.list->n;
-            if (n > 0 && unit && (uint64_t)n > JINJA_MAX_OUTPUT / unit)
+            if (unit == 0 || n < 0)
+                n = 0; /* nothing to repeat: no need to loop n times */
+            if (n > 0 && (uint64_t)n > JINJA_MAX_OUTPUT / unit)
                 jfail(c, "MemoryError", "repeated sequence too long");
             if (seq.kind == JV_STR) {
                 jbuf out = {0};
@@ -231,7 +245,7 @@ static jv arith(jctx *c, int op, jv a, jv b)
         jfail(c, "TypeError", "can only concatenate %s (not \"%s\") to %s", jv_type(a), jv_type(b),
               jv_type(a));
     if (op == JO_MOD && a.kind == JV_STR)
-        jfail(c, "TypeError", "printf-style string formatting is not supported");
+        return jstr_printf(c, a, b);
     jfail(c, "TypeError", "unsupported operand type(s) for %s: '%s' and '%s'", sym, jv_type(a),
           jv_type(b));
 }
@@ -246,8 +260,8 @@ static jv binop(jctx *c, int op, jv a, jv b)
         jb_put(c, &out, y.s.p, y.s.n);
         return jv_buf(&out);
     }
-    case JO_EQ: return jv_bool(jv_eq(a, b));
-    case JO_NE: return jv_bool(!jv_eq(a, b));
+    case JO_EQ: return jv_bool(jv_equal(c, a, b));
+    case JO_NE: return jv_bool(!jv_equal(c, a, b));
     case JO_LT: return jv_bool(jv_compare(c, a, b, "<") < 0);
     case JO_LE: return jv_bool(jv_compare(c, a, b, "<=") <= 0);
     case JO_GT: return jv_bool(jv_compare(c, a, b, ">") > 0);
@@ -279,6 +293,10 @@ static jv call_macro(jctx *c, const jmacro *m, const jargs *a, jv caller)
     jscope *ms = scope_new(c, m->closure);
     jlist *varargs = jl_new(c, 0);
     jdict *kwargs = jd_new(c, 0);
+    bool takes_varargs = def->kind != JS_MACRO || (def->op & JMACRO_VARARGS);
+    bool takes_kwargs = def->kind != JS_MACRO || (def->op & JMACRO_KWARGS);
+    if (a->npos > def->nnames && !takes_varargs)
+        jfail(c, "TypeError", "macro '%s' takes not more than %zu argument(s)", mname, def->nnames);
     for (size_t i = def->nnames; i < a->npos; i++)
         jl_push(c, varargs, a->pos[i]);
     for (size_t k = 0; k < a->nkw; k++) {
@@ -290,6 +308,8 @@ static jv call_macro(jctx *c, const jmacro *m, const jargs *a, jv caller)
                           a->kwn[k]);
                 known = true;
             }
+        if (!known && !takes_kwargs)
+            jfail(c, "TypeError", "macro '%s' takes no keyword argument '%s'", mname, a->kwn[k]);
         if (!known)
             jd_set(c, kwargs, jv_cstr(a->kwn[k]), a->kwv[k]);
     }
@@ -314,7 +334,9 @@ static jv call_macro(jctx *c, const jmacro *m, const jargs *a, jv caller)
         }
         scope_set(c, ms, def->names[i], v);
     }
-    scope_set(c, ms, "varargs", jv_list(varargs));
+    jv va = jv_list(varargs);
+    va.flags = JVF_TUPLE;
+    scope_set(c, ms, "varargs", va);
     scope_set(c, ms, "kwargs", jv_dict(kwargs));
     if (caller.kind != JV_UNDEF)
         scope_set(c, ms, "caller", caller);
@@ -347,7 +369,31 @@ static jv eval_filter(jctx *c, jscope *s, const jnode *nd, jv input)
     jargs a;
     eval_args(c, s, nd, &a);
     c->line = nd->line;
+    if (nd->fn < 0)
+        jfail(c, "TemplateRuntimeError", "No filter named '%s' found.", nd->name);
     return jfilter_apply(c, nd->fn, v, &a);
+}
+
+/* Made only of literals, so jinja2 folds it at compile time when it is printed. */
+static bool is_constant(const jnode *nd)
+{
+    if (!nd)
+        return true;
+    switch (nd->kind) {
+    case JN_CONST: return true;
+    case JN_LIST: case JN_TUPLE: case JN_DICT: case JN_NOT: case JN_NEG: case JN_POS:
+    case JN_BINOP: case JN_AND: case JN_OR: case JN_COND: case JN_TEST: case JN_FILTER:
+    case JN_GETATTR: case JN_GETITEM: case JN_SLICE:
+        for (size_t i = 0; i < nd->items.n; i++)
+            if (!is_constant(nd->items.v[i]))
+                return false;
+        for (size_t i = 0; i < nd->items2.n; i++)
+            if (!is_constant(nd->items2.v[i]))
+                return false;
+        return (nd->kind != JN_FILTER || nd->a) && is_constant(nd->a) && is_constant(nd->b) &&
+               is_constant(nd->c) && is_constant(nd->d);
+    default: return false;
+    }
 }
 
 static jv eval(jctx *c, jscope *s, const jnode *nd)
@@ -397,7 +443,12 @@ static jv eval(jctx *c, jscope *s, const jnode *nd)
         jv a = nd->b ? eval(c, s, nd->b) : jv_none(), b = nd->c ? eval(c, s, nd->c) : jv_none(),
            st = nd->d ? eval(c, s, nd->d) : jv_none();
         c->line = nd->line;
-        r = jv_slice(c, obj, a, b, st);
+        /* jinja2 slices with plain Python, which raises, except when it folds a constant
+         * {{ }} at compile time: that goes through the sandbox's lenient getitem. */
+        if (c->folding && obj.kind != JV_LIST && obj.kind != JV_STR && obj.kind != JV_UNDEF)
+            r = jv_undef("object is not subscriptable");
+        else
+            r = jv_slice(c, obj, a, b, st);
         break;
     }
     case JN_CALL: {
@@ -414,6 +465,8 @@ static jv eval(jctx *c, jscope *s, const jnode *nd)
         jargs a;
         eval_args(c, s, nd, &a);
         c->line = nd->line;
+        if (nd->fn < 0)
+            jfail(c, "TemplateRuntimeError", "No test named '%s' found.", nd->name);
         r = jv_bool(jtest_apply(c, nd->fn, v, &a) != nd->negated);
         break;
     }
@@ -525,7 +578,13 @@ static int exec_stmt(jctx *c, jscope *s, const jnode *nd)
     c->line = nd->line;
     switch (nd->kind) {
     case JS_TEXT: jb_put(c, c->out, nd->cval.s.p, nd->cval.s.n); return FLOW_NORMAL;
-    case JS_OUTPUT: jv_write_str(c, c->out, eval(c, s, nd->a)); return FLOW_NORMAL;
+    case JS_OUTPUT: {
+        c->folding = is_constant(nd->a);
+        jv v = eval(c, s, nd->a);
+        c->folding = false;
+        jv_write_str(c, c->out, v);
+        return FLOW_NORMAL;
+    }
     case JS_IF:
         return exec_body(c, s, jv_truthy(eval(c, s, nd->a)) ? &nd->items : &nd->items2);
     case JS_FOR: return exec_for(c, s, nd);

@@ -22,12 +22,6 @@ bool jarg(const jargs *a, size_t idx, const char *name, jv *out)
     return false;
 }
 
-void jargs_max(jctx *c, const jargs *a, size_t npos, const char *what)
-{
-    if (a->npos > npos)
-        jfail(c, "TypeError", "%s() takes at most %zu positional argument(s)", what, npos);
-}
-
 static jv opt(const jargs *a, size_t idx, const char *name, jv dflt)
 {
     jv v;
@@ -119,7 +113,10 @@ static jv f_length(jctx *c, jv v, const jargs *a)
     switch (v.kind) {
     case JV_UNDEF: return jv_int(0);
     case JV_STR: return jv_int((int64_t)ju_len(v.s.p, v.s.n));
-    case JV_LIST: return jv_int((int64_t)v.list->n);
+    case JV_LIST:
+        if (v.flags & JVF_GEN)
+            jfail(c, "TypeError", "object of type 'generator' has no len()");
+        return jv_int((int64_t)v.list->n);
     case JV_DICT: return jv_int((int64_t)v.dict->n);
     case JV_LOOP: return jv_int((int64_t)v.loop->items->n);
     default: jfail(c, "TypeError", "object of type '%s' has no len()", jv_type(v));
@@ -185,13 +182,42 @@ static jv f_escape(jctx *c, jv v, const jargs *a)
     return markup(jv_buf(&b));
 }
 
+static jv generator(jlist *l)
+{
+    jv r = jv_list(l);
+    r.flags = JVF_GEN;
+    return r;
+}
+
+static jv lazy_error(jctx *c, const char *msg)
+{
+    jlist *l = jl_new(c, 0);
+    l->lazy_error = msg;
+    return generator(l);
+}
+
+/* A generator filter's input: a non-iterable only fails once the generator is consumed. */
+static bool iterable_input(jctx *c, jv v, jv *gen_out)
+{
+    if (v.kind == JV_LIST && v.list->lazy_error) { /* an upstream lazy failure stays lazy */
+        *gen_out = v;
+        return false;
+    }
+    if (v.kind == JV_STR || v.kind == JV_LIST || v.kind == JV_DICT || v.kind == JV_UNDEF)
+        return true;
+    char *msg = jalloc(c, 64);
+    snprintf(msg, 64, "'%s' object is not iterable", jv_type(v));
+    *gen_out = lazy_error(c, msg);
+    return false;
+}
+
 static jv f_items(jctx *c, jv v, const jargs *a)
 {
     (void)a;
     if (v.kind == JV_UNDEF)
-        return jv_list(jl_new(c, 0));
+        return generator(jl_new(c, 0));
     if (v.kind != JV_DICT)
-        jfail(c, "TypeError", "Can only get item pairs from a mapping.");
+        return lazy_error(c, "Can only get item pairs from a mapping.");
     jlist *l = jl_new(c, v.dict->n);
     for (size_t i = 0; i < v.dict->n; i++) {
         jlist *pair = jl_new(c, 2);
@@ -202,7 +228,7 @@ static jv f_items(jctx *c, jv v, const jargs *a)
         t.flags = JVF_TUPLE;
         l->v[l->n++] = t;
     }
-    return jv_list(l);
+    return generator(l);
 }
 
 static jv f_default(jctx *c, jv v, const jargs *a)
@@ -292,8 +318,15 @@ static bool parse_number(jctx *c, jv s, int base, bool want_int, int64_t *iv, do
     return true;
 }
 
+static void no_undefined(jctx *c, jv v)
+{
+    if (v.kind == JV_UNDEF) /* int(Undefined) raises UndefinedError, not the TypeError caught */
+        jfail(c, "UndefinedError", "%s", v.undef ? v.undef : "value is undefined");
+}
+
 static jv f_int(jctx *c, jv v, const jargs *a)
 {
+    no_undefined(c, v);
     jv dflt = opt(a, 0, "default", jv_int(0));
     jv base = opt(a, 1, "base", jv_int(10));
     int64_t iv;
@@ -311,6 +344,7 @@ static jv f_int(jctx *c, jv v, const jargs *a)
 
 static jv f_float(jctx *c, jv v, const jargs *a)
 {
+    no_undefined(c, v);
     jv dflt = opt(a, 0, "default", jv_float(0.0));
     int64_t iv;
     double fv;
@@ -344,7 +378,7 @@ static jv f_reverse(jctx *c, jv v, const jargs *a)
     for (size_t i = l->n; i-- > 0;)
         r->v[r->n++] = l->v[i];
     if (v.kind != JV_STR)
-        return jv_list(r);
+        return generator(r); /* reversed() iterator: same behaviour as a generator */
     jbuf b = {0};
     for (size_t i = 0; i < r->n; i++)
         jb_put(c, &b, r->v[i].s.p, r->v[i].s.n);
@@ -368,6 +402,10 @@ static jv f_dictsort(jctx *c, jv v, const jargs *a)
     bool cs = opt_bool(a, 0, "case_sensitive", false), reverse = opt_bool(a, 2, "reverse", false);
     jv by = opt(a, 1, "by", jv_cstr("key"));
     int pos = by.kind == JV_STR && by.s.n == 5 && !memcmp(by.s.p, "value", 5) ? 1 : 0;
+    if (v.kind == JV_UNDEF)
+        jfail(c, "UndefinedError", "%s", v.undef ? v.undef : "value is undefined");
+    if (v.kind != JV_DICT)
+        jfail(c, "AttributeError", "'%s' object has no attribute 'items'", jv_type(v));
     jlist *l = f_items(c, v, &(jargs){0}).list;
     jv *keys = jalloc(c, (l->n + 1) * sizeof *keys);
     for (size_t i = 0; i < l->n; i++)
@@ -379,19 +417,21 @@ static jv f_dictsort(jctx *c, jv v, const jargs *a)
 static jv f_unique(jctx *c, jv v, const jargs *a)
 {
     bool cs = opt_bool(a, 0, "case_sensitive", false);
-    jv attr = opt(a, 1, "attribute", jv_none());
+    jv attr = opt(a, 1, "attribute", jv_none()), bad;
+    if (!iterable_input(c, v, &bad))
+        return bad;
     jlist *l = jv_iterate(c, v), *out = jl_new(c, 0), *seen = jl_new(c, 0);
     for (size_t i = 0; i < l->n; i++) {
         jv k = case_key(c, attr.kind == JV_NONE ? l->v[i] : get_path(c, l->v[i], attr), cs);
         bool dup = false;
         for (size_t j = 0; j < seen->n && !dup; j++)
-            dup = jv_eq(seen->v[j], k);
+            dup = jv_equal(c, seen->v[j], k);
         if (!dup) {
             jl_push(c, seen, k);
             jl_push(c, out, l->v[i]);
         }
     }
-    return jv_list(out);
+    return generator(out);
 }
 
 static jv min_max(jctx *c, jv v, const jargs *a, bool want_max)
@@ -437,6 +477,11 @@ static jv f_sum(jctx *c, jv v, const jargs *a)
 
 static jv f_map(jctx *c, jv v, const jargs *a)
 {
+    jv bad;
+    if (!jv_truthy(v)) /* jinja2's map yields nothing for a falsy input, None included */
+        return generator(jl_new(c, 0));
+    if (!iterable_input(c, v, &bad))
+        return bad;
     jlist *l = jv_iterate(c, v), *out = jl_new(c, l->n);
     jv attr;
     if (a->npos == 0 && jarg(a, SIZE_MAX, "attribute", &attr)) {
@@ -446,7 +491,7 @@ static jv f_map(jctx *c, jv v, const jargs *a)
             jv x = get_path(c, l->v[i], attr);
             out->v[out->n++] = x.kind == JV_UNDEF && has_default ? dflt : x;
         }
-        return jv_list(out);
+        return generator(out);
     }
     if (a->npos == 0 || a->pos[0].kind != JV_STR)
         jfail(c, "FilterArgumentError", "map requires a filter argument");
@@ -459,12 +504,17 @@ static jv f_map(jctx *c, jv v, const jargs *a)
     rest.npos--;
     for (size_t i = 0; i < l->n; i++)
         out->v[out->n++] = jfilter_apply(c, id, l->v[i], &rest);
-    return jv_list(out);
+    return generator(out);
 }
 
 /* select/reject/selectattr/rejectattr: keep items whose (attribute's) test result == want. */
 static jv select_items(jctx *c, jv v, const jargs *a, bool want, bool by_attr)
 {
+    jv bad;
+    if (!jv_truthy(v)) /* as in jinja2: a falsy input (None too) selects nothing */
+        return generator(jl_new(c, 0));
+    if (!iterable_input(c, v, &bad))
+        return bad;
     size_t k = 0;
     jv attr = jv_none();
     if (by_attr) {
@@ -490,7 +540,7 @@ static jv select_items(jctx *c, jv v, const jargs *a, bool want, bool by_attr)
         if (r == want)
             jl_push(c, out, l->v[i]);
     }
-    return jv_list(out);
+    return generator(out);
 }
 
 static jv f_select(jctx *c, jv v, const jargs *a) { return select_items(c, v, a, true, false); }
@@ -520,6 +570,10 @@ static jv f_indent(jctx *c, jv v, const jargs *a)
             jb_putc(c, &b, ' ');
         ind = jv_buf(&b);
     }
+    if (v.kind == JV_UNDEF)
+        jfail(c, "UndefinedError", "%s", v.undef ? v.undef : "value is undefined");
+    if (v.kind != JV_STR)
+        jfail(c, "TypeError", "unsupported operand type(s) for +=: '%s' and 'str'", jv_type(v));
     jv s = soft_str(c, v);
     jbuf src = {0};
     jb_put(c, &src, s.s.p, s.s.n);
@@ -548,6 +602,10 @@ static jv f_round(jctx *c, jv v, const jargs *a)
         jfail(c, "TypeError", "type %s doesn't define __round__ method", jv_type(v));
     int64_t p = prec.kind == JV_INT ? prec.i : 0;
     double x = jv_num(v), scale = pow(10.0, (double)p);
+    bool common = !(method.kind == JV_STR && (method.s.n == 4 || method.s.n == 5) &&
+                    (!memcmp(method.s.p, "ceil", 4) || !memcmp(method.s.p, "floor", 5)));
+    if (v.kind != JV_FLOAT && common && p >= 0) /* Python's round(int, n) is that int */
+        return jv_int(v.kind == JV_INT ? v.i : v.b);
     if (method.kind == JV_STR && method.s.n == 4 && !memcmp(method.s.p, "ceil", 4))
         return jv_float(ceil(x * scale) / scale);
     if (method.kind == JV_STR && method.s.n == 5 && !memcmp(method.s.p, "floor", 5))
@@ -577,19 +635,79 @@ static jv f_wordcount(jctx *c, jv v, const jargs *a)
     return jv_int(n);
 }
 
+static jv f_format(jctx *c, jv v, const jargs *a)
+{
+    if (a->npos && a->nkw)
+        jfail(c, "FilterArgumentError", "can't handle positional and keyword arguments at the same time");
+    jv args;
+    if (a->nkw) {
+        jdict *d = jd_new(c, a->nkw);
+        for (size_t i = 0; i < a->nkw; i++)
+            jd_set(c, d, jv_cstr(a->kwn[i]), a->kwv[i]);
+        args = jv_dict(d);
+    } else {
+        jlist *l = jl_new(c, a->npos);
+        for (size_t i = 0; i < a->npos; i++)
+            l->v[l->n++] = a->pos[i];
+        args = jv_list(l);
+        args.flags = JVF_TUPLE;
+    }
+    return jstr_printf(c, soft_str(c, v), args);
+}
+
 typedef jv (*filter_fn)(jctx *c, jv v, const jargs *a);
-static const struct { const char *name; filter_fn fn; } FILTERS[] = {
-    {"length", f_length}, {"count", f_length}, {"trim", f_trim}, {"tojson", f_tojson},
-    {"string", f_string}, {"safe", f_safe}, {"escape", f_escape}, {"e", f_escape},
-    {"items", f_items}, {"default", f_default}, {"d", f_default}, {"join", f_join},
-    {"first", f_first}, {"last", f_last}, {"lower", f_lower}, {"upper", f_upper},
-    {"capitalize", f_capitalize}, {"title", f_title}, {"replace", f_replace}, {"int", f_int},
-    {"float", f_float}, {"abs", f_abs}, {"list", f_list}, {"reverse", f_reverse},
-    {"sort", f_sort}, {"dictsort", f_dictsort}, {"unique", f_unique}, {"min", f_min},
-    {"max", f_max}, {"sum", f_sum}, {"map", f_map}, {"select", f_select}, {"reject", f_reject},
-    {"selectattr", f_selectattr}, {"rejectattr", f_rejectattr}, {"attr", f_attr},
-    {"indent", f_indent}, {"round", f_round}, {"wordcount", f_wordcount},
+/* params: the filter's arguments after the value, in order ("*" takes anything), so a
+ * call with too many or unknown arguments fails as the Python function would. */
+static const struct { const char *name; filter_fn fn; const char *params; } FILTERS[] = {
+    {"length", f_length, ""}, {"count", f_length, ""}, {"trim", f_trim, "chars"},
+    {"tojson", f_tojson, "ensure_ascii indent separators sort_keys"}, {"string", f_string, ""},
+    {"safe", f_safe, ""}, {"escape", f_escape, ""}, {"e", f_escape, ""}, {"items", f_items, ""},
+    {"default", f_default, "default_value boolean"}, {"d", f_default, "default_value boolean"},
+    {"join", f_join, "d attribute"}, {"first", f_first, ""}, {"last", f_last, ""},
+    {"lower", f_lower, ""}, {"upper", f_upper, ""}, {"capitalize", f_capitalize, ""},
+    {"title", f_title, ""}, {"replace", f_replace, "old new count"},
+    {"int", f_int, "default base"}, {"float", f_float, "default"}, {"abs", f_abs, ""},
+    {"list", f_list, ""}, {"reverse", f_reverse, ""},
+    {"sort", f_sort, "reverse case_sensitive attribute"},
+    {"dictsort", f_dictsort, "case_sensitive by reverse"},
+    {"unique", f_unique, "case_sensitive attribute"}, {"min", f_min, "case_sensitive attribute"},
+    {"max", f_max, "case_sensitive attribute"}, {"sum", f_sum, "attribute start"},
+    {"map", f_map, "*"}, {"select", f_select, "*"}, {"reject", f_reject, "*"},
+    {"selectattr", f_selectattr, "*"}, {"rejectattr", f_rejectattr, "*"}, {"attr", f_attr, "name"},
+    {"indent", f_indent, "width first blank"}, {"round", f_round, "precision method"},
+    {"wordcount", f_wordcount, ""}, {"format", f_format, "*"},
 };
+
+static void check_filter_args(jctx *c, int id, const jargs *a)
+{
+    const char *params = FILTERS[id].params;
+    if (params[0] == '*')
+        return;
+    size_t nparams = 0;
+    for (const char *q = params; *q; nparams++) {
+        q += strcspn(q, " ");
+        q += *q == ' ';
+    }
+    if (a->npos > nparams)
+        jfail(c, "TypeError", "%s filter takes at most %zu argument(s) (%zu given)", FILTERS[id].name,
+              nparams, a->npos);
+    for (size_t k = 0; k < a->nkw; k++) {
+        size_t len = strlen(a->kwn[k]), idx = 0;
+        bool known = false;
+        for (const char *q = params; *q && !known; idx++) {
+            size_t w = strcspn(q, " ");
+            known = w == len && !memcmp(q, a->kwn[k], len);
+            if (known && idx < a->npos)
+                jfail(c, "TypeError", "%s filter got multiple values for argument '%s'",
+                      FILTERS[id].name, a->kwn[k]);
+            q += w;
+            q += *q == ' ';
+        }
+        if (!known)
+            jfail(c, "TypeError", "%s filter got an unexpected keyword argument '%s'",
+                  FILTERS[id].name, a->kwn[k]);
+    }
+}
 
 int jfilter_id(const char *name)
 {
@@ -602,6 +720,7 @@ int jfilter_id(const char *name)
 jv jfilter_apply(jctx *c, int id, jv v, const jargs *a)
 {
     jstep(c);
+    check_filter_args(c, id, a);
     return FILTERS[id].fn(c, v, a);
 }
 
@@ -632,6 +751,10 @@ bool jtest_apply(jctx *c, int id, jv v, const jargs *a)
     const char *name = TESTS[id];
     jv x;
     jstep(c);
+    bool takes_arg = id == jtest_id("sameas") || (id >= jtest_id("divisibleby") && id <= jtest_id("in"));
+    if (a->npos + a->nkw > (takes_arg ? 1u : 0u))
+        jfail(c, "TypeError", "test_%s() takes %d positional argument%s but %zu were given", name,
+              takes_arg ? 2 : 1, takes_arg ? "s" : "", a->npos + a->nkw + 1);
     if (!strcmp(name, "defined")) return v.kind != JV_UNDEF;
     if (!strcmp(name, "undefined")) return v.kind == JV_UNDEF;
     if (!strcmp(name, "none")) return v.kind == JV_NONE;
@@ -644,7 +767,8 @@ bool jtest_apply(jctx *c, int id, jv v, const jargs *a)
     if (!strcmp(name, "string")) return v.kind == JV_STR;
     if (!strcmp(name, "mapping")) return v.kind == JV_DICT;
     if (!strcmp(name, "sequence")) /* Undefined has __len__ and __getitem__, so it passes */
-        return v.kind == JV_STR || v.kind == JV_LIST || v.kind == JV_DICT || v.kind == JV_UNDEF;
+        return v.kind == JV_STR || (v.kind == JV_LIST && !(v.flags & (JVF_GEN | JVF_VIEW))) || v.kind == JV_DICT ||
+               v.kind == JV_UNDEF;
     if (!strcmp(name, "iterable"))
         return v.kind == JV_STR || v.kind == JV_LIST || v.kind == JV_DICT || v.kind == JV_UNDEF ||
                v.kind == JV_LOOP;
@@ -658,8 +782,12 @@ bool jtest_apply(jctx *c, int id, jv v, const jargs *a)
                jv_compare(c, jstr_case(c, s, name[0] == 'l' ? 1 : 0), s, "==") != 0;
     }
     if (!strcmp(name, "odd") || !strcmp(name, "even")) {
-        if (v.kind != JV_INT && v.kind != JV_BOOL)
-            jfail(c, "TypeError", "test '%s' needs an integer", name);
+        if (!jv_is_num(v))
+            jfail(c, "TypeError", "test '%s' needs a number", name);
+        if (v.kind == JV_FLOAT) {
+            double m = fmod(v.f, 2.0);
+            return name[0] == 'o' ? (m == 1.0 || m == -1.0) : m == 0.0;
+        }
         int64_t i = v.kind == JV_INT ? v.i : v.b;
         return (i % 2 != 0) == (name[0] == 'o');
     }
@@ -671,7 +799,7 @@ bool jtest_apply(jctx *c, int id, jv v, const jargs *a)
     }
     need_arg(c, a, name, &x);
     if (!strcmp(name, "sameas"))
-        return v.kind == x.kind && (v.kind == JV_NONE || v.kind == JV_UNDEF || jv_eq(v, x)) &&
+        return v.kind == x.kind && (v.kind == JV_NONE || v.kind == JV_UNDEF || jv_equal(c, v, x)) &&
                (v.kind != JV_LIST || v.list == x.list) && (v.kind != JV_DICT || v.dict == x.dict);
     if (!strcmp(name, "divisibleby")) {
         if (!jv_is_num(v) || !jv_is_num(x))
@@ -681,8 +809,8 @@ bool jtest_apply(jctx *c, int id, jv v, const jargs *a)
         return fmod(jv_num(v), jv_num(x)) == 0;
     }
     if (!strcmp(name, "in")) return jv_contains(c, x, v);
-    if (!strcmp(name, "eq") || !strcmp(name, "equalto") || !strcmp(name, "==")) return jv_eq(v, x);
-    if (!strcmp(name, "ne") || !strcmp(name, "!=")) return !jv_eq(v, x);
+    if (!strcmp(name, "eq") || !strcmp(name, "equalto") || !strcmp(name, "==")) return jv_equal(c, v, x);
+    if (!strcmp(name, "ne") || !strcmp(name, "!=")) return !jv_equal(c, v, x);
     int r = jv_compare(c, v, x, name);
     if (!strcmp(name, "lt") || !strcmp(name, "lessthan") || !strcmp(name, "<")) return r < 0;
     if (!strcmp(name, "le") || !strcmp(name, "<=")) return r <= 0;

@@ -30,8 +30,10 @@ size_t ju_len(const char *p, size_t n);                 /* code points (Python l
 bool ju_valid(const char *p, size_t n);
 bool ju_isspace(uint32_t cp);                           /* Python str.isspace */
 bool ju_isprintable(uint32_t cp);                       /* Python str.isprintable */
+bool ju_isident(uint32_t cp, bool start);            /* Python identifier character */
 uint32_t ju_upper(uint32_t cp);
 uint32_t ju_lower(uint32_t cp);
+void ju_trim_partial(char *s); /* cuts an incomplete UTF-8 sequence off the end */
 size_t ju_rstrip_ws(const char *p, size_t n);           /* length without trailing whitespace */
 size_t ju_lstrip_ws(const char *p, size_t n);           /* bytes of leading whitespace */
 
@@ -67,7 +69,11 @@ enum jv_kind {
     JV_UNDEF, JV_NONE, JV_BOOL, JV_INT, JV_FLOAT, JV_STR, JV_LIST, JV_DICT,
     JV_NS, JV_MACRO, JV_FUNC, JV_METHOD, JV_LOOP
 };
-enum { JVF_MARKUP = 1, JVF_TUPLE = 2 };
+/* JVF_GEN marks what jinja2 returns as a lazy generator (map, select, items...): always
+ * truthy, no len(), not JSON-serialisable, not indexable. Materialised here all the same. */
+enum { JVF_MARKUP = 1, JVF_TUPLE = 2, JVF_GEN = 4, JVF_VIEW = 8 };
+/* JVF_VIEW: dict.items()/keys()/values(), printed as dict_items([...]) and not JSON-able;
+ * which one is kept in jlist.view. */
 
 typedef struct jlist jlist;
 typedef struct jdict jdict;
@@ -92,7 +98,8 @@ typedef struct jv {
     };
 } jv;
 
-struct jlist { size_t n, cap; jv *v; };
+/* lazy_error: a generator whose TypeError surfaces only when it is iterated (`5|items`). */
+struct jlist { size_t n, cap; jv *v; const char *lazy_error, *view; };
 struct jdict { size_t n, cap; jv *k, *v; };
 struct jmethod { jv self; const char *name; };
 
@@ -103,6 +110,8 @@ enum jnode_kind {
     JS_TEXT, JS_OUTPUT, JS_IF, JS_FOR, JS_SET, JS_SET_BLOCK, JS_MACRO, JS_CALL_BLOCK,
     JS_FILTER_BLOCK, JS_WITH, JS_BREAK, JS_CONTINUE
 };
+/* MACRO node op bits: which implicit names its body reads, so calls may pass extra args */
+enum { JMACRO_VARARGS = 1, JMACRO_KWARGS = 2 };
 
 typedef struct jnode jnode;
 typedef struct { jnode **v; size_t n; } jnodes;
@@ -139,7 +148,7 @@ typedef struct jscope {
 } jscope;
 
 struct jmacro { const jnode *node; jscope *closure; jv caller; };
-struct jloop { jlist *items; size_t index; int depth; };
+struct jloop { jlist *items; size_t index; int depth; bool changed_seen; jv changed_last; };
 
 typedef struct { char *p; size_t n, cap; } jbuf;
 
@@ -151,6 +160,7 @@ typedef struct jctx {
     int line;
     uint64_t steps, max_steps;
     int depth, loop_depth;
+    bool folding; /* evaluating a constant {{ }} the way jinja2 folds it */
     jbuf *out;
     jscope *root;
 } jctx;
@@ -192,7 +202,8 @@ jv *jd_get(const jdict *d, jv key);
 jv *jd_gets(const jdict *d, const char *p, size_t n);
 jv jv_from_json(jctx *c, const json_t *j);
 bool jv_truthy(jv v);
-bool jv_eq(jv a, jv b);
+bool jv_eq(jv a, jv b);              /* for dict keys; see jv_equal */
+bool jv_equal(jctx *c, jv a, jv b);  /* Python ==, RecursionError on absurd nesting */
 bool jv_is_str(jv v);
 bool jv_is_num(jv v);
 double jv_num(jv v);
@@ -217,7 +228,6 @@ int jtest_id(const char *name);
 jv jfilter_apply(jctx *c, int id, jv v, const jargs *a);
 bool jtest_apply(jctx *c, int id, jv v, const jargs *a);
 bool jarg(const jargs *a, size_t idx, const char *name, jv *out);
-void jargs_max(jctx *c, const jargs *a, size_t npos, const char *what);
 
 /* jinja_methods.c */
 jv jmethod_lookup(jctx *c, jv obj, const char *name); /* JV_METHOD, or JV_UNDEF if none */
@@ -228,9 +238,11 @@ jv jstr_strip(jctx *c, jv s, jv chars, bool left, bool right);
 jlist *jstr_split(jctx *c, jv s, jv sep, int64_t maxsplit, bool from_right);
 jv jstr_case(jctx *c, jv s, int mode); /* 0 lower, 1 upper, 2 capitalize, 3 title */
 jv jstr_replace(jctx *c, jv s, jv old, jv new_, int64_t count);
+jv jstr_printf(jctx *c, jv fmt, jv args); /* Python's fmt % args */
 
 /* jinja_eval.c */
 jv jcall_value(jctx *c, jv callee, const jargs *a);
-void jstep(jctx *c);
+void jstep(jctx *c);                 /* one unit of the render's step budget */
+void jwork(jctx *c, size_t bytes);   /* charges string work: a step per 64 bytes */
 
 #endif

@@ -54,6 +54,7 @@ static _Noreturn void lex_fail(lexer *lx, size_t pos, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     snprintf(lx->err, lx->errlen, "chat template line %d col %d: %s", line, col, msg);
+    ju_trim_partial(lx->err);
     longjmp(lx->jb, 1);
 }
 
@@ -166,6 +167,10 @@ static bool lex_raw(lexer *lx, size_t tag, bool *line_starting)
 static void lex_comment(lexer *lx, size_t tag, bool *line_starting)
 {
     size_t p = tag + 2 + (tag + 2 < lx->n && (lx->s[tag + 2] == '-' || lx->s[tag + 2] == '+'));
+    if (p >= lx->n) { /* jinja2 quietly accepts an opener that ends the template */
+        lx->pos = lx->n;
+        return;
+    }
     for (size_t e = p; e + 1 < lx->n; e++) {
         if (lx->s[e] != '#' || lx->s[e + 1] != '}')
             continue;
@@ -267,7 +272,7 @@ static void lex_string(lexer *lx)
         p += lx->s[p] == '\\' ? 2 : 1;
     if (p >= lx->n)
         lex_fail(lx, start, "unterminated string literal");
-    char *out = lex_alloc(lx, p - start + 1);
+    char *out = lex_alloc(lx, 2 * (p - start) + 8);
     size_t k = 0;
     for (size_t i = start + 1; i < p; i++) {
         char ch = lx->s[i];
@@ -301,6 +306,13 @@ static void lex_string(lexer *lx)
                 lex_fail(lx, i - 1, "invalid \\%c escape in string literal", e);
             i += (size_t)nd;
             k += ju_encode(v, out + k);
+        } else if ((unsigned char)e >= 0x80) {
+            /* jinja2 backslash-escapes non-ASCII text before decoding, so "\\é" becomes
+             * a backslash followed by the letters of "xe9" */
+            size_t j = i;
+            uint32_t cp = ju_decode(lx->s, p, &j);
+            k += (size_t)sprintf(out + k, cp <= 0xFF ? "\\x%02x" : cp <= 0xFFFF ? "\\u%04x" : "\\U%08x", cp);
+            i = j - 1;
         } else {
             out[k++] = '\\';
             out[k++] = e;
@@ -342,7 +354,9 @@ static void lex_operator(lexer *lx, char *stack, int *depth)
         lx->pos += strlen(ops[i].text);
         return;
     }
-    lex_fail(lx, lx->pos, "unexpected char '%c'", lx->s[lx->pos]);
+    size_t end = lx->pos;
+    ju_decode(lx->s, lx->n, &end);
+    lex_fail(lx, lx->pos, "unexpected char '%.*s'", (int)(end - lx->pos), lx->s + lx->pos);
 }
 
 /* Tokens between {{ / {% and the matching close; returns whether the close ended a line. */
@@ -369,13 +383,13 @@ static bool lex_tag(lexer *lx, bool is_block, size_t tag)
             return lx->s[end - 1] == '\n';
         }
         char ch = lx->s[lx->pos];
+        size_t after = lx->pos;
         if (ch >= '0' && ch <= '9') {
             lex_number(lx);
-        } else if (ch == '_' || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z')) {
-            size_t p = lx->pos;
-            while (p < lx->n && (lx->s[p] == '_' || ((lx->s[p] | 0x20) >= 'a' && (lx->s[p] | 0x20) <= 'z') ||
-                                 (lx->s[p] >= '0' && lx->s[p] <= '9')))
-                p++;
+        } else if (ju_isident(ju_decode(lx->s, lx->n, &after), true)) {
+            size_t p = after;
+            for (size_t q = p; p < lx->n && ju_isident(ju_decode(lx->s, lx->n, &q), false); q = p)
+                p = q;
             jtoken *t = emit(lx, JT_NAME, lx->pos);
             char *name = lex_alloc(lx, p - lx->pos + 1);
             memcpy(name, lx->s + lx->pos, p - lx->pos);

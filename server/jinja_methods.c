@@ -21,6 +21,7 @@ static bool in_chars(uint32_t cp, jv chars)
 
 jv jstr_strip(jctx *c, jv s, jv chars, bool left, bool right)
 {
+    jwork(c, chars.kind == JV_STR ? chars.s.n * 4 : 0);
     if (chars.kind != JV_STR && chars.kind != JV_NONE && chars.kind != JV_UNDEF)
         jfail(c, "TypeError", "strip arg must be None or str");
     size_t a = 0, b = s.s.n;
@@ -47,6 +48,7 @@ jv jstr_strip(jctx *c, jv s, jv chars, bool left, bool right)
 /* Python str.split / str.rsplit; sep NONE splits on whitespace runs. */
 jlist *jstr_split(jctx *c, jv s, jv sep, int64_t maxsplit, bool from_right)
 {
+    jwork(c, s.s.n);
     jlist *out = jl_new(c, 0);
     const char *p = s.s.p;
     size_t n = s.s.n;
@@ -192,16 +194,139 @@ jv jstr_replace(jctx *c, jv s, jv old, jv new_, int64_t count)
     return jv_buf(&out);
 }
 
+/* Python's printf-style `fmt % args`: args is a tuple of values, a dict for %(key)s, or one
+ * value. Supports the flags -+ #0, width, precision and s r a d i u x X o c e E f F g G %. */
+jv jstr_printf(jctx *c, jv fmt, jv args)
+{
+    bool is_tuple = args.kind == JV_LIST && (args.flags & JVF_TUPLE);
+    size_t argi = 0, nargs = is_tuple ? args.list->n : 1;
+    bool used_mapping = false;
+    jbuf out = {0};
+    const char *p = fmt.s.p, *end = fmt.s.p + fmt.s.n;
+    while (p < end) {
+        if (*p != '%') {
+            jb_putc(c, &out, *p++);
+            continue;
+        }
+        if (++p >= end)
+            jfail(c, "ValueError", "incomplete format");
+        jv v;
+        bool have = false;
+        if (*p == '(') {
+            const char *close = memchr(p, ')', (size_t)(end - p));
+            if (close && args.kind == JV_UNDEF)
+                jfail(c, "UndefinedError", "%s", args.undef ? args.undef : "value is undefined");
+            if (!close || args.kind != JV_DICT)
+                jfail(c, "TypeError", "format requires a mapping");
+            jv *hit = jd_gets(args.dict, p + 1, (size_t)(close - p - 1));
+            if (!hit)
+                jfail(c, "KeyError", "'%.*s'", (int)(close - p - 1), p + 1);
+            v = *hit;
+            have = used_mapping = true;
+            p = close + 1;
+        }
+        char spec[32] = "%";
+        size_t k = 1;
+        while (p < end && strchr("-+ #0", *p) && k < 8)
+            spec[k++] = *p++;
+        while (p < end && *p >= '0' && *p <= '9' && k < 16)
+            spec[k++] = *p++;
+        if (p < end && *p == '.') {
+            spec[k++] = *p++;
+            while (p < end && *p >= '0' && *p <= '9' && k < 24)
+                spec[k++] = *p++;
+        }
+        if (p >= end)
+            jfail(c, "ValueError", "incomplete format");
+        char conv = *p++;
+        if (conv == '%') {
+            jb_putc(c, &out, '%');
+            continue;
+        }
+        if (!have) {
+            if (argi >= nargs)
+                jfail(c, "TypeError", "not enough arguments for format string");
+            v = is_tuple ? args.list->v[argi] : args;
+            argi++;
+        }
+        char tmp[400];
+        if (strchr("diuxXoc", conv)) {
+            if (!jv_is_num(v) && !(conv == 'c' && v.kind == JV_STR))
+                jfail(c, "TypeError", "%%%c format: a real number is required, not %s", conv, jv_type(v));
+            if (conv == 'c' && v.kind == JV_STR) {
+                jb_put(c, &out, v.s.p, v.s.n);
+                continue;
+            }
+            double d = jv_num(v);
+            long long x = v.kind == JV_FLOAT ? (long long)d : (long long)(v.kind == JV_INT ? v.i : v.b);
+            if (conv == 'c') {
+                char enc[4];
+                jb_put(c, &out, enc, ju_encode((uint32_t)x & 0x1FFFFF, enc));
+                continue;
+            }
+            memcpy(spec + k, "ll", 2);
+            spec[k + 2] = conv == 'i' || conv == 'u' ? 'd' : conv;
+            spec[k + 3] = 0;
+            snprintf(tmp, sizeof tmp, spec, x);
+            jb_puts(c, &out, tmp);
+        } else if (strchr("eEfFgG", conv)) {
+            if (!jv_is_num(v))
+                jfail(c, "TypeError", "must be real number, not %s", jv_type(v));
+            spec[k] = conv;
+            spec[k + 1] = 0;
+            snprintf(tmp, sizeof tmp, spec, jv_num(v));
+            jb_puts(c, &out, tmp);
+        } else if (conv == 's' || conv == 'r' || conv == 'a') {
+            jbuf s = {0};
+            if (conv == 's')
+                jv_write_str(c, &s, v);
+            else
+                jv_write_repr(c, &s, v);
+            spec[k] = 0;
+            long width = 0, prec = -1;
+            bool left = strchr(spec, '-') != NULL;
+            const char *q = spec + 1;
+            while (*q && strchr("-+ #0", *q))
+                q++;
+            width = strtol(q, (char **)&q, 10);
+            if (*q == '.')
+                prec = strtol(q + 1, NULL, 10);
+            size_t len = s.n, chars = ju_len(s.p, s.n);
+            if (prec >= 0 && (size_t)prec < chars) { /* keep the first prec characters */
+                size_t i = 0;
+                for (long n = 0; n < prec; n++)
+                    ju_decode(s.p, s.n, &i);
+                len = i;
+                chars = (size_t)prec;
+            }
+            for (long pad = width - (long)chars; !left && pad > 0; pad--)
+                jb_putc(c, &out, ' ');
+            jb_put(c, &out, s.p, len);
+            for (long pad = width - (long)chars; left && pad > 0; pad--)
+                jb_putc(c, &out, ' ');
+        } else {
+            jfail(c, "ValueError", "unsupported format character '%c'", conv);
+        }
+    }
+    /* Python counts anything with __getitem__ except tuple and str as a mapping, and a
+     * mapping may go unused. */
+    bool mapping_like = args.kind == JV_DICT || args.kind == JV_UNDEF || (args.kind == JV_LIST && !is_tuple);
+    if (!used_mapping && argi < nargs && !mapping_like)
+        jfail(c, "TypeError", "not all arguments converted during string formatting");
+    return jv_buf(&out);
+}
+
 /* --------------------------------------------------------------- methods --- */
 static const char *const STR_METHODS[] = {
     "startswith", "endswith", "strip", "lstrip", "rstrip", "split", "rsplit", "replace",
     "upper", "lower", "title", "capitalize", "find", "rfind", "count", "join", "splitlines",
-    "isdigit", "isalpha", "isalnum", "isspace", "islower", "isupper", "format", NULL};
+    "isdigit", "isalpha", "isalnum", "isspace", "islower", "isupper", "removeprefix",
+    "removesuffix", "index", "rindex", "partition", "rpartition", "format", NULL};
 static const char *const DICT_METHODS[] = {"get", "items", "keys", "values", "copy", "pop",
                                            "popitem", "setdefault", "update", "clear", NULL};
 static const char *const LIST_METHODS[] = {"index", "count", "copy", "append", "extend", "insert",
                                            "pop", "remove", "clear", "sort", "reverse", NULL};
-static const char *const LOOP_METHODS[] = {"cycle", NULL};
+static const char *const LOOP_METHODS[] = {"cycle", "changed", NULL};
 static const char *const UNSAFE[] = {"pop", "popitem", "setdefault", "update", "clear", "append",
                                      "extend", "insert", "remove", "sort", "reverse", NULL};
 
@@ -281,6 +406,7 @@ static jv str_affix(jctx *c, jv s, const jargs *a, bool end)
 
 static jv str_find(jctx *c, jv s, const jargs *a, bool rev)
 {
+    jwork(c, s.s.n);
     jv x = need_str(c, a, 0, rev ? "rfind" : "find");
     const char *hit = NULL;
     for (size_t i = 0; i + x.s.n <= s.s.n; i++)
@@ -426,6 +552,35 @@ static jv str_method(jctx *c, jv s, const char *name, const jargs *a)
             jl_push(c, l, jv_str(s.s.p + start, s.s.n - start));
         return jv_list(l);
     }
+    if (!strcmp(name, "removeprefix") || !strcmp(name, "removesuffix")) {
+        bool suffix = name[6] == 's';
+        jv x = need_str(c, a, 0, name);
+        if (!affix_match(s, x, suffix))
+            return s;
+        return jv_str(s.s.p + (suffix ? 0 : x.s.n), s.s.n - x.s.n);
+    }
+    if (!strcmp(name, "index") || !strcmp(name, "rindex")) {
+        jv r = str_find(c, s, a, name[0] == 'r');
+        if (r.i < 0)
+            jfail(c, "ValueError", "substring not found");
+        return r;
+    }
+    if (!strcmp(name, "partition") || !strcmp(name, "rpartition")) {
+        jv sep = need_str(c, a, 0, name);
+        if (sep.s.n == 0)
+            jfail(c, "ValueError", "empty separator");
+        jlist *parts = jstr_split(c, s, sep, 1, name[0] == 'r');
+        jlist *t = jl_new(c, 3);
+        bool found = parts->n == 2;
+        jv empty = jv_str("", 0);
+        t->v[0] = found ? parts->v[0] : name[0] == 'r' ? empty : s;
+        t->v[1] = found ? sep : empty;
+        t->v[2] = found ? parts->v[1] : name[0] == 'r' ? s : empty;
+        t->n = 3;
+        jv r = jv_list(t);
+        r.flags = JVF_TUPLE;
+        return r;
+    }
     if (!strcmp(name, "isdigit")) return str_class(s, 0);
     if (!strcmp(name, "isalpha")) return str_class(s, 1);
     if (!strcmp(name, "isalnum")) return str_class(s, 2);
@@ -465,7 +620,10 @@ static jv dict_method(jctx *c, jdict *d, const char *name, const jargs *a)
             l->v[l->n++] = t;
         }
     }
-    return jv_list(l);
+    l->view = name[0] == 'k' ? "dict_keys" : name[0] == 'v' ? "dict_values" : "dict_items";
+    jv r = jv_list(l);
+    r.flags = JVF_VIEW;
+    return r;
 }
 
 jv jmethod_call(jctx *c, const jmethod *m, const jargs *a)
@@ -480,7 +638,8 @@ jv jmethod_call(jctx *c, const jmethod *m, const jargs *a)
     case JV_LIST:
         if (!strcmp(m->name, "copy")) {
             jlist *l = jl_new(c, self.list->n);
-            memcpy(l->v, self.list->v, self.list->n * sizeof *l->v);
+            if (self.list->n)
+                memcpy(l->v, self.list->v, self.list->n * sizeof *l->v);
             l->n = self.list->n;
             return jv_list(l);
         }
@@ -488,7 +647,7 @@ jv jmethod_call(jctx *c, const jmethod *m, const jargs *a)
             jfail(c, "TypeError", "%s() takes exactly one argument (0 given)", m->name);
         int64_t hits = 0;
         for (size_t i = 0; i < self.list->n; i++)
-            if (jv_eq(self.list->v[i], a->pos[0])) {
+            if (jv_equal(c, self.list->v[i], a->pos[0])) {
                 if (m->name[0] == 'i')
                     return jv_int((int64_t)i);
                 hits++;
@@ -496,7 +655,19 @@ jv jmethod_call(jctx *c, const jmethod *m, const jargs *a)
         if (m->name[0] == 'c')
             return jv_int(hits);
         jfail(c, "ValueError", "value is not in list");
-    default: /* loop.cycle */
+    default: /* loop.cycle, loop.changed */
+        if (!strcmp(m->name, "changed")) {
+            jlist *vals = jl_new(c, a->npos);
+            for (size_t i = 0; i < a->npos; i++)
+                vals->v[vals->n++] = a->pos[i];
+            jv now = jv_list(vals);
+            now.flags = JVF_TUPLE;
+            if (self.loop->changed_seen && jv_equal(c, self.loop->changed_last, now))
+                return jv_bool(false);
+            self.loop->changed_seen = true;
+            self.loop->changed_last = now;
+            return jv_bool(true);
+        }
         if (a->npos == 0)
             jfail(c, "TypeError", "no items for cycling given");
         return a->pos[self.loop->index % a->npos];

@@ -1,5 +1,5 @@
 /* jinja_parse.c: builds the syntax tree from tokens with jinja2's grammar and precedence;
- * unknown tags, filters and tests are rejected here, at load time, with line and column.
+ * unknown tags (and filters/tests, where jinja2 rejects them too) fail here with line:column.
  *
  * Node fields by kind (see jnode in jinja_internal.h):
  *   CONST cval | NAME name | LIST/TUPLE items | DICT items=keys items2=values
@@ -39,6 +39,7 @@ static _Noreturn void pfail(parser *p, const jtoken *at, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     snprintf(p->err, p->errlen, "chat template line %d col %d: %s", at->line, at->col, msg);
+    ju_trim_partial(p->err);
     longjmp(p->jb, 1);
 }
 
@@ -107,6 +108,23 @@ static const char *expect_name(parser *p)
     return next(p)->p;
 }
 
+/* Filter and test names may be dotted ("a.b"), as jinja2's parser allows. */
+static const char *expect_dotted_name(parser *p)
+{
+    const char *name = expect_name(p);
+    while (is_op(cur(p), JO_DOT)) {
+        next(p);
+        const char *part = expect_name(p);
+        size_t a = strlen(name), b = strlen(part);
+        char *joined = palloc(p, a + b + 2);
+        memcpy(joined, name, a);
+        joined[a] = '.';
+        memcpy(joined + a + 1, part, b);
+        name = joined;
+    }
+    return name;
+}
+
 static void expect_keyword(parser *p, const char *kw)
 {
     if (!is_name(cur(p), kw))
@@ -171,6 +189,9 @@ static void parse_call_args(parser *p, nodevec *args, nodevec *kwvals, const cha
                     memcpy(m, names, n * sizeof *m);
                 names = m;
             }
+            for (size_t k = 0; k < n; k++)
+                if (!strcmp(names[k], cur(p)->p))
+                    pfail(p, cur(p), "keyword argument repeated: %s", names[k]);
             names[n++] = next(p)->p;
             next(p);
             vpush(p, kwvals, parse_expression(p, true));
@@ -242,8 +263,6 @@ static jnode *parse_subscript(parser *p, jnode *obj)
         vpush(p, &idx, slice);
     }
     next(p);
-    if (idx.n == 0)
-        pfail(p, at, "expected an index");
     if (idx.n == 1 && slice) {
         slice->a = obj;
         return slice;
@@ -252,7 +271,7 @@ static jnode *parse_subscript(parser *p, jnode *obj)
         pfail(p, at, "slices inside tuple indexes are not supported");
     jnode *nd = mk(p, JN_GETITEM, at);
     nd->a = obj;
-    if (idx.n == 1) {
+    if (idx.n == 1 && !slice) {
         nd->b = idx.v[0];
     } else {
         nd->b = mk(p, JN_TUPLE, at);
@@ -276,13 +295,10 @@ static jnode *parse_postfix(parser *p, jnode *nd)
 static jnode *parse_filter(parser *p, jnode *operand)
 {
     while (is_op(cur(p), JO_PIPE)) {
-        const jtoken *at = next(p);
-        jnode *nd = mk(p, JN_FILTER, at);
-        const jtoken *nt = cur(p);
-        nd->name = expect_name(p);
-        nd->fn = jfilter_id(nd->name);
-        if (nd->fn < 0)
-            pfail(p, nt, "unknown filter '%s'", nd->name);
+        next(p);
+        jnode *nd = mk(p, JN_FILTER, cur(p));
+        nd->name = expect_dotted_name(p);
+        nd->fn = jfilter_id(nd->name); /* unknown names are judged by check_names() */
         if (is_op(cur(p), JO_LPAREN)) {
             nodevec args = {0}, kw = {0};
             parse_call_args(p, &args, &kw, &nd->names, &nd->nnames);
@@ -299,17 +315,16 @@ static jnode *parse_primary(parser *p);
 
 static jnode *parse_test(parser *p, jnode *operand)
 {
-    const jtoken *at = next(p); /* 'is' */
-    jnode *nd = mk(p, JN_TEST, at);
+    next(p); /* 'is' */
+    bool negated = false;
     if (is_name(cur(p), "not")) {
         next(p);
-        nd->negated = true;
+        negated = true;
     }
-    const jtoken *nt = cur(p);
-    nd->name = expect_name(p);
+    jnode *nd = mk(p, JN_TEST, cur(p));
+    nd->negated = negated;
+    nd->name = expect_dotted_name(p);
     nd->fn = jtest_id(nd->name);
-    if (nd->fn < 0)
-        pfail(p, nt, "unknown test '%s'", nd->name);
     nd->a = operand;
     const jtoken *t = cur(p);
     if (is_op(t, JO_LPAREN)) {
@@ -750,6 +765,22 @@ static void parse_signature(parser *p, jnode *nd)
     nd->items2 = vdone(&defaults);
 }
 
+/* Which of varargs/kwargs a macro body reads (nested macros have their own). */
+static int implicit_names(const jnode *nd)
+{
+    if (!nd || nd->kind == JS_MACRO)
+        return 0;
+    int bits = 0;
+    if (nd->kind == JN_NAME)
+        bits = !strcmp(nd->name, "varargs") ? JMACRO_VARARGS : !strcmp(nd->name, "kwargs") ? JMACRO_KWARGS : 0;
+    bits |= implicit_names(nd->a) | implicit_names(nd->b) | implicit_names(nd->c) | implicit_names(nd->d);
+    for (size_t i = 0; i < nd->items.n; i++)
+        bits |= implicit_names(nd->items.v[i]);
+    for (size_t i = 0; i < nd->items2.n; i++)
+        bits |= implicit_names(nd->items2.v[i]);
+    return bits;
+}
+
 static jnode *parse_macro(parser *p, const jtoken *at)
 {
     jnode *nd = mk(p, JS_MACRO, at);
@@ -762,6 +793,8 @@ static jnode *parse_macro(parser *p, const jtoken *at)
     p->loop_depth = 0;
     nd->items = parse_body(p, end, &which, at);
     p->loop_depth = saved_loops;
+    for (size_t i = 0; i < nd->items.n; i++)
+        nd->op |= (uint8_t)implicit_names(nd->items.v[i]);
     if (cur(p)->type == JT_NAME && !strcmp(cur(p)->p, nd->name))
         next(p);
     expect_type(p, JT_BLOCK_END, "end of statement block");
@@ -813,12 +846,9 @@ static jnode *parse_statement(parser *p)
         nd = mk(p, JS_FILTER_BLOCK, at);
         if (!is_op(cur(p), JO_PIPE)) {
             /* the first filter has no leading '|': parse it as if it had one */
-            const jtoken *nt = cur(p);
-            jnode *f = mk(p, JN_FILTER, nt);
-            f->name = expect_name(p);
+            jnode *f = mk(p, JN_FILTER, cur(p));
+            f->name = expect_dotted_name(p);
             f->fn = jfilter_id(f->name);
-            if (f->fn < 0)
-                pfail(p, nt, "unknown filter '%s'", f->name);
             if (is_op(cur(p), JO_LPAREN)) {
                 nodevec args = {0}, kwv = {0};
                 parse_call_args(p, &args, &kwv, &f->names, &f->nnames);
@@ -917,6 +947,69 @@ static jnodes parse_body(parser *p, const char *const *ends, const char **which,
     return vdone(&body);
 }
 
+/* jinja2 filters and tests this interpreter lacks: always a load-time error. */
+static const char *const UNSUPPORTED_FILTERS[] = {
+    "batch", "center", "filesizeformat", "forceescape", "groupby", "pprint", "random",
+    "slice", "striptags", "truncate", "urlencode", "urlize", "wordwrap", "xmlattr", NULL};
+
+static void check_names(parser *p, const jnode *nd, bool soft);
+
+static void check_all(parser *p, const jnodes *v, bool soft)
+{
+    for (size_t i = 0; i < v->n; i++)
+        check_names(p, v->v[i], soft);
+}
+
+/* jinja2 rejects an unknown filter or test when it compiles the template, except inside an
+ * if statement or an inline if (its "soft" frames, which for loops, macros, call/filter/set
+ * blocks and with do not inherit): there it fails only if evaluated. Same rule here. */
+static void check_names(parser *p, const jnode *nd, bool soft)
+{
+    if (!nd)
+        return;
+    const jtoken at = {.line = nd->line, .col = nd->col};
+    if ((nd->kind == JN_FILTER || nd->kind == JN_TEST) && nd->fn < 0) {
+        const char *what = nd->kind == JN_FILTER ? "filter" : "test";
+        for (int i = 0; nd->kind == JN_FILTER && UNSUPPORTED_FILTERS[i]; i++)
+            if (!strcmp(nd->name, UNSUPPORTED_FILTERS[i]))
+                pfail(p, &at, "filter '%s' is not supported", nd->name);
+        if (!soft)
+            pfail(p, &at, "unknown %s '%s'", what, nd->name);
+    }
+    switch (nd->kind) {
+    case JS_IF: case JN_COND:
+        check_names(p, nd->a, true);
+        check_names(p, nd->b, true);
+        check_names(p, nd->c, true);
+        check_all(p, &nd->items, true);
+        check_all(p, &nd->items2, true);
+        return;
+    case JS_FOR:
+        check_names(p, nd->a, soft);
+        check_names(p, nd->b, false);
+        check_all(p, &nd->items, false);
+        check_all(p, &nd->items2, false);
+        return;
+    case JS_MACRO: case JS_FILTER_BLOCK: case JS_SET_BLOCK:
+        check_names(p, nd->b, false);
+        check_all(p, &nd->items, false);
+        check_all(p, &nd->items2, false);
+        return;
+    case JS_CALL_BLOCK: case JS_WITH:
+        check_names(p, nd->a, soft);
+        check_all(p, &nd->items2, nd->kind == JS_WITH && soft);
+        check_all(p, &nd->items, false);
+        return;
+    default:
+        check_names(p, nd->a, soft);
+        check_names(p, nd->b, soft);
+        check_names(p, nd->c, soft);
+        check_names(p, nd->d, soft);
+        check_all(p, &nd->items, soft);
+        check_all(p, &nd->items2, soft);
+    }
+}
+
 bool jparse(jarena *a, const jtoken *toks, size_t ntoks, jnodes *body, char *err, size_t errlen)
 {
     parser p = {.a = a, .t = toks, .n = ntoks, .err = err, .errlen = errlen};
@@ -924,5 +1017,6 @@ bool jparse(jarena *a, const jtoken *toks, size_t ntoks, jnodes *body, char *err
         return false;
     const char *which = NULL;
     *body = parse_body(&p, NULL, &which, toks);
+    check_all(&p, body, false);
     return true;
 }

@@ -2,6 +2,7 @@
  * (isspace for strip/split, isprintable for repr, simple case mapping via utf8proc). */
 #include "server/jinja_internal.h"
 
+#include <string.h>
 #include <utf8proc.h>
 
 uint32_t ju_decode(const char *p, size_t n, size_t *i)
@@ -109,8 +110,37 @@ bool ju_isprintable(uint32_t cp)
     }
 }
 
+bool ju_isident(uint32_t cp, bool start)
+{
+    if (cp < 0x80)
+        return cp == '_' || ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') || (!start && cp >= '0' && cp <= '9');
+    switch (utf8proc_category((utf8proc_int32_t)cp)) {
+    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_NL:
+        return true;
+    case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_PC:
+        return !start;
+    default:
+        return false;
+    }
+}
+
 uint32_t ju_upper(uint32_t cp) { return (uint32_t)utf8proc_toupper((utf8proc_int32_t)cp); }
 uint32_t ju_lower(uint32_t cp) { return (uint32_t)utf8proc_tolower((utf8proc_int32_t)cp); }
+
+void ju_trim_partial(char *s)
+{
+    size_t n = strlen(s), start = n;
+    while (start > 0 && n - start < 4 && ((unsigned char)s[start - 1] & 0xC0) == 0x80)
+        start--;
+    if (start == 0)
+        return;
+    unsigned char lead = (unsigned char)s[start - 1];
+    size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (lead >= 0x80 && n - (start - 1) < want)
+        s[start - 1] = 0;
+}
 
 size_t ju_rstrip_ws(const char *p, size_t n)
 {

@@ -126,7 +126,7 @@ bool jv_truthy(jv v)
     case JV_INT: return v.i != 0;
     case JV_FLOAT: return v.f != 0.0;
     case JV_STR: return v.s.n > 0;
-    case JV_LIST: return v.list->n > 0;
+    case JV_LIST: return v.list->n > 0 || (v.flags & JVF_GEN);
     case JV_DICT: return v.dict->n > 0;
     default: return true;
     }
@@ -139,7 +139,10 @@ double jv_num(jv v)
     return v.kind == JV_FLOAT ? v.f : v.kind == JV_INT ? (double)v.i : v.kind == JV_BOOL ? v.b : 0;
 }
 
-bool jv_eq(jv a, jv b)
+/* Python ==, recursing into containers; bounded so absurdly deep values raise
+ * RecursionError (or, without a context to fail on, compare unequal) instead of
+ * exhausting the stack. */
+static bool eq_rec(jctx *c, jv a, jv b, int depth)
 {
     if (jv_is_num(a) && jv_is_num(b)) {
         if (a.kind != JV_FLOAT && b.kind != JV_FLOAT)
@@ -148,14 +151,21 @@ bool jv_eq(jv a, jv b)
     }
     if (a.kind != b.kind)
         return false;
+    if ((a.kind == JV_LIST || a.kind == JV_DICT) && depth > JINJA_MAX_DEPTH) {
+        if (c)
+            jfail(c, "RecursionError", "maximum recursion depth exceeded in comparison");
+        return false;
+    }
     switch (a.kind) {
     case JV_UNDEF: case JV_NONE: return true;
     case JV_STR: return a.s.n == b.s.n && memcmp(a.s.p, b.s.p, a.s.n) == 0;
     case JV_LIST:
+        if ((a.flags | b.flags) & (JVF_GEN | JVF_VIEW))
+            return a.list == b.list;
         if ((a.flags & JVF_TUPLE) != (b.flags & JVF_TUPLE) || a.list->n != b.list->n)
             return false;
         for (size_t i = 0; i < a.list->n; i++)
-            if (!jv_eq(a.list->v[i], b.list->v[i]))
+            if (!eq_rec(c, a.list->v[i], b.list->v[i], depth + 1))
                 return false;
         return true;
     case JV_DICT:
@@ -163,7 +173,7 @@ bool jv_eq(jv a, jv b)
             return false;
         for (size_t i = 0; i < a.dict->n; i++) {
             jv *o = jd_get(b.dict, a.dict->k[i]);
-            if (!o || !jv_eq(a.dict->v[i], *o))
+            if (!o || !eq_rec(c, a.dict->v[i], *o, depth + 1))
                 return false;
         }
         return true;
@@ -175,12 +185,15 @@ bool jv_eq(jv a, jv b)
     }
 }
 
+bool jv_eq(jv a, jv b) { return eq_rec(NULL, a, b, 0); }
+bool jv_equal(jctx *c, jv a, jv b) { return eq_rec(c, a, b, 0); }
+
 static void fail_undefined(jctx *c, jv v)
 {
     jfail(c, "UndefinedError", "%s", v.undef ? v.undef : "value is undefined");
 }
 
-int jv_compare(jctx *c, jv a, jv b, const char *opname)
+static int compare_rec(jctx *c, jv a, jv b, const char *opname, int depth)
 {
     if (a.kind == JV_UNDEF)
         fail_undefined(c, a);
@@ -201,15 +214,19 @@ int jv_compare(jctx *c, jv a, jv b, const char *opname)
             return r;
         return (a.s.n > b.s.n) - (a.s.n < b.s.n);
     }
-    if (a.kind == JV_LIST && b.kind == JV_LIST && (a.flags & JVF_TUPLE) == (b.flags & JVF_TUPLE)) {
+    if (a.kind == JV_LIST && b.kind == JV_LIST && a.flags == b.flags && !(a.flags & (JVF_GEN | JVF_VIEW))) {
+        if (depth > JINJA_MAX_DEPTH)
+            jfail(c, "RecursionError", "maximum recursion depth exceeded in comparison");
         for (size_t i = 0; i < a.list->n && i < b.list->n; i++)
-            if (!jv_eq(a.list->v[i], b.list->v[i]))
-                return jv_compare(c, a.list->v[i], b.list->v[i], opname);
+            if (!eq_rec(c, a.list->v[i], b.list->v[i], depth + 1))
+                return compare_rec(c, a.list->v[i], b.list->v[i], opname, depth + 1);
         return (a.list->n > b.list->n) - (a.list->n < b.list->n);
     }
     jfail(c, "TypeError", "'%s' not supported between instances of '%s' and '%s'", opname,
           jv_type(a), jv_type(b));
 }
+
+int jv_compare(jctx *c, jv a, jv b, const char *opname) { return compare_rec(c, a, b, opname, 0); }
 
 const char *jv_type(jv v)
 {
@@ -220,7 +237,9 @@ const char *jv_type(jv v)
     case JV_INT: return "int";
     case JV_FLOAT: return "float";
     case JV_STR: return "str";
-    case JV_LIST: return v.flags & JVF_TUPLE ? "tuple" : "list";
+    case JV_LIST:
+        return v.flags & JVF_GEN ? "generator" : v.flags & JVF_VIEW ? v.list->view
+             : v.flags & JVF_TUPLE ? "tuple" : "list";
     case JV_DICT: return "dict";
     case JV_NS: return "Namespace";
     case JV_MACRO: return "Macro";
@@ -377,6 +396,16 @@ static void write_value(jctx *c, jbuf *b, jv v, bool repr)
         return;
     case JV_LIST: {
         bool tuple = v.flags & JVF_TUPLE;
+        if (v.flags & JVF_GEN) {
+            jb_puts(c, b, "<generator object>");
+            return;
+        }
+        if (v.flags & JVF_VIEW) {
+            jb_printf(c, b, "%s(", v.list->view);
+            write_value(c, b, jv_list(v.list), true);
+            jb_putc(c, b, ')');
+            return;
+        }
         jb_putc(c, b, tuple ? '(' : '[');
         for (size_t i = 0; i < v.list->n; i++) {
             if (i)
@@ -499,6 +528,8 @@ void jv_write_json(jctx *c, jbuf *b, jv v, const jjson_opts *o, int level)
         break;
     case JV_STR: write_json_str(c, b, v.s.p, v.s.n, o->ensure_ascii); break;
     case JV_LIST:
+        if (v.flags & (JVF_GEN | JVF_VIEW))
+            jfail(c, "TypeError", "Object of type %s is not JSON serializable", jv_type(v));
         if (!v.list->n) {
             jb_puts(c, b, "[]");
             break;
@@ -557,11 +588,15 @@ void jv_write_json(jctx *c, jbuf *b, jv v, const jjson_opts *o, int level)
 jlist *jv_iterate(jctx *c, jv v)
 {
     switch (v.kind) {
-    case JV_LIST: return v.list;
+    case JV_LIST:
+        if (v.list->lazy_error)
+            jfail(c, "TypeError", "%s", v.list->lazy_error);
+        return v.list;
     case JV_UNDEF: return jl_new(c, 0);
     case JV_DICT: {
         jlist *l = jl_new(c, v.dict->n);
-        memcpy(l->v, v.dict->k, v.dict->n * sizeof *l->v);
+        if (v.dict->n)
+            memcpy(l->v, v.dict->k, v.dict->n * sizeof *l->v);
         l->n = v.dict->n;
         return l;
     }
@@ -643,6 +678,8 @@ jv jv_getitem(jctx *c, jv obj, jv key)
     if (obj.kind == JV_UNDEF)
         fail_undefined(c, obj);
     int64_t idx;
+    if (obj.kind == JV_LIST && (obj.flags & (JVF_GEN | JVF_VIEW)))
+        return jv_undef("object is not subscriptable");
     if (obj.kind == JV_DICT) {
         jv *v = jd_get(obj.dict, key);
         if (v)
@@ -687,7 +724,7 @@ static int64_t slice_bound(jctx *c, jv v, int64_t n, int64_t step, bool is_start
         return step > 0 ? (is_start ? 0 : n) : (is_start ? n - 1 : -1);
     int64_t x;
     if (!as_index(v, &x))
-        jfail(c, "TypeError", "slice indices must be integers or None");
+        jfail(c, "TypeError", "slice indices must be integers or None or have an __index__ method");
     if (x < 0) {
         x += n;
         if (x < 0)
@@ -700,13 +737,16 @@ static int64_t slice_bound(jctx *c, jv v, int64_t n, int64_t step, bool is_start
 
 jv jv_slice(jctx *c, jv obj, jv start, jv stop, jv step)
 {
+    /* jinja2 compiles slices to a plain Python subscript, without the sandbox's lenience */
     if (obj.kind == JV_UNDEF)
         fail_undefined(c, obj);
-    if (obj.kind != JV_LIST && obj.kind != JV_STR)
-        return jv_undef("object is not subscriptable");
+    if (obj.kind == JV_DICT)
+        jfail(c, "TypeError", "unhashable type: 'slice'");
+    if ((obj.kind != JV_LIST && obj.kind != JV_STR) || (obj.flags & (JVF_GEN | JVF_VIEW)))
+        jfail(c, "TypeError", "'%s' object is not subscriptable", jv_type(obj));
     int64_t st = 1;
     if (step.kind != JV_NONE && step.kind != JV_UNDEF && !as_index(step, &st))
-        jfail(c, "TypeError", "slice indices must be integers or None");
+        jfail(c, "TypeError", "slice indices must be integers or None or have an __index__ method");
     if (st == 0)
         jfail(c, "ValueError", "slice step cannot be zero");
     jlist *src = obj.kind == JV_LIST ? obj.list : jv_iterate(c, obj);
@@ -734,13 +774,18 @@ bool jv_contains(jctx *c, jv container, jv item)
         if (item.kind != JV_STR)
             jfail(c, "TypeError", "'in <string>' requires string as left operand, not %s",
                   jv_type(item));
+        jwork(c, container.s.n);
         return item.s.n == 0 || memmem(container.s.p, container.s.n, item.s.p, item.s.n) != NULL;
     case JV_LIST:
+        jv_iterate(c, container); /* raises for a lazy error */
         for (size_t i = 0; i < container.list->n; i++)
-            if (jv_eq(container.list->v[i], item))
+            if (jv_equal(c, container.list->v[i], item))
                 return true;
         return false;
-    case JV_DICT: return jd_get(container.dict, item) != NULL;
+    case JV_DICT:
+        if ((item.kind == JV_LIST && !(item.flags & JVF_TUPLE)) || item.kind == JV_DICT)
+            jfail(c, "TypeError", "unhashable type: '%s'", jv_type(item));
+        return jd_get(container.dict, item) != NULL;
     default:
         jfail(c, "TypeError", "argument of type '%s' is not iterable", jv_type(container));
     }

@@ -205,6 +205,15 @@ static const struct {
     {"{{ 'x' in none }}",
      "{}",
      NULL, "TypeError"},
+    {"{{ (5|items) is defined }}{% if 5|items %}T{% endif %}",
+     "{}",
+     "TrueT", NULL},
+    {"{% for k in 5|items %}{% endfor %}",
+     "{}",
+     NULL, "TypeError"},
+    {"{{ 1 in 5|items }}",
+     "{}",
+     NULL, "TypeError"},
     {"{{ raise_exception('boom ' ~ 42) }}",
      "{}",
      NULL, "TemplateError"},
@@ -310,7 +319,156 @@ static const struct {
     {"{% set x = 1 %}{{ x.y.z }}",
      "{}",
      NULL, "UndefinedError"},
-
+    {"{{ [1,2]|map('string')|list }}|{% if []|select('odd') %}T{% else %}F{% endif %}|{{ xs|select('odd') is sequence }}|{{ none|selectattr('a')|list }}|{{ none|map('upper')|list }}|{{ d|items is sequence }}|{{ xs|reverse is sequence }}|{{ (xs|select('odd'))[0] is defined }}",
+     "{\"xs\": [1, 2, 3], \"d\": {\"a\": 1}}",
+     "['1', '2']|T|False|[]|[]|False|False|False", NULL},
+    {"{{ xs|select('odd')|length }}",
+     "{\"xs\": [1, 2]}",
+     NULL, "TypeError"},
+    {"{{ xs|map('int')|tojson }}",
+     "{\"xs\": [1, 2]}",
+     NULL, "TypeError"},
+    {"{% generation %}gen {{ 1 }}{% endgeneration %}|{%- generation -%} x {% endgeneration %}",
+     "{}",
+     "gen 1|x ", NULL},
+    {"{{ 'a' ~ none ~ 1.0 ~ true }} {{ [none, true] ~ '' }} {{ 'ab'[5] is defined }} {{ 'x'|string|length }} {{ {'a': {'b': [1]}}.a.b[0] }}",
+     "{}",
+     "aNone1.0True [None, True] False 1 1", NULL},
+    {"{% set d = {'z': 1, 'a': 2} %}{% for k in d %}{{ k }}{% endfor %}{{ d|tojson }}{{ d.z }}{{ d['a'] }}",
+     "{}",
+     "za{\"z\": 1, \"a\": 2}12", NULL},
+    {"{% if false %}{{ x|nosuchfilter }}{% elif x is nosuchtest %}{% endif %}{{ 'a' if true else x|nosuchfilter }}ok",
+     "{\"x\": 1}",
+     NULL, "TemplateRuntimeError"},
+    {"{% if true %}{{ x|nosuchfilter }}{% endif %}",
+     "{\"x\": 1}",
+     NULL, "TemplateRuntimeError"},
+    {"{% if x is nosuchtest %}{% endif %}",
+     "{\"x\": 1}",
+     NULL, "TemplateRuntimeError"},
+    {"{% set caf\303\251 = 'cr\303\250me' %}{{ caf\303\251 }}|{{ na\303\257ve is defined }}",
+     "{}",
+     "cr\303\250me|False", NULL},
+    {"text{#-",
+     "{}",
+     "text", NULL},
+    {"{{ '%s=%d' % ('a', 3) }}|{{ '%5.2f|%-4s|%04d|%x|%r|%%' % (3.14159, 'ab', 7, 255, 'q') }}|{{ '%(k)s!' % {'k': 'v'} }}|{{ '%s' % [1, 2] }}|{{ 'no args' % {} }}|{{ '%s and %s'|format('x', 2) }}|{{ '%(a)s'|format(a=1) }}|{{ '%.2s|%5s|%c' % ('h\303\251llo', '\303\251', 65) }}|{{ '%+d % d %e %g' % (5, 5, 12345.678, 0.0001) }}",
+     "{}",
+     "a=3| 3.14|ab  |0007|ff|'q'|%|v!|[1, 2]|no args|x and 2|1|h\303\251|    \303\251|A|+5  5 1.234568e+04 0.0001", NULL},
+    {"{{ '%s %s' % ('a',) }}",
+     "{}",
+     NULL, "TypeError"},
+    {"{{ '%s' % ('a', 'b') }}",
+     "{}",
+     NULL, "TypeError"},
+    {"{{ '%d' % 'x' }}",
+     "{}",
+     NULL, "TypeError"},
+    {"{{ 'abcab'.removeprefix('ab') }} {{ 'abcab'.removesuffix('ab') }} {{ 'abc'.removeprefix('x') }} {{ 'a=b=c'.partition('=') }} {{ 'a=b=c'.rpartition('=') }} {{ 'abc'.partition('x') }} {{ 'abc'.rpartition('x') }} {{ 'hello'.index('l') }} {{ 'hello'.rindex('l') }}",
+     "{}",
+     "cab abc abc ('a', '=', 'b=c') ('a=b', '=', 'c') ('abc', '', '') ('', '', 'abc') 2 3", NULL},
+    {"{{ 'abc'.index('z') }}",
+     "{}",
+     NULL, "ValueError"},
+    {"{{ x[1:] }}",
+     "{\"x\": 5}",
+     NULL, "TypeError"},
+    {"{{ d[1:] }}",
+     "{\"d\": {\"a\": 1}}",
+     NULL, "TypeError"},
+    {"{{ u[1:] }}",
+     "{}",
+     NULL, "UndefinedError"},
+    {"{{ d.items() }} {{ d.keys() }} {{ d.values()|list }} {{ d.items()|length }} {{ d.items() is sequence }} {% if ed.items() %}T{% else %}F{% endif %}",
+     "{\"d\": {\"a\": 1}, \"ed\": {}}",
+     "dict_items([('a', 1)]) dict_keys(['a']) [1] 1 False F", NULL},
+    {"{{ d.items()|tojson }}",
+     "{\"d\": {\"a\": 1}}",
+     NULL, "TypeError"},
+    {"{% if 5|items|map('string') %}T{% endif %}|{{ u|int(3) is defined }}",
+     "{}",
+     NULL, "UndefinedError"},
+    {"{{ u|int }}",
+     "{}",
+     NULL, "UndefinedError"},
+    {"{{ 2|round(1) }} {{ 2.25|round(1) }} {{ 2.5|round(0, 'floor') }} {{ 1e21 is even }} {{ 3.0 is odd }}",
+     "{}",
+     "2 2.2 2.0 True True", NULL},
+    {"{{ [1] < (x|select('odd')) }}",
+     "{\"x\": [1]}",
+     NULL, "TypeError"},
+    {"{{ '%s|%(k)s' % d }}",
+     "{\"d\": {\"k\": 1}}",
+     "{'k': 1}|1", NULL},
+    {"{{ 'plain' % [1] }}|{{ '%s' % u }}|{{ x[] is defined }}",
+     "{\"x\": {}}",
+     "plain||False", NULL},
+    {"{{ 'x'|trim('a', 'b') }}",
+     "{}",
+     NULL, "TypeError"},
+    {"{{ 'x'|tojson(foo=1) }}",
+     "{}",
+     NULL, "TypeError"},
+    {"{{ 'x'|default('a', default_value='b') }}",
+     "{}",
+     NULL, "TypeError"},
+    {"{{ ' x'|trim(chars=' ') }}{{ [3,1]|sort(reverse=true) }}{{ {'b':1,'a':2}|dictsort(false, 'value') }}",
+     "{}",
+     "x[3, 1][('b', 1), ('a', 2)]", NULL},
+    {"[{{ none[1:] }}][{{ 1[:2] }}][{{ {'a': 1}[::-1] }}][{{ (0 is true)[1:] }}]",
+     "{}",
+     "[][][][]", NULL},
+    {"{% set x = 1 %}{% for i in [1,2] %}{{ x }}{% set x = x + 1 %}{{ x }}{% endfor %}{{ x }}",
+     "{}",
+     "12121", NULL},
+    {"{% for i in [1,2] %}{% if i == 2 %}{{ y }}{% endif %}{% set y = i %}{% endfor %}|{{ y }}",
+     "{}",
+     "|", NULL},
+    {"{% macro m() %}{{ i }}{{ x }}{% endmacro %}{% set x = 'X' %}{% for i in [1] %}{{ m() }}{% endfor %}",
+     "{}",
+     "X", NULL},
+    {"{% set x = 'a' %}{% macro m() %}{{ x }}{% endmacro %}{% set x = 'b' %}{{ m() }}",
+     "{}",
+     "b", NULL},
+    {"{% macro m() %}{% set x = 'in' %}{{ x }}{% endmacro %}{% set x = 'out' %}{{ m() }}{{ x }}",
+     "{}",
+     "inout", NULL},
+    {"{% for a in [1] %}{% for b in [2] %}{% set a = 9 %}{{ a }}{% endfor %}{{ a }}{% endfor %}",
+     "{}",
+     "91", NULL},
+    {"{% if true %}{% set z = 5 %}{% endif %}{{ z }}{% with %}{% set w = 1 %}{% endwith %}{{ w is defined }}",
+     "{}",
+     "5False", NULL},
+    {"{% for x in [1,2] %}{% set ns = namespace(c=x) %}{% endfor %}{{ ns is defined }}",
+     "{}",
+     "False", NULL},
+    {"{% set ns = namespace(items=[]) %}{% for x in [1,2] %}{% set ns.items = ns.items + [x] %}{% endfor %}{{ ns.items }}",
+     "{}",
+     "[1, 2]", NULL},
+    {"{% for x in [1,2,3] %}{{ loop.changed(x > 1) }}{% endfor %}",
+     "{}",
+     "TrueTrueFalse", NULL},
+    {"{% macro m(a) %}{{ a }}{{ varargs }}{{ kwargs }}{% endmacro %}{{ m(1, 2, k=3) }}",
+     "{}",
+     "1(2,){'k': 3}", NULL},
+    {"{% macro m(a) %}{{ a }}{% endmacro %}{{ m(1, 2) }}",
+     "{}",
+     NULL, "TypeError"},
+    {"{% macro m(a) %}{{ a }}{% endmacro %}{{ m(b=2) }}",
+     "{}",
+     NULL, "TypeError"},
+    {"{% set x = 1 %}{% macro m() %}{% set x = x + 1 %}{{ x }}{% endmacro %}{{ m() }}{{ x }}",
+     "{}",
+     "21", NULL},
+    {"{{ m() }}{% macro m() %}M{% endmacro %}",
+     "{}",
+     NULL, "UndefinedError"},
+    {"{% for i in [1] %}{% macro m() %}{{ i }}{% endmacro %}{% endfor %}{{ m is defined }}",
+     "{}",
+     "False", NULL},
+    {"{{ 'a\\\303\251\\\360\237\230\200\\x41' }}",
+     "{}",
+     "a\\xe9\\U0001f600A", NULL},
 };
 
 static char *render_src(const char *src, const char *vars_json, char *err, size_t errlen)
@@ -361,6 +519,9 @@ static void test_malformed(void)
         {"{% foo %}", "line 1 col 4: unknown tag 'foo'"},
         {"a\nb\n  {{ x|nofilter }}", "chat template line 3 col 8: unknown filter 'nofilter'"},
         {"{{ x is notatest }}", "unknown test 'notatest'"},
+        {"{% for x in y %}{% if x %}{% for z in x %}{{ z|nosuch }}{% endfor %}{% endif %}{% endfor %}",
+         "line 1 col 48: unknown filter 'nosuch'"},
+        {"{% if x %}{{ x|groupby('a') }}{% endif %}", "filter 'groupby' is not supported"},
         {"{% endif %}", "unexpected 'endif'"},
         {"{% else %}", "unexpected 'else'"},
         {"{{ 'unterminated }}", "unterminated string literal"},
@@ -379,6 +540,8 @@ static void test_malformed(void)
         {"{{ 99999999999999999999 }}", "integer literal too large"},
         {"{{ x $ y }}", "unexpected char '$'"},
         {"{% %}", "tag name expected"},
+        {"{% set ns = namespace(a=1, b=2, a=3) %}", "line 1 col 33: keyword argument repeated: a"},
+        {"{{ x \342\202\254 }}", "unexpected char '\342\202\254'"},
     };
     for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++)
         expect_parse_error(BAD[i].src, strlen(BAD[i].src), BAD[i].fragment);
@@ -422,6 +585,13 @@ static void test_runtime_bounds(void)
     expect_render_error("{% set ns = namespace(s='x') %}{% for i in range(64) %}"
                         "{% set ns.s = ns.s ~ ns.s %}{% endfor %}", "{}", "MemoryError");
     expect_render_error("{{ 'x' * 100000000000 }}", "{}", "MemoryError");
+    {
+        char err[256] = "";
+        char *out = render_src("[{{ '' * 1000000000000000 }}{{ [] * 1000000000000000 }}]", "{}", err,
+                               sizeof err);
+        CHECK(out && !strcmp(out, "[[]]"), "empty repeated: %s", out ? out : err);
+        free(out);
+    }
     expect_render_error("{% for i in range(100001) %}{% endfor %}", "{}", "OverflowError");
     {
         const char *src = "{% set r = range(100000) %}{% for i in r %}{% for j in r %}{% endfor %}"
@@ -437,9 +607,47 @@ static void test_runtime_bounds(void)
         json_decref(vars);
         jinja_free(t);
     }
+    {
+        /* string work counts too: 1000 scans of 1 MiB is far more than 1000 steps */
+        const char *src = "{% for i in range(1000) %}{% if 'zzz' in s %}{% endif %}{% endfor %}";
+        char err[256] = "";
+        jinja_template *t = jinja_parse(src, strlen(src), err, sizeof err);
+        REQUIRE_VOID(t);
+        jinja_set_step_limit(t, 1000000);
+        char *big = malloc(1 << 20);
+        REQUIRE_VOID(big);
+        memset(big, 'a', 1 << 20);
+        json_t *vars = json_pack("{s:s%}", "s", big, (size_t)1 << 20);
+        char *out = jinja_render(t, vars, NULL, err, sizeof err);
+        CHECK(!out && strstr(err, "RuntimeError"), "string work not charged: %s", out ? "rendered" : err);
+        free(out);
+        free(big);
+        json_decref(vars);
+        jinja_free(t);
+    }
     expect_render_error("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}", "{}", "RecursionError");
     expect_render_error("{{ 9223372036854775807 + 1 }}", "{}", "OverflowError");
+    /* values nested far deeper than any printer or comparison may recurse */
+    static const char *const deep_ops[] = {"ns.x == ns.x", "ns.x < ns.x", "ns.x in [ns.x]",
+                                           "ns.x|string", "ns.x|tojson", "[ns.x]|unique|list"};
+    for (size_t i = 0; i < sizeof deep_ops / sizeof deep_ops[0]; i++) {
+        char src[256];
+        snprintf(src, sizeof src, "{%% set ns = namespace(x=[]) %%}{%% for i in range(20000) %%}"
+                 "{%% set ns.x = [ns.x] %%}{%% endfor %%}{{ %s }}", deep_ops[i]);
+        expect_render_error(src, "{}", "RecursionError");
+    }
     expect_render_error("{{ x }}", "[1, 2]", "must be a JSON object");
+
+    /* A message cut to fit the caller's buffer still ends on a whole UTF-8 character. */
+    for (size_t errlen = 40; errlen < 48; errlen++) {
+        char err[64];
+        memset(err, 'x', sizeof err);
+        char *out = render_src("{{ raise_exception('\303\251' * 100) }}", "{}", err, errlen);
+        size_t n = strlen(err);
+        bool whole = n < errlen && ((unsigned char)err[n - 1] < 0x80 || (unsigned char)err[n - 2] == 0xC3);
+        CHECK(!out && whole, "errlen %zu: message ends mid-character", errlen);
+        free(out);
+    }
 
     /* error messages carry the line of the failing expression */
     expect_render_error("a\n\n{{ messages[0].role }}", "{\"messages\": []}",

@@ -70,8 +70,6 @@ bool oai_parse(enum oai_kind kind, const char *body, size_t len, struct oai_requ
                struct oai_error *err);
 void oai_request_free(struct oai_request *req);
 
-#endif
-
 /* ---------------------------------------------------------------- responses --- */
 
 struct oai_usage {
@@ -110,3 +108,5 @@ char *oai_completion_chunk(const struct oai_ident *id, const char *text, size_t 
 char *oai_usage_chunk(const struct oai_ident *id, bool chat, const struct oai_usage *u);
 /* A JSON value as one SSE event "data: ...\n\n" (value taken). */
 char *oai_sse_event(json_t *value);
+
+#endif

@@ -137,6 +137,8 @@ struct jinja_template {
 };
 
 bool jparse(jarena *a, const jtoken *toks, size_t ntoks, jnodes *body, char *err, size_t errlen);
+/* jinja_check.c: whole-tree checks after parsing (also records what macros read) */
+bool jcheck(const jnodes *body, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- render --- */
 typedef struct jscope {

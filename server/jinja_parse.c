@@ -765,22 +765,6 @@ static void parse_signature(parser *p, jnode *nd)
     nd->items2 = vdone(&defaults);
 }
 
-/* Which of varargs/kwargs a macro body reads (nested macros have their own). */
-static int implicit_names(const jnode *nd)
-{
-    if (!nd || nd->kind == JS_MACRO)
-        return 0;
-    int bits = 0;
-    if (nd->kind == JN_NAME)
-        bits = !strcmp(nd->name, "varargs") ? JMACRO_VARARGS : !strcmp(nd->name, "kwargs") ? JMACRO_KWARGS : 0;
-    bits |= implicit_names(nd->a) | implicit_names(nd->b) | implicit_names(nd->c) | implicit_names(nd->d);
-    for (size_t i = 0; i < nd->items.n; i++)
-        bits |= implicit_names(nd->items.v[i]);
-    for (size_t i = 0; i < nd->items2.n; i++)
-        bits |= implicit_names(nd->items2.v[i]);
-    return bits;
-}
-
 static jnode *parse_macro(parser *p, const jtoken *at)
 {
     jnode *nd = mk(p, JS_MACRO, at);
@@ -793,8 +777,6 @@ static jnode *parse_macro(parser *p, const jtoken *at)
     p->loop_depth = 0;
     nd->items = parse_body(p, end, &which, at);
     p->loop_depth = saved_loops;
-    for (size_t i = 0; i < nd->items.n; i++)
-        nd->op |= (uint8_t)implicit_names(nd->items.v[i]);
     if (cur(p)->type == JT_NAME && !strcmp(cur(p)->p, nd->name))
         next(p);
     expect_type(p, JT_BLOCK_END, "end of statement block");
@@ -947,69 +929,6 @@ static jnodes parse_body(parser *p, const char *const *ends, const char **which,
     return vdone(&body);
 }
 
-/* jinja2 filters and tests this interpreter lacks: always a load-time error. */
-static const char *const UNSUPPORTED_FILTERS[] = {
-    "batch", "center", "filesizeformat", "forceescape", "groupby", "pprint", "random",
-    "slice", "striptags", "truncate", "urlencode", "urlize", "wordwrap", "xmlattr", NULL};
-
-static void check_names(parser *p, const jnode *nd, bool soft);
-
-static void check_all(parser *p, const jnodes *v, bool soft)
-{
-    for (size_t i = 0; i < v->n; i++)
-        check_names(p, v->v[i], soft);
-}
-
-/* jinja2 rejects an unknown filter or test when it compiles the template, except inside an
- * if statement or an inline if (its "soft" frames, which for loops, macros, call/filter/set
- * blocks and with do not inherit): there it fails only if evaluated. Same rule here. */
-static void check_names(parser *p, const jnode *nd, bool soft)
-{
-    if (!nd)
-        return;
-    const jtoken at = {.line = nd->line, .col = nd->col};
-    if ((nd->kind == JN_FILTER || nd->kind == JN_TEST) && nd->fn < 0) {
-        const char *what = nd->kind == JN_FILTER ? "filter" : "test";
-        for (int i = 0; nd->kind == JN_FILTER && UNSUPPORTED_FILTERS[i]; i++)
-            if (!strcmp(nd->name, UNSUPPORTED_FILTERS[i]))
-                pfail(p, &at, "filter '%s' is not supported", nd->name);
-        if (!soft)
-            pfail(p, &at, "unknown %s '%s'", what, nd->name);
-    }
-    switch (nd->kind) {
-    case JS_IF: case JN_COND:
-        check_names(p, nd->a, true);
-        check_names(p, nd->b, true);
-        check_names(p, nd->c, true);
-        check_all(p, &nd->items, true);
-        check_all(p, &nd->items2, true);
-        return;
-    case JS_FOR:
-        check_names(p, nd->a, soft);
-        check_names(p, nd->b, false);
-        check_all(p, &nd->items, false);
-        check_all(p, &nd->items2, false);
-        return;
-    case JS_MACRO: case JS_FILTER_BLOCK: case JS_SET_BLOCK:
-        check_names(p, nd->b, false);
-        check_all(p, &nd->items, false);
-        check_all(p, &nd->items2, false);
-        return;
-    case JS_CALL_BLOCK: case JS_WITH:
-        check_names(p, nd->a, soft);
-        check_all(p, &nd->items2, nd->kind == JS_WITH && soft);
-        check_all(p, &nd->items, false);
-        return;
-    default:
-        check_names(p, nd->a, soft);
-        check_names(p, nd->b, soft);
-        check_names(p, nd->c, soft);
-        check_names(p, nd->d, soft);
-        check_all(p, &nd->items, soft);
-        check_all(p, &nd->items2, soft);
-    }
-}
-
 bool jparse(jarena *a, const jtoken *toks, size_t ntoks, jnodes *body, char *err, size_t errlen)
 {
     parser p = {.a = a, .t = toks, .n = ntoks, .err = err, .errlen = errlen};
@@ -1017,6 +936,5 @@ bool jparse(jarena *a, const jtoken *toks, size_t ntoks, jnodes *body, char *err
         return false;
     const char *which = NULL;
     *body = parse_body(&p, NULL, &which, toks);
-    check_all(&p, body, false);
-    return true;
+    return jcheck(body, err, errlen);
 }

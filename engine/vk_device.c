@@ -77,9 +77,11 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_validation_message(
     VkDebugUtilsMessageSeverityFlagBitsEXT severity, VkDebugUtilsMessageTypeFlagsEXT types,
     const VkDebugUtilsMessengerCallbackDataEXT *data, void *user)
 {
-    (void)severity;
-    (void)types;
     struct vk_ctx *ctx = user;
+    /* General warnings are the loader's notes (e.g. "VK_INSTANCE_LAYERS adds a layer"). */
+    if (!(types & (VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT)) &&
+        !(severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT))
+        return VK_FALSE;
     if (ctx->n_messages++ == 0)
         snprintf(ctx->first_message, sizeof ctx->first_message, "%s",
                  data && data->pMessage ? data->pMessage : "(no text)");

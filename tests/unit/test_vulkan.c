@@ -178,7 +178,7 @@ static void check_large(struct env *e, const char *tn)
         }
     for (size_t i = 0; i < (size_t)NCOLS * 40; i++)
         x[i] = rand_unit();
-    static const uint32_t batches[] = {1, 5, 40};
+    static const uint32_t batches[] = {1, 8, 40}; /* 8: a pipeline already built */
     for (size_t bi = 0; bi < sizeof batches / sizeof batches[0]; bi++) {
         char err[512], what[64];
         struct job j = {
@@ -231,6 +231,15 @@ static void check_errors(struct env *e)
     struct vk_ctx *none = vk_ctx_create(&cfg, err, sizeof err);
     CHECK(!none && strstr(err, "does not match"), "unknown device name refused: %s", err);
     vk_ctx_destroy(none);
+    cfg.device_name = NULL;
+    cfg.device_index = 99;
+    none = vk_ctx_create(&cfg, err, sizeof err);
+    CHECK(!none && strstr(err, "index 99"), "device index out of range refused: %s", err);
+    vk_ctx_destroy(none);
+    cfg.device_index = 0;
+    struct vk_ctx *first = vk_ctx_create(&cfg, err, sizeof err);
+    CHECK(first != NULL, "device 0 by index: %s", err);
+    vk_ctx_destroy(first);
 }
 
 int main(void)

@@ -95,6 +95,15 @@ bool vk_timestamp(struct vk_ctx *ctx, uint32_t slot, char *err, size_t errlen)
     return true;
 }
 
+void vk_cancel(struct vk_ctx *ctx)
+{
+    if (!ctx->recording)
+        return;
+    vkEndCommandBuffer(ctx->cmd); /* the next vk_begin resets it */
+    ctx->recording = false;
+    ctx->ts_written = 0;
+}
+
 bool vk_submit_wait(struct vk_ctx *ctx, char *err, size_t errlen)
 {
     if (!ctx->recording)

@@ -355,6 +355,8 @@ struct vk_ctx *vk_ctx_create(const struct vk_config *cfg, char *err, size_t errl
         vk_ctx_destroy(ctx);
         return NULL;
     }
+    if (cfg->max_binding && cfg->max_binding < ctx->info.max_storage_range)
+        ctx->info.max_storage_range = cfg->max_binding;
     return ctx;
 }
 

@@ -110,6 +110,23 @@ static bool bind_range(const struct vk_ctx *ctx, const struct vk_buffer *b, VkDe
     return true;
 }
 
+/* Workgroup grid for `nrows` rows and `batch` columns. */
+static bool grid_for(uint32_t nrows, uint32_t batch, uint32_t groups[3], char *err, size_t errlen)
+{
+    groups[2] = 1;
+    if (batch <= MATVEC_MAX_BATCH) {
+        uint32_t blocks = (nrows + MATVEC_ROWS - 1) / MATVEC_ROWS;
+        groups[0] = blocks < MAX_GROUPS_1D ? blocks : MAX_GROUPS_1D;
+        groups[1] = (blocks + groups[0] - 1) / groups[0];
+        return true;
+    }
+    groups[0] = (nrows + MATMUL_BM - 1) / MATMUL_BM;
+    groups[1] = (batch + MATMUL_BN - 1) / MATMUL_BN;
+    if (groups[0] > MAX_GROUPS_1D || groups[1] > MAX_GROUPS_1D)
+        return vk_fail(err, errlen, "Vulkan matmul: %u rows, batch %u needs too many workgroups", nrows, batch);
+    return true;
+}
+
 bool vk_matmul_record(struct vk_matmul *mm, const struct vk_matmul_args *a, char *err, size_t errlen)
 {
     struct vk_ctx *ctx = mm->ctx;
@@ -120,40 +137,54 @@ bool vk_matmul_record(struct vk_matmul *mm, const struct vk_matmul_args *a, char
         return vk_fail(err, errlen, "Vulkan matmul: bad shape %u x %u (batch %u) for %s: columns must be a "
                        "multiple of 8 and of the block size %u", a->nrows, a->ncols, a->batch, tr->name,
                        tr->block_size);
-    if (a->w_off % 4 || a->x_off % 16 || a->y_off % 4)
-        return vk_fail(err, errlen, "Vulkan matmul: offsets must be multiples of 4 bytes (w, y) and 16 (x)");
+    uint32_t x_stride = a->x_stride ? a->x_stride : a->ncols, y_stride = a->y_stride ? a->y_stride : a->nrows;
+    if (a->w_off % 4 || a->x_off % 16 || a->y_off % 4 || x_stride % 4 || x_stride < a->ncols ||
+        y_stride < a->nrows)
+        return vk_fail(err, errlen, "Vulkan matmul: offsets must be multiples of 4 bytes (w, y) and 16 (x), "
+                       "x_stride a multiple of 4 and >= ncols, y_stride >= nrows");
     uint64_t row_bytes;
     if (!q_row_bytes(a->type, a->ncols, &row_bytes))
         return vk_fail(err, errlen, "Vulkan matmul: bad row length %u for %s", a->ncols, tr->name);
+    if (!a->w || !a->w->buf || a->w_off > a->w->size || row_bytes * a->nrows > a->w->size - a->w_off)
+        return vk_fail(err, errlen, "Vulkan matmul: weights (%u rows of %llu bytes at %llu) outside their buffer",
+                       a->nrows, (unsigned long long)row_bytes, (unsigned long long)a->w_off);
 
     VkDeviceSize align = vk_storage_align(ctx);
     VkDeviceSize vec_align = align > 16 ? align : 16; /* x is read as vec4 */
     struct vk_binding binds[4];
     uint32_t w_rem, x_rem, y_rem;
-    if (!bind_range(ctx, a->w, a->w_off, row_bytes * a->nrows, align, "weights", &binds[0], &w_rem, err, errlen) ||
-        !bind_range(ctx, a->x, a->x_off, 4ull * a->ncols * a->batch, vec_align, "x", &binds[1], &x_rem, err, errlen) ||
-        !bind_range(ctx, a->y, a->y_off, 4ull * a->nrows * a->batch, align, "y", &binds[2], &y_rem, err, errlen))
+    uint64_t x_bytes = 4ull * ((uint64_t)(a->batch - 1) * x_stride + a->ncols);
+    uint64_t y_bytes = 4ull * ((uint64_t)(a->batch - 1) * y_stride + a->nrows);
+    if (!bind_range(ctx, a->x, a->x_off, x_bytes, vec_align, "x", &binds[1], &x_rem, err, errlen) ||
+        !bind_range(ctx, a->y, a->y_off, y_bytes, align, "y", &binds[2], &y_rem, err, errlen))
         return false;
     binds[3] = (struct vk_binding){.b = &mm->tables, .offset = 0, .range = mm->tables.size};
 
+    /* A weight matrix larger than one binding may cover runs as several dispatches over row
+     * ranges (on lavapipe a binding covers at most 128 MiB; a 151936-row embedding is more). */
+    uint64_t max_range = ctx->info.max_storage_range < UINT32_MAX ? ctx->info.max_storage_range : UINT32_MAX;
+    uint64_t chunk_rows = max_range > align + 4 ? (max_range - align - 4) / row_bytes : 0;
+    if (chunk_rows == 0)
+        return vk_fail(err, errlen, "Vulkan matmul: one row of %llu bytes exceeds the binding limit",
+                       (unsigned long long)row_bytes);
     const struct vk_pipeline *p = get_pipeline(mm, a->type, a->batch, err, errlen);
     if (!p)
         return false;
-    struct mm_push push = {
-        .nrows = a->nrows, .ncols = a->ncols, .batch = a->batch, .row_bytes = (uint32_t)row_bytes,
-        .w_off = w_rem, .x_off = x_rem / 4, .y_off = y_rem / 4, .x_stride = a->ncols, .y_stride = a->nrows,
-    };
-    uint32_t groups[3] = {1, 1, 1};
-    if (a->batch <= MATVEC_MAX_BATCH) {
-        uint32_t blocks = (a->nrows + MATVEC_ROWS - 1) / MATVEC_ROWS;
-        groups[0] = blocks < MAX_GROUPS_1D ? blocks : MAX_GROUPS_1D;
-        groups[1] = (blocks + groups[0] - 1) / groups[0];
-    } else {
-        groups[0] = (a->nrows + MATMUL_BM - 1) / MATMUL_BM;
-        groups[1] = (a->batch + MATMUL_BN - 1) / MATMUL_BN;
-        if (groups[0] > MAX_GROUPS_1D || groups[1] > MAX_GROUPS_1D)
-            return vk_fail(err, errlen, "Vulkan matmul: %u x %u (batch %u) needs too many workgroups",
-                           a->nrows, a->ncols, a->batch);
+    for (uint32_t r0 = 0; r0 < a->nrows;) {
+        uint32_t n = a->nrows - r0 < chunk_rows ? a->nrows - r0 : (uint32_t)chunk_rows;
+        uint32_t groups[3];
+        if (!bind_range(ctx, a->w, a->w_off + r0 * row_bytes, n * row_bytes, align, "weights", &binds[0], &w_rem,
+                        err, errlen) ||
+            !grid_for(n, a->batch, groups, err, errlen))
+            return false;
+        struct mm_push push = {
+            .nrows = n, .ncols = a->ncols, .batch = a->batch, .row_bytes = (uint32_t)row_bytes,
+            .w_off = w_rem, .x_off = x_rem / 4, .y_off = y_rem / 4 + r0, .x_stride = x_stride,
+            .y_stride = y_stride,
+        };
+        if (!vk_dispatch(ctx, p, binds, &push, groups, err, errlen))
+            return false;
+        r0 += n;
     }
-    return vk_dispatch(ctx, p, binds, &push, groups, err, errlen);
+    return true;
 }

@@ -15,17 +15,19 @@ struct vk_config {
     int device_index;        /* >= 0: use exactly this physical device; < 0: choose */
     const char *device_name; /* non-NULL: first usable device whose name contains this */
     bool validation;         /* enable VK_LAYER_KHRONOS_validation and count its messages */
+    uint64_t max_binding;    /* non-zero: cap on one storage binding's bytes, below the device's
+                              * (tests use it to exercise the splitting of large matrices) */
 };
 
 /* Defaults: choose automatically (discrete GPU first), no validation. */
-#define VK_CONFIG_DEFAULT ((struct vk_config){.device_index = -1, .device_name = NULL, .validation = false})
+#define VK_CONFIG_DEFAULT ((struct vk_config){.device_index = -1})
 
 struct vk_device_info {
     char name[VK_MAX_PHYSICAL_DEVICE_NAME_SIZE];
     VkPhysicalDeviceType type;
     uint32_t api_version;
     uint32_t subgroup_size;
-    uint64_t max_storage_range;   /* bytes one storage-buffer binding may cover */
+    uint64_t max_storage_range;   /* bytes one storage-buffer binding may cover (after the cap) */
     uint64_t max_alloc;           /* largest single allocation */
     uint64_t device_local_bytes;  /* size of the largest device-local heap */
     uint32_t max_shared;          /* shared memory per workgroup */
@@ -122,6 +124,8 @@ void vk_barrier(struct vk_ctx *ctx);
 /* Writes a timestamp into slot (0..VK_TIMESTAMP_SLOTS-1) when the preceding work is done. */
 #define VK_TIMESTAMP_SLOTS 64
 bool vk_timestamp(struct vk_ctx *ctx, uint32_t slot, char *err, size_t errlen);
+/* Abandons the command buffer being recorded, if any (after a failed record call). */
+void vk_cancel(struct vk_ctx *ctx);
 /* Ends, submits and waits for the command buffer. */
 bool vk_submit_wait(struct vk_ctx *ctx, char *err, size_t errlen);
 /* Nanoseconds between two timestamps written by the last submission. */
@@ -131,8 +135,9 @@ bool vk_timestamp_elapsed_ns(struct vk_ctx *ctx, uint32_t from, uint32_t to, dou
 /* -------------------------------------------------------- quantized matmul --- */
 
 /* Y[b][r] = sum_k W[r][k] X[b][k] for b < batch, r < nrows: W is nrows rows of ncols values of
- * a GGUF type, stored as in the file; X (F32, batch rows of ncols) and Y (F32, batch rows of
- * nrows) are contiguous. The GPU dequantizes W and multiplies with F32 activations (it does not
+ * a GGUF type, stored as in the file; X is F32, batch rows of ncols, and Y F32, batch rows of
+ * nrows, each row x_stride / y_stride floats after the previous one. A W larger than one
+ * storage binding may cover is processed in row ranges, one dispatch each. The GPU dequantizes W and multiplies with F32 activations (it does not
  * quantize X the way ggml's CPU dot products do). Batches 1..8 use the matrix-vector shader,
  * larger ones the tiled matrix-matrix shader. */
 struct vk_matmul;
@@ -152,6 +157,8 @@ struct vk_matmul_args {
     VkDeviceSize x_off;
     const struct vk_buffer *y;     /* a multiple of 4 bytes */
     VkDeviceSize y_off;
+    uint32_t x_stride, y_stride;   /* floats between batch rows; 0: ncols / nrows (contiguous).
+                                    * x_stride must be a multiple of 4 */
 };
 
 /* Records the product into the context's open command buffer (between vk_begin and

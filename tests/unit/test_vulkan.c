@@ -41,15 +41,16 @@ static float rand_unit(void)
     return (float)((double)(rng_state >> 11) / (double)(1ull << 53) * 2.0 - 1.0);
 }
 
-/* One product on the GPU: W (wbytes at byte w_off of its buffer) times x (batch rows of ncols at
- * float offset x_pad) into y (batch rows of nrows at float offset y_pad). y_device: read y back
- * through the staging buffer instead of from mapped memory. */
+/* One product on the GPU: W (wbytes at byte w_off of its buffer) times x (batch rows of ncols,
+ * xs floats apart, at float offset x_pad) into y (batch rows of nrows, ys floats apart, at float
+ * offset y_pad); xs/ys 0: contiguous. y_device: read y back through the staging buffer instead
+ * of from mapped memory. */
 struct job {
     uint32_t type, nrows, ncols, batch;
     const void *w;
     size_t wbytes, w_off;
     const float *x;
-    uint32_t x_pad, y_pad;
+    uint32_t x_pad, y_pad, xs, ys;
     bool y_device;
     double gpu_ns;  /* out: timestamped dispatch time */
 };
@@ -57,7 +58,8 @@ struct job {
 static bool run_job(struct env *e, struct job *j, float *y, char *err, size_t errlen)
 {
     struct vk_buffer wb = {0}, xb = {0}, yb = {0};
-    size_t xbytes = 4ull * j->ncols * j->batch, ybytes = 4ull * j->nrows * j->batch;
+    uint32_t xs = j->xs ? j->xs : j->ncols, ys = j->ys ? j->ys : j->nrows;
+    size_t xbytes = 4ull * ((j->batch - 1ull) * xs + j->ncols), ybytes = 4ull * ((j->batch - 1ull) * ys + j->nrows);
     bool ok = vk_buffer_create(e->ctx, &wb, j->w_off + j->wbytes, VK_MEM_DEVICE, err, errlen) &&
               vk_buffer_create(e->ctx, &xb, 4ull * j->x_pad + xbytes, VK_MEM_DEVICE, err, errlen) &&
               vk_buffer_create(e->ctx, &yb, 4ull * j->y_pad + ybytes, j->y_device ? VK_MEM_DEVICE : VK_MEM_HOST,
@@ -67,6 +69,7 @@ static bool run_job(struct env *e, struct job *j, float *y, char *err, size_t er
     struct vk_matmul_args a = {
         .type = j->type, .nrows = j->nrows, .ncols = j->ncols, .batch = j->batch,
         .w = &wb, .w_off = j->w_off, .x = &xb, .x_off = 4ull * j->x_pad, .y = &yb, .y_off = 4ull * j->y_pad,
+        .x_stride = j->xs, .y_stride = j->ys,
     };
     bool timed = vk_ctx_info(e->ctx)->timestamp_period_ns > 0;
     ok = ok && vk_begin(e->ctx, err, errlen) && (!timed || vk_timestamp(e->ctx, 0, err, errlen)) &&
@@ -74,16 +77,17 @@ static bool run_job(struct env *e, struct job *j, float *y, char *err, size_t er
          vk_submit_wait(e->ctx, err, errlen) &&
          (!timed || vk_timestamp_elapsed_ns(e->ctx, 0, 1, &j->gpu_ns, err, errlen)) &&
          vk_buffer_download(e->ctx, &yb, 4ull * j->y_pad, y, ybytes, err, errlen);
+    vk_cancel(e->ctx); /* after a failed record call */
     vk_buffer_destroy(e->ctx, &wb);
     vk_buffer_destroy(e->ctx, &xb);
     vk_buffer_destroy(e->ctx, &yb);
     return ok;
 }
 
-/* Compares y (batch x nrows) with ref (nrows x ncols, F32) times x; returns the worst error
- * in units of the tolerance (<= 1 passes). */
-static double compare(const char *what, const float *ref, const float *x, const float *y, uint32_t nrows,
-                      uint32_t ncols, uint32_t batch)
+/* Compares y (batch rows of nrows, ys apart) with ref (nrows x ncols, F32) times x (batch rows
+ * of ncols, xs apart); returns the worst error in units of the tolerance (<= 1 passes). */
+static double compare_strided(const char *what, const float *ref, const float *x, uint32_t xs, const float *y,
+                              uint32_t ys, uint32_t nrows, uint32_t ncols, uint32_t batch)
 {
     double worst = 0;
     int reported = 0;
@@ -91,11 +95,11 @@ static double compare(const char *what, const float *ref, const float *x, const 
         for (uint32_t r = 0; r < nrows; r++) {
             double dot = 0, mag = 0;
             for (uint32_t k = 0; k < ncols; k++) {
-                double t = (double)ref[(size_t)r * ncols + k] * x[(size_t)b * ncols + k];
+                double t = (double)ref[(size_t)r * ncols + k] * x[(size_t)b * xs + k];
                 dot += t;
                 mag += fabs(t);
             }
-            double got = y[(size_t)b * nrows + r];
+            double got = y[(size_t)b * ys + r];
             double q = fabs(got - dot) / (REL_TOL * fabs(dot) + ABS_TOL * mag + 1e-30);
             if (!(q <= 1.0) && reported++ < 3)
                 fprintf(stderr, "  %s: y[%u][%u] = %.9g, want %.9g\n", what, b, r, got, dot);
@@ -103,6 +107,12 @@ static double compare(const char *what, const float *ref, const float *x, const 
                 worst = q;
         }
     return worst;
+}
+
+static double compare(const char *what, const float *ref, const float *x, const float *y, uint32_t nrows,
+                      uint32_t ncols, uint32_t batch)
+{
+    return compare_strided(what, ref, x, ncols, y, nrows, nrows, ncols, batch);
 }
 
 static void *tensor_copy(const struct gguf_tensor *t)
@@ -151,9 +161,9 @@ static void check_type(struct env *e, const char *tn, const struct gguf_tensor *
 
 /* A 512 x 2048 matrix whose blocks are the test vector's blocks in a scrambled order (so the
  * reference is the same scramble of T.ref): many workgroups, tile edges, unaligned offsets. */
-static void check_large(struct env *e, const char *tn)
+static void check_large(struct env *e, struct env *split, const char *tn)
 {
-    enum { NROWS = 512, NCOLS = 2048 };
+    enum { NROWS = 512, NCOLS = 2048, XS = NCOLS + 4, YS = NROWS + 3 };
     char name[64];
     snprintf(name, sizeof name, "%s.q", tn);
     const struct gguf_tensor *q = gguf_find_tensor(e->f, name);
@@ -168,7 +178,7 @@ static void check_large(struct env *e, const char *tn)
     size_t nsrc = (size_t)gguf_tensor_nelements(q) / qk, per_row = NCOLS / qk;
     size_t wbytes = (size_t)NROWS * per_row * bb;
     uint8_t *w = malloc(wbytes);
-    float *refv = malloc(4ull * NROWS * NCOLS), *x = malloc(4ull * NCOLS * 40), *y = malloc(4ull * NROWS * 40);
+    float *refv = malloc(4ull * NROWS * NCOLS), *x = malloc(4ull * XS * 40), *y = malloc(4ull * YS * 40);
     REQUIRE_VOID(w && refv && x && y);
     for (size_t r = 0; r < NROWS; r++)
         for (size_t b = 0; b < per_row; b++) {
@@ -176,28 +186,36 @@ static void check_large(struct env *e, const char *tn)
             memcpy(w + dst * bb, (const uint8_t *)q->data + s * bb, bb);
             memcpy(refv + dst * qk, (const uint8_t *)ref->data + 4 * s * qk, 4ull * qk);
         }
-    for (size_t i = 0; i < (size_t)NCOLS * 40; i++)
+    for (size_t i = 0; i < (size_t)XS * 40; i++)
         x[i] = rand_unit();
-    static const uint32_t batches[] = {1, 8, 40}; /* 8: a pipeline already built */
-    for (size_t bi = 0; bi < sizeof batches / sizeof batches[0]; bi++) {
-        char err[512], what[64];
+    /* batch, strided x/y, and the context: the second one caps bindings at 80 KiB so that the
+     * matrix (590 KB of Q4_K, 336 KB of IQ2_S) runs as 5 to 8 row ranges. In the first context,
+     * batches 8 and 40 reuse pipelines already built. */
+    static const struct { uint32_t batch; bool strided, split; } cases[] = {
+        {1, false, false}, {8, true, false}, {40, true, false}, {1, false, true}, {9, true, true},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        char err[512], what[80];
+        uint32_t xs = cases[ci].strided ? XS : NCOLS, ys = cases[ci].strided ? YS : NROWS;
         struct job j = {
-            .type = q->type, .nrows = NROWS, .ncols = NCOLS, .batch = batches[bi],
+            .type = q->type, .nrows = NROWS, .ncols = NCOLS, .batch = cases[ci].batch,
             .w = w, .wbytes = wbytes, .w_off = 260, .x = x, .x_pad = 12, .y_pad = 3,
+            .xs = cases[ci].strided ? XS : 0, .ys = cases[ci].strided ? YS : 0,
         };
-        memset(y, 0xff, 4ull * NROWS * 40);
+        memset(y, 0xff, 4ull * YS * 40);
         double t0 = now_ms();
-        bool ok = run_job(e, &j, y, err, sizeof err);
+        bool ok = run_job(cases[ci].split ? split : e, &j, y, err, sizeof err);
         double ms = now_ms() - t0;
-        CHECK(ok, "%s 512x2048 batch %u: %s", tn, batches[bi], err);
+        snprintf(what, sizeof what, "%s 512x2048 batch %u%s%s", tn, cases[ci].batch,
+                 cases[ci].strided ? " strided" : "", cases[ci].split ? " split" : "");
+        CHECK(ok, "%s: %s", what, err);
         if (!ok)
             continue;
-        snprintf(what, sizeof what, "%s 512x2048 batch %u", tn, batches[bi]);
-        double q_err = compare(what, refv, x, y, NROWS, NCOLS, batches[bi]);
+        double q_err = compare_strided(what, refv, x, xs, y, ys, NROWS, NCOLS, cases[ci].batch);
         CHECK(q_err <= 1.0, "%s: error %.3g x tolerance", what, q_err);
         if (vk_ctx_info(e->ctx)->timestamp_period_ns > 0)
             CHECK(j.gpu_ns > 0, "%s: timestamps measured %.0f ns", what, j.gpu_ns);
-        printf("  %-26s worst error %.3f of tolerance, GPU %.2f ms, whole job %.1f ms\n", what, q_err,
+        printf("  %-36s worst error %.3f of tolerance, GPU %.2f ms, whole job %.1f ms\n", what, q_err,
                j.gpu_ns / 1e6, ms);
     }
     free(w);
@@ -302,8 +320,22 @@ int main(void)
     }
     CHECK(tested == 18, "all 18 shader types tested (%d)", tested);
 
-    check_large(&e, "q4_K");
-    check_large(&e, "iq2_s");
+    struct vk_config split_cfg = VK_CONFIG_DEFAULT;
+    split_cfg.validation = cfg.validation;
+    split_cfg.max_binding = 80 * 1024;
+    struct env split = {.f = f};
+    split.ctx = vk_ctx_create(&split_cfg, err, sizeof err);
+    CHECK(split.ctx, "second context: %s", err);
+    split.mm = split.ctx ? vk_matmul_create(split.ctx, err, sizeof err) : NULL;
+    CHECK(split.mm, "second context's matmul: %s", err);
+    if (split.mm) {
+        check_large(&e, &split, "q4_K");
+        check_large(&e, &split, "iq2_s");
+        uint32_t n_split = vk_validation_messages(split.ctx, err, sizeof err);
+        CHECK(n_split == 0, "validation layer reported %u messages (split context); first: %s", n_split, err);
+    }
+    vk_matmul_destroy(split.mm);
+    vk_ctx_destroy(split.ctx);
     check_errors(&e);
 
     char first[512];

@@ -34,6 +34,8 @@ struct vk_device_info {
     double timestamp_period_ns;   /* 0: the queue has no timestamps */
 };
 
+/* One context = one device with one queue and one command buffer; not thread-safe (callers
+ * serialise its use). */
 struct vk_ctx;
 
 /* Creates the instance and device the config asks for, with one compute queue, a command
@@ -114,7 +116,8 @@ struct vk_binding {
 
 VkDeviceSize vk_storage_align(const struct vk_ctx *ctx);
 
-/* Starts a command buffer (and recycles the descriptor sets of the previous one). */
+/* Starts a command buffer (and recycles the descriptor sets of the previous one). One
+ * submission may hold up to 1024 dispatches (descriptor sets). */
 bool vk_begin(struct vk_ctx *ctx, char *err, size_t errlen);
 /* Records a dispatch of groups[0..2] workgroups with the given bindings and push constants. */
 bool vk_dispatch(struct vk_ctx *ctx, const struct vk_pipeline *p, const struct vk_binding *binds,

@@ -136,9 +136,11 @@ static void check_type(struct env *e, const char *tn, const struct gguf_tensor *
     double t0 = now_ms(), worst = 0;
     for (size_t bi = 0; bi < sizeof batches / sizeof batches[0]; bi++) {
         char err[512];
+        /* Batch 3 drops the last row: a workgroup with a row past the end. */
+        uint32_t nr = batches[bi] == 3 ? nrows - 1 : nrows;
         struct job j = {
-            .type = q->type, .nrows = nrows, .ncols = ncols, .batch = batches[bi],
-            .w = q->data, .wbytes = q->nbytes, .w_off = 0, .x = x, .y_device = batches[bi] == 3,
+            .type = q->type, .nrows = nr, .ncols = ncols, .batch = batches[bi],
+            .w = q->data, .wbytes = q->nbytes / nrows * nr, .w_off = 0, .x = x, .y_device = batches[bi] == 3,
         };
         memset(y, 0xff, 4ull * nrows * 32); /* NaN: a row the shader misses cannot pass */
         bool ok = run_job(e, &j, y, err, sizeof err);
@@ -147,7 +149,7 @@ static void check_type(struct env *e, const char *tn, const struct gguf_tensor *
             continue;
         char what[64];
         snprintf(what, sizeof what, "%s batch %u", tn, batches[bi]);
-        double q_err = compare(what, refv, x, y, nrows, ncols, batches[bi]);
+        double q_err = compare(what, refv, x, y, nr, ncols, batches[bi]);
         CHECK(q_err <= 1.0, "%s: error %.3g x tolerance", what, q_err);
         if (q_err > worst)
             worst = q_err;

@@ -5,7 +5,7 @@ CC        ?= gcc
 ifeq ($(origin CC),default)
 CC        := gcc
 endif
-PKGS      := libmicrohttpd jansson openblas libutf8proc libsystemd
+PKGS      := libmicrohttpd jansson openblas libutf8proc libsystemd vulkan
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -28,12 +28,35 @@ BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 prefix    ?= /usr/local
 DESTDIR   ?=
 
-.PHONY: all test test-unit bench bench-kernels install clean deps fuzz asan demo
+.PHONY: all test test-unit bench bench-kernels install clean deps fuzz asan demo shaders
 
 all: moeserve
 
 moeserve: build/rel/moeserve
 	ln -sf build/rel/moeserve moeserve
+
+# -------------------------------------------------------------------- shaders ---
+# One SPIR-V module per shader and weight type, as a C initialiser that engine/vk_shaders.c
+# #includes into a static const uint32_t[].
+GLSLC        ?= glslc
+SHADER_TYPES := f32 f16 bf16 q8_0 q4_0 q4_K q5_K q6_K q2_K q3_K iq2_xxs iq2_xs iq2_s iq3_xxs \
+                iq3_s iq4_nl iq4_xs mxfp4
+SHADER_INCS  := $(wildcard shaders/*.glsl)
+SHADER_OUT   := $(foreach k,matvec matmul,$(SHADER_TYPES:%=build/shaders/$(k)_%.spv.h))
+
+shaders: $(SHADER_OUT)
+
+build/shaders/matvec_%.spv.h: shaders/matvec.comp $(SHADER_INCS) Makefile
+	@mkdir -p $(dir $@)
+	@echo "GLSL $@"
+	@$(GLSLC) --target-env=vulkan1.2 -O -mfmt=c -DQTYPE_$* $< -o $@
+
+build/shaders/matmul_%.spv.h: shaders/matmul.comp $(SHADER_INCS) Makefile
+	@mkdir -p $(dir $@)
+	@echo "GLSL $@"
+	@$(GLSLC) --target-env=vulkan1.2 -O -mfmt=c -DQTYPE_$* $< -o $@
+
+build/rel/engine/vk_shaders.o build/asan/engine/vk_shaders.o: $(SHADER_OUT)
 
 # ---------------------------------------------------------------- build rules ---
 define variant
@@ -121,7 +144,7 @@ install: build/rel/moeserve
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev curl ca-certificates \
 	libmicrohttpd-dev libjansson-dev libopenblas-openmp-dev libutf8proc-dev \
 	libvulkan-dev glslc glslang-tools spirv-tools mesa-vulkan-drivers vulkan-tools \
-	libsystemd-dev
+	vulkan-validationlayers libsystemd-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 deps:

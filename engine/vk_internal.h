@@ -1,0 +1,67 @@
+/* vk_internal.h: the Vulkan context's private state, shared by vk_device.c, vk_buffer.c,
+ * vk_pipeline.c and vk_matmul.c (nothing outside the vk_ files includes it). */
+#ifndef MOESERVE_VK_INTERNAL_H
+#define MOESERVE_VK_INTERNAL_H
+
+#include <stdarg.h>
+
+#include "engine/vulkan.h"
+
+/* Descriptor sets one command buffer may use before vk_submit_wait recycles them. */
+#define VK_MAX_SETS 1024
+#define VK_MAX_BINDINGS 8
+#define VK_STAGING_BYTES (16u << 20)
+
+struct vk_ctx {
+    VkInstance instance;
+    VkDebugUtilsMessengerEXT messenger;
+    VkPhysicalDevice phys;
+    VkDevice dev;
+    uint32_t queue_family;
+    VkQueue queue;
+    VkCommandPool cmd_pool;
+    VkCommandBuffer cmd;
+    VkFence fence;
+    VkDescriptorPool desc_pool;
+    VkQueryPool query_pool;       /* VK_NULL_HANDLE when the queue has no timestamps */
+    bool recording;
+    uint64_t ts_written;          /* bit i: slot i written in the current/last submission */
+
+    VkPhysicalDeviceMemoryProperties mem_props;
+    VkDeviceSize storage_align;   /* minStorageBufferOffsetAlignment */
+    struct vk_device_info info;
+
+    struct vk_buffer staging;     /* host-visible, created on first use */
+
+    /* validation messages (warnings and errors) */
+    uint32_t n_messages;
+    char first_message[512];
+};
+
+/* snprintf into err (when err is non-NULL) and return false: `return vk_fail(err, n, ...)`. */
+bool vk_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Name of a VkResult for messages. */
+const char *vk_result_str(VkResult r);
+
+/* Index of a memory type allowed by `bits` with all of `want` (-1 if none). */
+int vk_find_memory_type(const struct vk_ctx *ctx, uint32_t bits, VkMemoryPropertyFlags want);
+
+/* The compiled shaders of one weight type (vk_shaders.c). */
+struct vk_shader_set {
+    uint32_t type;                 /* enum q_type */
+    const uint32_t *matvec;
+    size_t matvec_bytes;
+    const uint32_t *matmul;
+    size_t matmul_bytes;
+};
+
+/* NULL if the type has no shaders. */
+const struct vk_shader_set *vk_shaders_for(uint32_t type);
+
+/* The IQ grids, bound at binding 3 of the matvec/matmul shaders (vk_iq_tables.c). Large constant
+ * arrays inside the shaders made lavapipe about 30x slower than this storage buffer. */
+#define VK_IQ_TABLE_WORDS 4352
+extern const uint32_t vk_iq_tables[VK_IQ_TABLE_WORDS];
+
+#endif

@@ -1,0 +1,77 @@
+#version 450
+// matvec.comp: y = W x for a few activation columns (BATCH 1..8); W quantized (QTYPE_* define).
+// Each workgroup owns ROWS rows; its threads stride over the rows' 8-value groups, and the
+// partial sums are reduced with subgroupAdd, then across subgroups in shared memory.
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint ROWS = 2;   // rows per workgroup, at most MAX_ROWS
+layout(constant_id = 2) const uint BATCH = 1;  // activation columns, at most MAX_BATCH
+
+#define MAX_ROWS 4
+#define MAX_BATCH 8
+#define MAX_SUBGROUPS 32
+
+#include "common.glsl"
+#include "dequant.glsl"
+
+shared float partial[MAX_SUBGROUPS * MAX_BATCH * MAX_ROWS];
+
+void main()
+{
+    // Row blocks are numbered across a 2D grid: one dimension may hold at most 65535 groups.
+    uint row0 = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * ROWS;
+    if (row0 >= p.nrows)
+        return;  // the whole workgroup leaves together, before any barrier
+    uint ngroups = p.ncols / 8u;
+    uint tid = gl_LocalInvocationID.x;
+    uint wg = gl_WorkGroupSize.x;
+
+    // Loops run to the MAX_ bounds and test the spec constants so that they unroll and acc is
+    // only ever indexed by constants (a dynamically indexed array spills to memory).
+    float acc[MAX_BATCH][MAX_ROWS];
+    [[unroll]] for (uint b = 0u; b < MAX_BATCH; b++)
+        [[unroll]] for (uint r = 0u; r < MAX_ROWS; r++)
+            acc[b][r] = 0.0;
+
+    [[unroll]] for (uint r = 0u; r < MAX_ROWS; r++) {
+        uint row = row0 + r;
+        if (r < ROWS && row < p.nrows) {
+            uint rb = p.w_off + row * p.row_bytes;
+            for (uint gi = tid; gi < ngroups; gi += wg) {
+                vec4 lo, hi;
+                dequant8(rb + (gi / GROUPS_PER_BLOCK) * BLOCK_BYTES, gi % GROUPS_PER_BLOCK, lo, hi);
+                [[unroll]] for (uint b = 0u; b < MAX_BATCH; b++) {
+                    if (b < BATCH) {
+                        uint xv = (p.x_off + b * p.x_stride) / 4u + 2u * gi;
+                        acc[b][r] += dot(lo, x4[xv]) + dot(hi, x4[xv + 1u]);
+                    }
+                }
+            }
+        }
+    }
+
+    // Reduce: within each subgroup, then subgroup leaders meet in shared memory.
+    [[unroll]] for (uint b = 0u; b < MAX_BATCH; b++)
+        [[unroll]] for (uint r = 0u; r < MAX_ROWS; r++) {
+            if (b < BATCH && r < ROWS) {
+                float s = subgroupAdd(acc[b][r]);
+                if (subgroupElect())
+                    partial[gl_SubgroupID * (MAX_BATCH * MAX_ROWS) + b * MAX_ROWS + r] = s;
+            }
+        }
+    barrier();
+    if (tid < BATCH * ROWS) {
+        uint b = tid / ROWS, r = tid % ROWS;
+        uint row = row0 + r;
+        if (row < p.nrows) {
+            float s = 0.0;
+            for (uint sg = 0u; sg < gl_NumSubgroups; sg++)
+                s += partial[sg * (MAX_BATCH * MAX_ROWS) + b * MAX_ROWS + r];
+            y[p.y_off + b * p.y_stride + row] = s;
+        }
+    }
+}

@@ -101,8 +101,10 @@ demo: moeserve $(DEMO_MODEL)
 
 # ---------------------------------------------------------------------- tests ---
 # Unit tests run under ASan+UBSan; integration tests drive the sanitizer-built binary.
-test: asan
-	@tests/run.sh $(UNIT_asan)
+# The model accuracy tests also run in the release build: under ASan they keep to short prompts.
+ACCURACY := test_qwen3moe
+test: asan $(ACCURACY:%=build/rel/tests/unit/%)
+	@tests/run.sh $(UNIT_asan) $(ACCURACY:%=build/rel/tests/unit/%)
 
 test-unit: $(UNIT_rel)
 	@tests/run.sh $(UNIT_rel)

@@ -14,6 +14,57 @@ enum {
     CLS_NL = 8,     /* \r or \n (also CLS_WS) */
 };
 
+static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+
+/* NFC of text holding bytes that are not UTF-8 (Hugging Face cannot take such input at all):
+ * each valid run is normalised on its own, the stray bytes are kept as they are. */
+static bool nfc_runs(const char *s, size_t len, char **out, size_t *out_len)
+{
+    /* NFC can grow text (up to 3x for some scripts); grow the buffer as needed */
+    size_t cap = len + 16, o = 0, i = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return false;
+    while (i < len) {
+        size_t j = i;
+        uint32_t cp;
+        size_t k;
+        while (j < len && (k = utf8_decode((const unsigned char *)s + j, len - j, &cp)) != 0)
+            j += k;
+        utf8proc_uint8_t *run = NULL;
+        utf8proc_ssize_t rn = 0;
+        if (j > i) {
+            rn = utf8proc_map((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(j - i), &run,
+                              UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+            if (rn < 0) {
+                free(buf);
+                return false;
+            }
+        }
+        size_t need = o + (size_t)rn + (j < len ? 1 : 0);
+        if (need > cap) {
+            cap = 2 * need;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(run);
+                free(buf);
+                return false;
+            }
+            buf = nb;
+        }
+        if (rn)
+            memcpy(buf + o, run, (size_t)rn);
+        o += (size_t)rn;
+        free(run);
+        if (j < len)
+            buf[o++] = s[j++];            /* the stray byte */
+        i = j;
+    }
+    *out = buf;
+    *out_len = o;
+    return true;
+}
+
 bool pretok_nfc(const char *s, size_t len, char **out, size_t *out_len)
 {
     *out = NULL;
@@ -29,9 +80,8 @@ bool pretok_nfc(const char *s, size_t len, char **out, size_t *out_len)
     if (n == UTF8PROC_ERROR_NOMEM)
         return false;
     if (n < 0) {
-        /* Invalid UTF-8: Hugging Face cannot take such input at all; keep the bytes as they are. */
         free(dst);
-        return true;
+        return nfc_runs(s, len, out, out_len);
     }
     *out = (char *)dst;
     *out_len = (size_t)n;

@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* NFC of s[0..len). Returns NULL with *out = NULL when s is already known to be NFC (pure ASCII)
- * or is not valid UTF-8 (then it is tokenized as it is); otherwise *out is a malloc'd copy.
+/* NFC of s[0..len): *out is a malloc'd copy, or NULL when s is pure ASCII (always NFC).
+ * Bytes that are not UTF-8 are kept as they are and the valid runs between them normalised.
  * Returns false only on allocation failure. */
 bool pretok_nfc(const char *s, size_t len, char **out, size_t *out_len);
 

@@ -313,44 +313,115 @@ static void test_bad_metadata(void)
 
 /* ---------------------------------------------------------------- timing --- */
 
-static void time_source_code(const struct tokenizer *t)
+/* A random identifier from syllables, so that words vary as in real code. */
+static size_t random_ident(char *out, unsigned *k)
 {
-    static const char *const lines[] = {
-        "static int parse_header(struct ctx *c, const char *buf, size_t len) {\n",
-        "    for (size_t i = 0; i < len; i++) {\n",
-        "        if (buf[i] == '\\n' && c->state != STATE_BODY) return -1;\n",
-        "    uint64_t hash = 0xcbf29ce484222325ull; // FNV-1a offset basis\n",
-        "    printf(\"%s: %d items (%.2f%%)\\n\", name, count, 100.0 * count / total);\n",
+    static const char *const syl[] = { "get", "set", "node", "buf", "len", "parse", "item", "count",
+                                       "tmp", "ctx", "hash", "key", "Map", "List", "idx", "_",
+                                       "value", "Str", "ptr", "next", "2", "x", "alloc", "err" };
+    size_t n = 0, parts = 1 + (*k >> 13) % 3;
+    for (size_t p = 0; p < parts; p++) {
+        *k = *k * 1103515245u + 12345u;
+        n += (size_t)sprintf(out + n, "%s", syl[(*k >> 16) % (sizeof syl / sizeof *syl)]);
+    }
+    return n;
+}
+
+/* About 1 MB of C-like source: varied statement shapes with random identifiers and numbers. */
+static char *make_source(size_t want, size_t *len_out)
+{
+    static const char *const shapes[] = {
+        "static int @(struct @ *c, const char *@, size_t @) {\n",
+        "    for (size_t @ = 0; @ < @; @++) {\n",
+        "        if (@[@] == '\\n' && @->@ != @) return -#;\n",
+        "    uint64_t @ = 0x#ull; // @ @ offset\n",
+        "    printf(\"%s: %d @ (%.2f%%)\\n\", @, @, 100.0 * @ / @);\n",
         "    }\n",
         "\n",
-        "/* Returns the number of bytes written, or -1 when the buffer is too small. */\n",
-        "#define MAX_ITEMS 4096\n",
-        "    struct node *next = node->children[idx % NODE_FANOUT];\n",
-        "    return memcmp(a->key, b->key, a->len < b->len ? a->len : b->len);\n",
-        "\tcase TOKEN_IDENT: value = lookup_symbol(table, tok.text, tok.len); break;\n",
+        "/* Returns the @ of @, or -1 when the @ is too small. */\n",
+        "#define @ #\n",
+        "    struct @ *@ = @->@[@ % @];\n",
+        "    return memcmp(@->@, @->@, @ < @ ? @ : @);\n",
+        "\tcase @: @ = @(@, @.@, @.@); break;\n",
+        "        @ += @ * # - (@ >> #);\n",
     };
-    size_t cap = 1 << 20, len = 0;
-    char *src = malloc(cap + 256);
-    for (unsigned k = 0; len < cap; k = k * 1103515245u + 12345u) {
-        const char *l = lines[(k >> 16) % (sizeof lines / sizeof *lines)];
-        len += (size_t)sprintf(src + len, "%s", l);
-        if ((k >> 8) % 7 == 0)
-            len += (size_t)sprintf(src + len, "    int v%u = %u;\n", (k >> 4) % 1000, k % 100000);
+    char *src = malloc(want + 4096);
+    size_t len = 0;
+    unsigned k = 12345;
+    while (src && len < want) {
+        k = k * 1103515245u + 12345u;
+        for (const char *p = shapes[(k >> 16) % (sizeof shapes / sizeof *shapes)]; *p; p++) {
+            if (*p == '@') {
+                len += random_ident(src + len, &k);
+            } else if (*p == '#') {
+                k = k * 1103515245u + 12345u;
+                len += (size_t)sprintf(src + len, "%u", (k >> 8) % 100000);
+            } else {
+                src[len++] = *p;
+            }
+        }
     }
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    size_t n;
-    int32_t *ids = tok_encode(t, src, len, true, &n);
+    *len_out = len;
+    return src;
+}
+
+static double seconds_since(const struct timespec *a)
+{
+    struct timespec b;
     clock_gettime(CLOCK_MONOTONIC, &b);
-    double s = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+    return (double)(b.tv_sec - a->tv_sec) + 1e-9 * (double)(b.tv_nsec - a->tv_nsec);
+}
+
+static void time_source_code(const struct tokenizer *t)
+{
+    size_t len, n, dl;
+    char *src = make_source(1 << 20, &len);
+    CHECK(src != NULL, "source");
+    if (!src)
+        return;
+    struct timespec a;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    int32_t *ids = tok_encode(t, src, len, true, &n);
+    double s = seconds_since(&a);
     fprintf(stderr, "timing: %zu bytes of C-like source -> %zu tokens in %.3f s (%.1f MB/s)\n",
             len, n, s, (double)len / s / 1e6);
-    size_t dl;
     char *d = tok_decode(t, ids, n, false, &dl);
     CHECK(ids && d && dl == len && memcmp(d, src, len) == 0, "1 MB round trip");
     free(d);
     free(ids);
+    /* one 256 KB word: BPE must not be quadratic in the word length */
+    for (size_t i = 0; i < (256u << 10); i++)
+        src[i] = "abcdefghij"[(i * 7 + i / 13) % 10];
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    ids = tok_encode(t, src, 256u << 10, false, &n);
+    s = seconds_since(&a);
+    fprintf(stderr, "timing: one 256 KB word -> %zu tokens in %.3f s\n", n, s);
+    d = tok_decode(t, ids, n, false, &dl);
+    CHECK(ids && d && dl == (256u << 10) && memcmp(d, src, dl) == 0, "long word round trip");
+    free(d);
+    free(ids);
     free(src);
+}
+
+/* Bytes that are not UTF-8 are tokenized byte by byte and come back unchanged. */
+static void test_invalid_utf8(const struct tokenizer *t)
+{
+    static const char text[] = "\xff\xfe abc \xc3( caf\xc3\xa9 \xe2\x82 end\xf0\x9f";
+    size_t n, dl;
+    int32_t *ids = tok_encode(t, text, sizeof text - 1, true, &n);
+    char *d = ids ? tok_decode(t, ids, n, false, &dl) : NULL;
+    CHECK(d && dl == sizeof text - 1 && memcmp(d, text, dl) == 0, "invalid UTF-8 round trip");
+    free(d);
+    free(ids);
+    /* NFC still applies around stray bytes */
+    ids = tok_encode(t, "\xff e\xcc\x81 \xfe", 7, true, &n);
+    d = ids ? tok_decode(t, ids, n, false, &dl) : NULL;
+    CHECK(d && dl == 6 && memcmp(d, "\xff \xc3\xa9 \xfe", 6) == 0, "NFC around stray bytes");
+    free(d);
+    free(ids);
+    ids = tok_encode(t, "", 0, true, &n);
+    CHECK(ids && n == 0, "empty text");
+    free(ids);
 }
 
 int main(void)
@@ -363,6 +434,7 @@ int main(void)
     REQUIRE(t != NULL, "%s", err);
     test_specials(t);
     test_cases(t);
+    test_invalid_utf8(t);
     time_source_code(t);
     tok_free(t);
     test_tiny_models();

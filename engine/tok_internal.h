@@ -28,6 +28,8 @@ struct tokenizer {
     bool special_first[256];   /* first bytes of the special tokens */
     int32_t *control;
     size_t n_control;
+    int32_t eog[24];           /* end-of-generation tokens, ascending */
+    size_t n_eog;
     int32_t eos, bos, pad;
     bool add_bos;
     size_t max_bytes;

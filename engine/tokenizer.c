@@ -377,6 +377,45 @@ static bool load_header(struct tokenizer *t, const struct gguf_file *f, char *er
     return ok;
 }
 
+static void add_eog(struct tokenizer *t, int32_t id)
+{
+    if (id < 0 || t->n_eog == sizeof t->eog / sizeof *t->eog)
+        return;
+    size_t i = 0;
+    while (i < t->n_eog && t->eog[i] < id)
+        i++;
+    if (i < t->n_eog && t->eog[i] == id)
+        return;
+    memmove(t->eog + i + 1, t->eog + i, (t->n_eog - i) * sizeof *t->eog);
+    t->eog[i] = id;
+    t->n_eog++;
+}
+
+/* The end-of-generation set: the ids the metadata names, then tokens recognised by their text
+ * (llama.cpp's rule; the FIM pad/repo/separator tokens end a completion too). */
+static bool load_eog(struct tokenizer *t, const struct gguf_file *f, char *err, size_t errlen)
+{
+    static const char *const keys[] = {
+        "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id",
+        "tokenizer.ggml.fim_pad_token_id", "tokenizer.ggml.fim_rep_token_id",
+        "tokenizer.ggml.fim_sep_token_id",
+    };
+    static const char *const names[] = {
+        "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>",
+        "<EOT>", "<|end_of_text|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
+    };
+    add_eog(t, t->eos);
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        int32_t id;
+        if (!load_id(f, keys[i], t->n_vocab, &id, err, errlen))
+            return false;
+        add_eog(t, id);
+    }
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        add_eog(t, tok_find(t, names[i], strlen(names[i])));
+    return true;
+}
+
 struct tokenizer *tok_load_gguf(const struct gguf_file *f, char *err, size_t errlen)
 {
     struct tokenizer *t = calloc(1, sizeof *t);
@@ -398,7 +437,8 @@ struct tokenizer *tok_load_gguf(const struct gguf_file *f, char *err, size_t err
              load_special(t, err, errlen) &&
              load_id(f, "tokenizer.ggml.eos_token_id", t->n_vocab, &t->eos, err, errlen) &&
              load_id(f, "tokenizer.ggml.bos_token_id", t->n_vocab, &t->bos, err, errlen) &&
-             load_id(f, "tokenizer.ggml.padding_token_id", t->n_vocab, &t->pad, err, errlen);
+             load_id(f, "tokenizer.ggml.padding_token_id", t->n_vocab, &t->pad, err, errlen) &&
+             load_eog(t, f, err, errlen);
     }
     if (ok && gguf_find_kv(f, "tokenizer.ggml.add_bos_token") &&
         !gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &t->add_bos))
@@ -449,6 +489,20 @@ const int32_t *tok_control_tokens(const struct tokenizer *t, size_t *n)
 {
     *n = t->n_control;
     return t->control;
+}
+
+bool tok_is_eog(const struct tokenizer *t, int32_t id)
+{
+    for (size_t i = 0; i < t->n_eog; i++)
+        if (t->eog[i] == id)
+            return true;
+    return false;
+}
+
+const int32_t *tok_eog_tokens(const struct tokenizer *t, size_t *n)
+{
+    *n = t->n_eog;
+    return t->eog;
 }
 
 const char *tok_token_text(const struct tokenizer *t, int32_t id)

@@ -54,6 +54,10 @@ enum tok_type tok_token_type(const struct tokenizer *t, int32_t id); /* UNDEFINE
 bool tok_is_control(const struct tokenizer *t, int32_t id);
 /* The control tokens' ids, ascending; count in *n. */
 const int32_t *tok_control_tokens(const struct tokenizer *t, size_t *n);
+/* End of generation, as llama.cpp decides it: eos (and eot/eom ids when given) plus the tokens
+ * named <|im_end|>, <|endoftext|>, <|fim_pad|>, <|repo_name|>, <|file_sep|> and the like. */
+bool tok_is_eog(const struct tokenizer *t, int32_t id);
+const int32_t *tok_eog_tokens(const struct tokenizer *t, size_t *n);
 /* Longest tok_token_bytes of any token. */
 size_t tok_max_token_bytes(const struct tokenizer *t);
 

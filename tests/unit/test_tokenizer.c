@@ -143,6 +143,11 @@ static void test_specials(const struct tokenizer *t)
     size_t nc;
     const int32_t *ctl = tok_control_tokens(t, &nc);
     CHECK(nc == 14 && ctl[0] == 151643 && ctl[13] == 151656, "14 control tokens (%zu)", nc);
+    size_t ne;
+    const int32_t *eog = tok_eog_tokens(t, &ne);
+    CHECK(ne == 5 && eog[0] == 151643 && eog[1] == 151645 && eog[2] == 151662 && eog[3] == 151663 &&
+          eog[4] == 151664, "eog: endoftext, im_end, fim_pad, repo_name, file_sep (%zu)", ne);
+    CHECK(tok_is_eog(t, 151645) && !tok_is_eog(t, 151644), "is_eog");
     CHECK(tok_is_control(t, 151644) && !tok_is_control(t, 151667) && !tok_is_control(t, 100),
           "is_control");
 

@@ -2,6 +2,7 @@
  * llama.cpp's tokens for the tiny models, round trips, streaming, and bad metadata. */
 #include "engine/gguf.h"
 #include "engine/pretok.h"
+#include "engine/synth_vocab.h"
 #include "engine/tokenizer.h"
 #include "tests/test.h"
 
@@ -316,6 +317,41 @@ static void test_bad_metadata(void)
     }
 }
 
+/* The synthetic models' vocabulary (engine/synth_vocab.c) loads and works. */
+static void test_synth_vocab(void)
+{
+    char err[512], path[] = "/tmp/moeserve-tokv-XXXXXX";
+    struct gguf_writer *w = gguf_w_new();
+    CHECK(w && synth_vocab_write(w, synth_vocab_min_size() + 100), "synth vocab written");
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    close(fd);
+    CHECK(gguf_w_write_file(w, path, err, sizeof err), "%s", err);
+    gguf_w_free(w);
+    struct gguf_file *f = gguf_open(path, err, sizeof err);
+    CHECK(f != NULL, "%s", err);
+    struct tokenizer *t = f ? tok_load_gguf(f, err, sizeof err) : NULL;
+    CHECK(t != NULL, "synth vocab loads: %s", err);
+    if (t) {
+        static const char text[] = "<|im_start|>user\nhello world, return the value<|im_end|>";
+        size_t n, dl;
+        int32_t *ids = tok_encode(t, text, sizeof text - 1, true, &n);
+        char *d = ids ? tok_decode(t, ids, n, false, &dl) : NULL;
+        CHECK(d && strcmp(d, text) == 0 && ids[0] == tok_find(t, "<|im_start|>", 12),
+              "synth vocab round trip");
+        int32_t hello = tok_find(t, "hello", 5);
+        bool found = false;
+        for (size_t i = 0; ids && i < n; i++)
+            found |= ids[i] == hello;
+        CHECK(hello >= 0 && found, "synth merges spell \"hello\" as one token");
+        free(d);
+        free(ids);
+    }
+    tok_free(t);
+    gguf_close(f);
+    unlink(path);
+}
+
 /* ---------------------------------------------------------------- timing --- */
 
 /* A random identifier from syllables, so that words vary as in real code. */
@@ -444,5 +480,6 @@ int main(void)
     tok_free(t);
     test_tiny_models();
     test_bad_metadata();
+    test_synth_vocab();
     return test_finish();
 }

@@ -35,7 +35,8 @@ uint64_t tok_hash_bytes(const void *p, size_t n)
 
 static uint64_t hash_pair(uint64_t key)
 {
-    key *= 0x9E3779B97F4A7C15ull;
+    key = (key ^ (key >> 30)) * 0xbf58476d1ce4e5b9ull;     /* splitmix64's finaliser */
+    key = (key ^ (key >> 27)) * 0x94d049bb133111ebull;
     return key ^ (key >> 31);
 }
 

@@ -27,7 +27,7 @@ void tok_free(struct tokenizer *t);
  * parse_special, control and user-defined tokens (<|im_start|>, <think>, <|fim_prefix|>...) in
  * the text become their ids (longest match first); without it, they are ordinary text (use for
  * untrusted input). No BOS is added (see tok_add_bos). Returns a malloc'd array (non-NULL even
- * when *n_out is 0), or NULL on allocation failure. */
+ * when *n_out is 0), or NULL on allocation failure or text of 4 GiB or more. */
 int32_t *tok_encode(const struct tokenizer *t, const char *text, size_t len, bool parse_special,
                     size_t *n_out);
 

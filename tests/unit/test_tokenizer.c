@@ -350,6 +350,51 @@ static void test_synth_vocab(void)
     unlink(path);
 }
 
+/* Random strings mixing ASCII, multi-byte characters, combining marks, specials and stray bytes:
+ * decoding gives back the NFC form, byte for byte. */
+static void test_random_round_trips(const struct tokenizer *t)
+{
+    static const char *const bits[] = {
+        "a", "Z", "7", " ", "  ", "\n", "\r\n", "\t", "'s", "'LL", "\xc3\xa9", "e\xcc\x81",
+        "\xe4\xb8\xad", "\xf0\x9f\x98\x80", "\xc2\xa0", "\xe2\x80\xa8", "<|im_start|>", "<think>",
+        "<|im", "\xff", "\xc3", "\xe2\x82", ".", "->", "{", "123", "\xd9\xa3", "\xe2\x85\xa7",
+        "\xcc\x88", "\x00", "\xef\xbb\xbf", "\xc2\x85",
+    };
+    unsigned k = 7;
+    size_t failures = 0;
+    for (int round = 0; round < 3000; round++) {
+        char text[512];
+        size_t len = 0;
+        k = k * 1103515245u + 12345u;
+        size_t parts = (k >> 16) % 24;
+        for (size_t p = 0; p < parts; p++) {
+            k = k * 1103515245u + 12345u;
+            const char *b = bits[(k >> 16) % (sizeof bits / sizeof *bits)];
+            size_t bl = b == bits[29] ? 1 : strlen(b);    /* bits[29] is a NUL byte */
+            memcpy(text + len, b, bl);
+            len += bl;
+        }
+        bool special = (k >> 9) & 1;
+        size_t n, dl;
+        int32_t *ids = tok_encode(t, text, len, special, &n);
+        char *d = ids ? tok_decode(t, ids, n, false, &dl) : NULL;
+        char *nfc;
+        size_t nfc_len;
+        bool ok = pretok_nfc(text, len, &nfc, &nfc_len);
+        const char *want = nfc ? nfc : text;
+        size_t want_len = nfc ? nfc_len : len;
+        if (!ok || !d || dl != want_len || memcmp(d, want, dl) != 0)
+            failures++;
+        for (size_t i = 0; ids && !special && i < n; i++)
+            if (tok_token_type(t, ids[i]) != TOK_TYPE_NORMAL)
+                failures++;
+        free(nfc);
+        free(d);
+        free(ids);
+    }
+    CHECK(failures == 0, "%zu random round trips failed", failures);
+}
+
 /* ---------------------------------------------------------------- timing --- */
 
 /* A random identifier from syllables, so that words vary as in real code. */
@@ -474,6 +519,7 @@ int main(void)
     test_specials(t);
     test_cases(t);
     test_invalid_utf8(t);
+    test_random_round_trips(t);
     time_source_code(t);
     tok_free(t);
     test_tiny_models();

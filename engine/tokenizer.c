@@ -247,7 +247,12 @@ static bool load_merges(struct tokenizer *t, const struct gguf_file *f, char *er
         return fail(err, errlen, "%s: too many merges", KEY_MERGES);
     t->merge_mask = table_size(a->count) - 1;
     t->merges = malloc((t->merge_mask + 1) * sizeof *t->merges);
-    char *buf = malloc(t->max_bytes * 4 + 8 > 4096 ? t->max_bytes * 4 + 8 : 4096);
+    /* a merged text longer than every token's cannot name a token */
+    size_t max_text = 0;
+    for (uint32_t i = 0; i < t->n_vocab; i++)
+        if (t->text_off[i + 1] - t->text_off[i] - 1 > max_text)
+            max_text = (size_t)(t->text_off[i + 1] - t->text_off[i] - 1);
+    char *buf = malloc(max_text + 1);
     if (!t->merges || !buf) {
         free(buf);
         return fail(err, errlen, "%s: out of memory", KEY_MERGES);
@@ -265,7 +270,7 @@ static bool load_merges(struct tokenizer *t, const struct gguf_file *f, char *er
         size_t ll = (size_t)(sp - s->ptr), rl = s->len - ll - 1;
         int32_t left = tok_find(t, s->ptr, ll), right = tok_find(t, sp + 1, rl);
         int32_t merged = -1;
-        if (left >= 0 && right >= 0 && ll + rl <= 4096) {
+        if (left >= 0 && right >= 0 && ll + rl <= max_text) {
             memcpy(buf, s->ptr, ll);
             memcpy(buf + ll, sp + 1, rl);
             merged = tok_find(t, buf, ll + rl);

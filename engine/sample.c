@@ -291,11 +291,14 @@ static size_t top_p_cut(cand *c, size_t n_kept, bool sorted, float max_logit, do
     double cum = 0.0;
     for (size_t i = 0; i < n_kept; i++) {
         if (i == sorted_len) {
-            size_t want = sorted_len == 0 ? 256 : n_kept;
-            select_top(c, n_kept, want);
-            sorted_len = want < n_kept ? want : n_kept;
+            /* c[0..sorted_len) already holds the best, so only the rest needs selecting */
+            size_t want = sorted_len == 0 ? 256 : sorted_len * 4;
+            if (want > n_kept)
+                want = n_kept;
+            select_top(c + sorted_len, n_kept - sorted_len, want - sorted_len);
+            sorted_len = want;
         }
-        cum += exp((double)c[i].logit - max_logit) / z;
+        cum += expf(c[i].logit - max_logit) / z;
         if (cum >= top_p)
             return i + 1;
     }
@@ -345,7 +348,7 @@ int sample_next(sample_state *s, const float *logits, const int32_t *history, si
     double z = 0.0;
     if (p->top_p < 1.0f)
         for (size_t i = 0; i < n; i++)
-            z += exp((double)s->cands[i].logit - max_logit);
+            z += expf(s->cands[i].logit - max_logit);
     if (p->min_p > 0.0f) {
         const float min_logit = max_logit + logf(p->min_p);
         size_t k = 0;
@@ -358,22 +361,22 @@ int sample_next(sample_state *s, const float *logits, const int32_t *history, si
         n = top_p_cut(s->cands, n, sorted, max_logit, z, p->top_p);
 
     /* temperature, softmax and the draw */
-    const double inv_t = 1.0 / p->temperature;
+    const float inv_t = 1.0f / p->temperature;
     double sum = 0.0;
     for (size_t i = 0; i < n; i++)
-        sum += exp(((double)s->cands[i].logit - max_logit) * inv_t);
+        sum += expf((s->cands[i].logit - max_logit) * inv_t);
     const double target = sample_rng_uniform(&s->rng) * sum;
     double cum = 0.0;
     size_t pick = n - 1;
     for (size_t i = 0; i < n; i++) {
-        cum += exp(((double)s->cands[i].logit - max_logit) * inv_t);
+        cum += expf((s->cands[i].logit - max_logit) * inv_t);
         if (cum > target) {
             pick = i;
             break;
         }
     }
     res->token = s->cands[pick].id;
-    res->prob = (float)(exp(((double)s->cands[pick].logit - max_logit) * inv_t) / sum);
+    res->prob = (float)(expf((s->cands[pick].logit - max_logit) * inv_t) / sum);
     return 0;
 }
 
@@ -393,7 +396,7 @@ int sample_logprobs(sample_state *s, int32_t token, float *token_logprob, sample
         }
     double z = 0.0;
     for (size_t i = 0; i < n; i++)
-        z += exp((double)s->cands[i].logit - max_logit);
+        z += expf(s->cands[i].logit - max_logit);
     const double log_z = log(z) + max_logit;
     if (token_logprob) {
         bool live = token >= 0 && token < nv && is_live(s->work[token]);

@@ -324,7 +324,10 @@ int sample_next(sample_state *s, const float *logits, const int32_t *history, si
     if (best < 0)
         return fail(err, errlen, "sampler: every token is banned");
     s->have_work = true;
-    if (p->temperature <= 0.0f) {
+    /* greedy, and the degenerate cases where a softmax would divide infinities: a temperature
+     * whose inverse overflows, or a logit that is (or was biased to) +inf */
+    if (p->temperature <= 0.0f || !isfinite(1.0f / p->temperature) ||
+        s->work[best] == INFINITY) {
         res->token = best;
         res->prob = 1.0f;
         return 0;
@@ -350,7 +353,8 @@ int sample_next(sample_state *s, const float *logits, const int32_t *history, si
         for (size_t i = 0; i < n; i++)
             z += expf(s->cands[i].logit - max_logit);
     if (p->min_p > 0.0f) {
-        const float min_logit = max_logit + logf(p->min_p);
+        /* min_p >= 1 keeps just the tokens tied with the best */
+        const float min_logit = p->min_p >= 1.0f ? max_logit : max_logit + logf(p->min_p);
         size_t k = 0;
         for (size_t i = 0; i < n; i++)
             if (s->cands[i].logit >= min_logit)
@@ -394,10 +398,26 @@ int sample_logprobs(sample_state *s, int32_t token, float *token_logprob, sample
             if (s->work[i] > max_logit)
                 max_logit = s->work[i];
         }
-    double z = 0.0;
-    for (size_t i = 0; i < n; i++)
-        z += expf(s->cands[i].logit - max_logit);
-    const double log_z = log(z) + max_logit;
+    double log_z;
+    if (max_logit == INFINITY) {
+        /* the +inf tokens share all the mass equally; finite ones drop out like banned ones */
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (s->cands[i].logit == INFINITY)
+                s->cands[k++] = (cand){ s->cands[i].id, 0.0f };
+        n = k;
+        log_z = log((double)n);
+        if (token_logprob) {
+            bool top_tok = token >= 0 && token < nv && s->work[token] == INFINITY;
+            *token_logprob = top_tok ? (float)-log_z : -INFINITY;
+            token_logprob = NULL;
+        }
+    } else {
+        double z = 0.0;
+        for (size_t i = 0; i < n; i++)
+            z += expf(s->cands[i].logit - max_logit);
+        log_z = log(z) + max_logit;
+    }
     if (token_logprob) {
         bool live = token >= 0 && token < nv && is_live(s->work[token]);
         *token_logprob = live ? (float)((double)s->work[token] - log_z) : -INFINITY;

@@ -15,6 +15,7 @@ struct stop_matcher {
     size_t len, cap;
     size_t drop;    /* bytes handed out by the previous call, removed at the next one */
     bool hit;
+    int hit_index;  /* which stop string hit, reported again on later calls */
 };
 
 static int fail(char *err, size_t errlen, const char *msg)
@@ -150,7 +151,7 @@ int stop_feed(stop_matcher *m, const char *piece, size_t len, stop_out *out, cha
               size_t errlen)
 {
     drop_emitted(m);
-    *out = (stop_out){ m->buf, 0, m->hit, -1 };
+    *out = (stop_out){ m->buf, 0, m->hit, m->hit ? m->hit_index : -1 };
     if (m->hit)
         return 0;
     if (len) {
@@ -174,6 +175,7 @@ int stop_feed(stop_matcher *m, const char *piece, size_t len, stop_out *out, cha
     size_t pos = find_stop(m, &which);
     if (pos != SIZE_MAX) {
         m->hit = true;
+        m->hit_index = which;
         m->len = pos; /* the stop string and what follows are dropped */
         *out = (stop_out){ m->buf, pos, true, which };
         m->drop = pos;
@@ -188,6 +190,6 @@ int stop_feed(stop_matcher *m, const char *piece, size_t len, stop_out *out, cha
 void stop_flush(stop_matcher *m, stop_out *out)
 {
     drop_emitted(m);
-    *out = (stop_out){ m->buf, m->hit ? 0 : m->len, m->hit, -1 };
+    *out = (stop_out){ m->buf, m->hit ? 0 : m->len, m->hit, m->hit ? m->hit_index : -1 };
     m->drop = out->len;
 }

@@ -379,6 +379,41 @@ static void test_logprobs(void)
     sample_free(s);
 }
 
+/* Inputs where a softmax would divide infinities must still give a sane answer. */
+static void test_degenerate(void)
+{
+    char err[128];
+    sample_params p = plain(1.0f);
+    sample_state *s = sample_create(&p, 4, 0, err, sizeof err);
+    REQUIRE_VOID(s);
+    const float l[4] = { 1.0f, INFINITY, 2.0f, INFINITY };
+    sample_result r;
+    CHECK(draw(s, l, &r) == 1 && r.prob == 1.0f, "+inf logit wins, lowest id");
+    float lp0, lp1;
+    sample_logprob top[4];
+    int n = sample_logprobs(s, 1, &lp1, top, 4);
+    sample_logprobs(s, 0, &lp0, NULL, 0);
+    CHECK(n == 2 && fabsf(lp1 - logf(0.5f)) < 1e-6f && lp0 == -INFINITY,
+          "+inf tokens share the mass (n=%d lp1=%g)", n, lp1);
+    sample_free(s);
+
+    p.min_p = 5.0f; /* above 1: only the best survives */
+    s = sample_create(&p, 4, 0, err, sizeof err);
+    REQUIRE_VOID(s);
+    const float l2[4] = { 1.0f, 3.0f, 2.9f, 0.0f };
+    int ones = 0;
+    for (int i = 0; i < 200; i++)
+        ones += draw(s, l2, &r) == 1;
+    CHECK(ones == 200, "min_p > 1 keeps the best only (%d/200)", ones);
+    sample_free(s);
+
+    p = plain(1e-42f); /* 1/T overflows: greedy */
+    s = sample_create(&p, 4, 0, err, sizeof err);
+    REQUIRE_VOID(s);
+    CHECK(draw(s, l2, &r) == 1, "denormal temperature is greedy");
+    sample_free(s);
+}
+
 /* The real vocabulary size: results stay in the kept set; timing printed for the record. */
 static void test_full_vocab(void)
 {
@@ -450,6 +485,7 @@ int main(void)
     test_penalties();
     test_bias();
     test_logprobs();
+    test_degenerate();
     test_full_vocab();
     return test_finish();
 }

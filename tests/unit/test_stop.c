@@ -53,6 +53,20 @@ static void test_single_piece(void)
     CHECK(r.hit && r.index == 0 && strcmp(r.text, "hello ") == 0, "inside one piece: '%s'",
           r.text);
     CHECK(r.step_len[1] == 0, "nothing after a hit");
+    {
+        char err[64];
+        const char *st[2] = { "x", "END" };
+        stop_matcher *m = stop_create(st, 2, err, sizeof err);
+        REQUIRE_VOID(m);
+        stop_out o;
+        stop_feed(m, "aEND", 4, &o, err, sizeof err);
+        CHECK(o.hit && o.stop_index == 1 && o.len == 1, "hit reported with its index");
+        stop_feed(m, "more", 4, &o, err, sizeof err);
+        CHECK(o.hit && o.stop_index == 1 && o.len == 0, "later feeds repeat the hit");
+        stop_flush(m, &o);
+        CHECK(o.hit && o.len == 0 && stop_hit(m), "flush after a hit emits nothing");
+        stop_free(m);
+    }
     r = run(STOPS("STOP"), PIECES("STOP at the start"));
     CHECK(r.hit && r.len == 0, "stop at the very beginning");
     r = run(STOPS("S", "T"), PIECES("xyTS"));

@@ -123,11 +123,6 @@ static bool check_consistency(const struct arch_desc *a, const struct arch_hpara
                    (unsigned long long)(hp->ssm_dt_rank * hp->ssm_state), (unsigned long long)hp->ssm_inner);
             ok = false;
         }
-        if (hp->full_attn_interval > hp->n_layer) {
-            report(r, "key 'qwen3next.full_attention_interval': expected at most block_count %llu, found %llu",
-                   (unsigned long long)hp->n_layer, (unsigned long long)hp->full_attn_interval);
-            ok = false;
-        }
     }
     return ok;
 }

@@ -171,7 +171,9 @@ static int print_report(const struct inspect_opts *o, const struct gguf_file *f,
     if (root) {
         json_object_set_new(root, "model", ir_model_json(f, hp, known));
         json_object_set_new(root, "tokenizer", ir_tokenizer_json(f));
-        json_object_update(root, ir_layout_json(&l));
+        json_t *layout = ir_layout_json(&l);
+        json_object_update(root, layout);
+        json_decref(layout);
     } else {
         ir_print_model(stdout, f, hp, known);
         ir_print_tokenizer(stdout, f);
@@ -220,6 +222,7 @@ int cmd_inspect(int argc, char **argv)
     if (root) {
         json_dumpf(root, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
         fputc('\n', stdout);
+        fflush(stdout);
         json_decref(root);
     }
     gguf_close(f);

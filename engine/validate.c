@@ -11,6 +11,10 @@
 
 static void report(struct val_report *r, const char *fmt, ...)
 {
+    if (r->n >= VAL_MAX_MSGS) {
+        r->dropped++;
+        return;
+    }
     if (r->n == r->cap) {
         size_t cap = r->cap ? 2 * r->cap : 16;
         char **m = realloc(r->msgs, cap * sizeof *m);
@@ -307,5 +311,13 @@ size_t val_check(const struct gguf_file *f, const struct val_caps *caps, struct 
     }
     if (caps)
         check_types(f, caps, r);
-    return r->n;
+    size_t total = r->n + r->dropped;
+    if (r->dropped) {
+        size_t dropped = r->dropped;
+        r->n--;                  /* make room for the summary in place of the last message */
+        free(r->msgs[r->n]);
+        report(r, "... and %zu more problems", dropped + 1);
+        r->dropped = dropped;
+    }
+    return total;
 }

@@ -26,11 +26,16 @@ const struct val_caps *val_cpu_caps(void);
 struct val_report {
     char **msgs;
     size_t n, cap;
+    size_t dropped;              /* problems past VAL_MAX_MSGS, counted but not kept */
     bool oom;                    /* some messages were lost to allocation failure */
 };
 
+/* A hostile file (block_count 65536, no tensors) must not make a million messages. */
+#define VAL_MAX_MSGS 256
+
 /* Checks f. caps NULL skips the kernel-availability check. hp (may be NULL) receives the
- * hyperparameters read. Returns the number of problems (0: the engine can run the file). */
+ * hyperparameters read. Returns the number of problems (0: the engine can run the file); past
+ * VAL_MAX_MSGS they are counted and summarised in one last message. */
 size_t val_check(const struct gguf_file *f, const struct val_caps *caps, struct arch_hparams *hp,
                  struct val_report *r);
 

@@ -246,6 +246,12 @@ static void check_block_count(void)
         CHECK(count_msgs(&r, "blk.2.", "missing") == 12, "every layer-2 tensor missing");
         val_report_free(&r);
     }
+    /* a huge layer count: every problem counted, only the first VAL_MAX_MSGS kept */
+    struct edit huge = {.set_key = "qwen3moe.block_count", .set_val = 65536};
+    if (run_edited("block_count 65536", "models/tiny-qwen3moe-asym.gguf", &huge, 12 * (65536 - 3), &r)) {
+        CHECK(r.n == VAL_MAX_MSGS && strstr(r.msgs[r.n - 1], "more problems"), "messages capped");
+        val_report_free(&r);
+    }
     /* full file claiming 2: layer 2's tensors are unexpected */
     struct edit fewer = {.set_key = "qwen3moe.block_count", .set_val = 2};
     if (run_edited("block_count 2", "models/tiny-qwen3moe-asym.gguf", &fewer, 12, &r)) {

@@ -28,7 +28,7 @@ BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 prefix    ?= /usr/local
 DESTDIR   ?=
 
-.PHONY: all test test-unit test-integration bench bench-kernels install clean deps fuzz fuzz-run asan
+.PHONY: all test test-unit bench bench-kernels install clean deps fuzz asan
 
 all: moeserve
 
@@ -72,6 +72,7 @@ test: asan
 test-unit: $(UNIT_rel)
 	@tests/run.sh $(UNIT_rel)
 
+.PHONY: test-integration
 test-integration: build/asan/moeserve
 	@tests/integration/test_inspect.sh build/asan/moeserve
 
@@ -92,6 +93,7 @@ fuzz: build/fuzz/fuzz_gguf
 
 # About a minute of fuzzing from the committed seeds (CI); new inputs go to build/fuzz/corpus.
 FUZZ_SECONDS ?= 60
+.PHONY: fuzz-run
 fuzz-run: build/fuzz/fuzz_gguf
 	@mkdir -p build/fuzz/corpus
 	build/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 \

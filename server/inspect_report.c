@@ -144,7 +144,10 @@ void ir_print_model(FILE *out, const struct gguf_file *f, const struct arch_hpar
         const struct hp_field *fl = &hp_fields[i];
         if (fl->next_only && hp->arch != ARCH_QWEN3NEXT)
             continue;
-        if (fl->is_float)
+        /* 0 is never a valid value: it means the key is missing */
+        if (fl->is_float ? hp_f(hp, fl) == 0 : hp_u(hp, fl) == 0)
+            fprintf(out, "  %-24s -\n", fl->label);
+        else if (fl->is_float)
             fprintf(out, "  %-24s %g\n", fl->label, hp_f(hp, fl));
         else
             fprintf(out, "  %-24s %llu\n", fl->label, (unsigned long long)hp_u(hp, fl));
@@ -176,8 +179,10 @@ json_t *ir_model_json(const struct gguf_file *f, const struct arch_hparams *hp, 
             const struct hp_field *fl = &hp_fields[i];
             if (fl->next_only && hp->arch != ARCH_QWEN3NEXT)
                 continue;
-            json_object_set_new(h, fl->json, fl->is_float ? json_real(hp_f(hp, fl))
-                                                          : json_integer((json_int_t)hp_u(hp, fl)));
+            bool missing = fl->is_float ? hp_f(hp, fl) == 0 : hp_u(hp, fl) == 0;
+            json_object_set_new(h, fl->json, missing ? json_null()
+                                             : fl->is_float ? json_real(hp_f(hp, fl))
+                                                            : json_integer((json_int_t)hp_u(hp, fl)));
         }
         json_object_set_new(h, "n_shared_experts", json_integer((json_int_t)shared_experts(f)));
         json_object_set_new(h, "n_attn_layers", json_integer((json_int_t)arch_n_attn_layers(hp)));
@@ -226,7 +231,9 @@ void ir_print_tokenizer(FILE *out, const struct gguf_file *f)
 {
     const struct gguf_array *tok = gguf_get_arr(f, "tokenizer.ggml.tokens", GGUF_STRING);
     const struct gguf_array *merges = gguf_get_arr(f, "tokenizer.ggml.merges", GGUF_STRING);
-    fprintf(out, "tokenizer:\n");
+    fprintf(out, "tokenizer:%s\n", tok ? "" : " (none)");
+    if (!tok)
+        return;
     print_str_kv(out, f, "model", "tokenizer.ggml.model");
     print_str_kv(out, f, "pre-tokenizer", "tokenizer.ggml.pre");
     fprintf(out, "  %-24s %llu\n", "vocab size", (unsigned long long)(tok ? tok->count : 0));

@@ -204,7 +204,14 @@ static void check_shape(const struct gguf_tensor *t, const struct arch_tensor *p
     char ws[96], fs[96];
     shape_str(ws, sizeof ws, want, n);
     shape_str(fs, sizeof fs, t->ne, t->n_dims);
-    report(r, "tensor '%s': expected shape %s (%s), found %s", t->name, ws, names, fs);
+    /* a row count that disagrees with the tokenizer is the usual cause: say so */
+    const char *why = "";
+    char vocab[96] = "";
+    if (p->dims[1] == AD_VOCAB && t->ne[1] != want[1]) {
+        snprintf(vocab, sizeof vocab, "; the tokenizer has %llu tokens", (unsigned long long)hp->n_vocab);
+        why = vocab;
+    }
+    report(r, "tensor '%s': expected shape %s (%s), found %s%s", t->name, ws, names, fs, why);
 }
 
 static bool pattern_in_layer(const struct arch_tensor *p, const struct arch_hparams *hp, uint64_t il)

@@ -3,6 +3,7 @@
 #include "kernels/deltanet.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,20 +32,6 @@ static void vec_scale(int n, float a, float *y)
             y[i + u] *= a;
     for (; i < n; i++)
         y[i] *= a;
-}
-
-/* 8 partial sums, so it vectorises; the order differs from a serial sum by rounding only */
-static float vec_dot(int n, const float *restrict x, const float *restrict y)
-{
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int u = 0; u < 8; u++)
-            acc[u] += x[i + u] * y[i + u];
-    float sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (; i < n; i++)
-        sum += x[i] * y[i];
-    return sum;
 }
 
 static float silu(float x)
@@ -237,121 +224,201 @@ void dn_delta_recurrent(const dn_shape *s, const dn_delta_io *io, int n_tokens, 
  * Within a chunk of n tokens starting from state S0, with G[r] the cumulative log-decay up to and
  * including token r, the new values u_r = beta_r (v_r - (decayed state before r)^T k_r) satisfy
  *   u_r + sum_{s<r} beta_r e^{G_r-G_s} (k_r.k_s) u_s = beta_r v_r - beta_r e^{G_r} S0^T k_r,
- * a unit lower-triangular system (I + A) U = B solved by forward substitution for two right-hand
- * sides: U1 (from beta v) and W (from beta e^G k), so U = U1 - W S0. Then
- *   o_r = e^{G_r} S0^T q_r + sum_{s<=r} e^{G_r-G_s} (q_r.k_s) u_s,
- *   S   = e^{G_n-1} S0 + sum_s e^{G_n-1 - G_s} k_s u_s^T.
- * Decays enter only as exp of differences G_r - G_s <= 0, so nothing overflows. */
+ * a unit lower-triangular system (I + A) U = B. With T = (I + A)^-1 (the UT transform):
+ *   U = T (beta v) - T (beta e^G k) S0,
+ *   o_r = e^{G_r} S0^T q_r + sum_{s<=r} e^{G_r-G_s} (q_r.k_s) u_s     (times 1/sqrt(d)),
+ *   S   = e^{G_last} S0 + sum_s e^{G_last - G_s} k_s u_s^T.
+ * Everything but T is a matrix product. Decays enter only as exp(G_r - G_s) with s <= r or as
+ * e^{G_r} <= 1, so nothing overflows. */
+
+typedef float v4f __attribute__((vector_size(16)));
+
+static v4f ld4(const float *p)
+{
+    v4f v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static void st4(float *p, v4f v)
+{
+    memcpy(p, &v, sizeof(v));
+}
+
+static v4f splat4(float a)
+{
+    return (v4f){a, a, a, a};
+}
+
+/* C[rows 0..3][cols 0..7] (+)= A[4 x K] B[K x 8]: 8 vector accumulators stay in registers. */
+static void mm_4x8(int K, const float *A, size_t lda, const float *B, size_t ldb, float *C,
+                   size_t ldc, bool accumulate)
+{
+    v4f c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
+    for (int p = 0; p < K; p++) {
+        const float *b = B + (size_t)p * ldb;
+        const v4f b0 = ld4(b), b1 = ld4(b + 4);
+        const v4f a0 = splat4(A[p]), a1 = splat4(A[lda + p]);
+        const v4f a2 = splat4(A[2 * lda + p]), a3 = splat4(A[3 * lda + p]);
+        c00 += a0 * b0, c01 += a0 * b1;
+        c10 += a1 * b0, c11 += a1 * b1;
+        c20 += a2 * b0, c21 += a2 * b1;
+        c30 += a3 * b0, c31 += a3 * b1;
+    }
+    const v4f acc[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+    for (int r = 0; r < 4; r++) {
+        float *c = C + (size_t)r * ldc;
+        if (accumulate) {
+            st4(c, ld4(c) + acc[r][0]);
+            st4(c + 4, ld4(c + 4) + acc[r][1]);
+        } else {
+            st4(c, acc[r][0]);
+            st4(c + 4, acc[r][1]);
+        }
+    }
+}
+
+/* C[m x N] (+)= A[m x K] B[K x N], row-major with leading dimensions. */
+static void mm(int m, int N, int K, const float *A, size_t lda, const float *B, size_t ldb,
+               float *C, size_t ldc, bool accumulate)
+{
+    const int m4 = m & ~3, n8 = N & ~7;
+    for (int r = 0; r < m4; r += 4)
+        for (int c = 0; c < n8; c += 8)
+            mm_4x8(K, A + (size_t)r * lda, lda, B + c, ldb, C + (size_t)r * ldc + c, ldc,
+                   accumulate);
+    /* leftover rows (all columns) and leftover columns (of the blocked rows) */
+    for (int r = 0; r < m; r++) {
+        float *c = C + (size_t)r * ldc;
+        const int c0 = r < m4 ? n8 : 0;
+        if (c0 == N)
+            continue;
+        if (!accumulate)
+            memset(c + c0, 0, (size_t)(N - c0) * sizeof(float));
+        for (int p = 0; p < K; p++)
+            vec_axpy(N - c0, A[(size_t)r * lda + p], B + (size_t)p * ldb + c0, c + c0);
+    }
+}
 
 typedef struct {
-    float *G;     /* [C] cumulative log-decay */
-    float *edec;  /* [C] e^{G_last - G_s} */
-    float *kk;    /* [C*C] k_r . k_s for s < r (shared by the v-heads of a k-head) */
-    float *qk;    /* [C*C] q_r . k_s for s <= r (ditto) */
-    float *A;     /* [C*C] beta_r e^{G_r-G_s} k_r.k_s */
-    float *W;     /* [C*d] */
-    float *U;     /* [C*d] */
+    float *G, *eG, *edec; /* [C] cumulative log-decay, e^{G_r}, e^{G_last - G_s} */
+    float *KT;            /* [d x C] the k-head's keys transposed */
+    float *kk, *qk;       /* [C x C] k_r.k_s, q_r.k_s (shared by the v-heads of a k-head) */
+    float *T;             /* [C x C] (I + A)^-1, then reused for the intra-chunk output weights */
+    float *B;             /* [C x 2d] right-hand sides: -beta e^G k | beta v */
+    float *X;             /* [C x 2d] T B = -W | U1, U accumulates in the right half */
+    float *Qs;            /* [C x d] e^{G_r} q_r / sqrt(d) */
+    float *KdT;           /* [d x C] e^{G_last - G_s} k_s, transposed */
 } chunk_work;
 
 size_t dn_chunk_scratch_floats(const dn_shape *s, int chunk)
 {
     const size_t c = (size_t)chunk, d = (size_t)s->head_dim;
-    return 2 * c + 3 * c * c + 2 * c * d;
+    return 3 * c + 2 * d * c + 3 * c * c + 5 * c * d;
 }
 
-static chunk_work chunk_work_split(float *scratch, int chunk, int d)
+static chunk_work chunk_work_split(float *p, int chunk, int d)
 {
     const size_t c = (size_t)chunk, cd = c * (size_t)d;
     chunk_work w;
-    w.G = scratch;
-    w.edec = w.G + c;
-    w.kk = w.edec + c;
+    w.G = p;
+    w.eG = w.G + c;
+    w.edec = w.eG + c;
+    w.KT = w.edec + c;
+    w.kk = w.KT + cd;
     w.qk = w.kk + c * c;
-    w.A = w.qk + c * c;
-    w.W = w.A + c * c;
-    w.U = w.W + cd;
+    w.T = w.qk + c * c;
+    w.B = w.T + c * c;
+    w.X = w.B + 2 * cd;
+    w.Qs = w.X + 2 * cd;
+    w.KdT = w.Qs + cd;
     return w;
 }
 
-/* Dot products of one k-head's keys and queries within the chunk. */
+/* Keys transposed and the key-key / query-key dots of one k-head within the chunk. */
 static void chunk_dots(int n, int C, int d, const float *q, size_t q_stride, const float *k,
-                       size_t k_stride, float *kk, float *qk)
+                       size_t k_stride, const chunk_work *w)
+{
+    for (int s2 = 0; s2 < n; s2++)
+        for (int i = 0; i < d; i++)
+            w->KT[(size_t)i * C + s2] = k[(size_t)s2 * k_stride + i];
+    mm(n, n, d, k, k_stride, w->KT, (size_t)C, w->kk, (size_t)C, false);
+    mm(n, n, d, q, q_stride, w->KT, (size_t)C, w->qk, (size_t)C, false);
+}
+
+/* T = (I + A)^-1 with A[r][s] = beta_r e^{G_r-G_s} (k_r.k_s), s < r: row r of T is
+ * e_r - sum_{m<r} A[r][m] T_m (T_m is zero right of column m). */
+static void chunk_ut_transform(int n, int C, const float *beta, size_t gb_stride,
+                               const chunk_work *w)
 {
     for (int r = 0; r < n; r++) {
-        const float *kr = k + (size_t)r * k_stride, *qr = q + (size_t)r * q_stride;
-        for (int s2 = 0; s2 <= r; s2++) {
-            const float *ks = k + (size_t)s2 * k_stride;
-            if (s2 < r)
-                kk[(size_t)r * C + s2] = vec_dot(d, kr, ks);
-            qk[(size_t)r * C + s2] = vec_dot(d, qr, ks);
+        float *Tr = w->T + (size_t)r * C;
+        memset(Tr, 0, (size_t)n * sizeof(float));
+        Tr[r] = 1.0f;
+        const float br = beta[(size_t)r * gb_stride], Gr = w->G[r];
+        for (int m = 0; m < r; m++) {
+            const float a = br * expf(Gr - w->G[m]) * w->kk[(size_t)r * C + m];
+            vec_axpy(m + 1, -a, w->T + (size_t)m * C, Tr);
         }
     }
 }
 
-/* One chunk of n tokens on v-head j (its k-head's dots already in w->kk, w->qk). */
+/* One chunk of n tokens on one v-head (its k-head's dots already in w). */
 static void chunk_head(int n, int C, int d, float scale, const float *q, size_t q_stride,
                        const float *k, size_t k_stride, const float *v, size_t v_stride,
                        const float *g, const float *beta, size_t gb_stride, float *out,
                        size_t out_stride, float *restrict S, const chunk_work *w)
 {
+    const size_t d2 = 2 * (size_t)d;
     float G = 0.0f;
     for (int r = 0; r < n; r++) {
         G += g[(size_t)r * gb_stride];
         w->G[r] = G;
+        w->eG[r] = expf(G);
     }
     const float G_last = w->G[n - 1];
-
-    /* A (strictly lower) and forward substitution for W and U1 */
-    for (int r = 0; r < n; r++) {
-        const float br = beta[(size_t)r * gb_stride], Gr = w->G[r];
-        float *Wr = w->W + (size_t)r * d, *Ur = w->U + (size_t)r * d;
-        const float *kr = k + (size_t)r * k_stride, *vr = v + (size_t)r * v_stride;
-        const float eG = expf(Gr);
-        for (int i = 0; i < d; i++) {
-            Wr[i] = br * eG * kr[i];
-            Ur[i] = br * vr[i];
-        }
-        for (int s2 = 0; s2 < r; s2++) {
-            const float a = br * expf(Gr - w->G[s2]) * w->kk[(size_t)r * C + s2];
-            vec_axpy(d, -a, w->W + (size_t)s2 * d, Wr);
-            vec_axpy(d, -a, w->U + (size_t)s2 * d, Ur);
-        }
-    }
-
-    /* U = U1 - W S0, and the inter-chunk part of the output e^{G_r} S0^T q_r */
-    for (int r = 0; r < n; r++) {
-        float *Ur = w->U + (size_t)r * d, *Or = out + (size_t)r * out_stride;
-        const float *Wr = w->W + (size_t)r * d, *qr = q + (size_t)r * q_stride;
-        memset(Or, 0, (size_t)d * sizeof(float));
-        for (int i = 0; i < d; i++) {
-            const float *Si = S + (size_t)i * d;
-            vec_axpy(d, -Wr[i], Si, Ur);
-            vec_axpy(d, qr[i], Si, Or);
-        }
-        vec_scale(d, expf(w->G[r]), Or);
-    }
-
-    /* intra-chunk part of the output */
-    for (int r = 0; r < n; r++) {
-        float *Or = out + (size_t)r * out_stride;
-        const float Gr = w->G[r];
-        for (int s2 = 0; s2 <= r; s2++) {
-            const float a = expf(Gr - w->G[s2]) * w->qk[(size_t)r * C + s2];
-            vec_axpy(d, a, w->U + (size_t)s2 * d, Or);
-        }
-        vec_scale(d, scale, Or);
-    }
-
-    /* state: S = e^{G_last} S0 + sum_s e^{G_last - G_s} k_s u_s^T */
     for (int s2 = 0; s2 < n; s2++)
         w->edec[s2] = expf(G_last - w->G[s2]);
-    const float eGl = expf(G_last);
-    for (int i = 0; i < d; i++) {
-        float *Si = S + (size_t)i * d;
-        vec_scale(d, eGl, Si);
-        for (int s2 = 0; s2 < n; s2++)
-            vec_axpy(d, w->edec[s2] * k[(size_t)s2 * k_stride + i], w->U + (size_t)s2 * d, Si);
+
+    chunk_ut_transform(n, C, beta, gb_stride, w);
+
+    /* [-W | U1] = T [-beta e^G k | beta v] */
+    for (int r = 0; r < n; r++) {
+        const float br = beta[(size_t)r * gb_stride], bw = -br * w->eG[r];
+        const float *kr = k + (size_t)r * k_stride, *vr = v + (size_t)r * v_stride;
+        float *Br = w->B + (size_t)r * d2;
+        for (int i = 0; i < d; i++) {
+            Br[i] = bw * kr[i];
+            Br[d + i] = br * vr[i];
+        }
     }
+    mm(n, 2 * d, n, w->T, (size_t)C, w->B, d2, w->X, d2, false);
+    float *U = w->X + d;
+
+    /* U = U1 - W S0 */
+    mm(n, d, d, w->X, d2, S, (size_t)d, U, d2, true);
+
+    /* o = (e^G q) S0 / sqrt(d) + P U with P[r][s] = e^{G_r-G_s} (q_r.k_s) / sqrt(d), s <= r */
+    for (int r = 0; r < n; r++) {
+        const float *qr = q + (size_t)r * q_stride;
+        const float f = w->eG[r] * scale;
+        for (int i = 0; i < d; i++)
+            w->Qs[(size_t)r * d + i] = f * qr[i];
+        float *Pr = w->T + (size_t)r * C;
+        for (int s2 = 0; s2 <= r; s2++)
+            Pr[s2] = expf(w->G[r] - w->G[s2]) * w->qk[(size_t)r * C + s2] * scale;
+        for (int s2 = r + 1; s2 < n; s2++)
+            Pr[s2] = 0.0f;
+    }
+    mm(n, d, d, w->Qs, (size_t)d, S, (size_t)d, out, out_stride, false);
+    mm(n, d, n, w->T, (size_t)C, U, d2, out, out_stride, true);
+
+    /* S = e^{G_last} S0 + (e^{G_last - G_s} k_s)^T U */
+    for (int i = 0; i < d; i++)
+        for (int s2 = 0; s2 < n; s2++)
+            w->KdT[(size_t)i * C + s2] = w->KT[(size_t)i * C + s2] * w->edec[s2];
+    vec_scale(d * d, expf(G_last), S);
+    mm(d, d, n, w->KdT, (size_t)C, U, d2, S, (size_t)d, true);
 }
 
 void dn_delta_chunked(const dn_shape *s, const dn_delta_io *io, int n_tokens, float *state,
@@ -363,13 +430,13 @@ void dn_delta_chunked(const dn_shape *s, const dn_delta_io *io, int n_tokens, fl
     const chunk_work w = chunk_work_split(scratch, chunk, d);
     for (int t0 = 0; t0 < n_tokens; t0 += chunk) {
         const int n = n_tokens - t0 < chunk ? n_tokens - t0 : chunk;
-        int dots_of = -1; /* k-head whose dots are in w.kk / w.qk */
+        int dots_of = -1; /* k-head whose keys and dots are in w */
         for (int j = head_begin; j < head_end; j++) {
             const int kh = j / rep;
             const float *q = io->q + (size_t)t0 * io->q_stride + (size_t)kh * d;
             const float *k = io->k + (size_t)t0 * io->k_stride + (size_t)kh * d;
             if (kh != dots_of) {
-                chunk_dots(n, chunk, d, q, io->q_stride, k, io->k_stride, w.kk, w.qk);
+                chunk_dots(n, chunk, d, q, io->q_stride, k, io->k_stride, &w);
                 dots_of = kh;
             }
             const size_t gi = (size_t)t0 * (size_t)nv + (size_t)j;

@@ -3,9 +3,19 @@
 #include "kernels/deltanet.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "kernels/deltanet_internal.h"
+#include "kernels/quants.h"
+
+/* the SSE2 (x86-64 baseline) build of the hot loops */
+#define DN_VW 4
+#define DN_FN(name) name##_sse2
+#include "kernels/deltanet_simd.h"
 
 /* Bound on head_dim so per-head temporaries can live on the stack. */
 #define DN_MAX_HEAD_DIM 512
@@ -48,6 +58,38 @@ static float sigmoid(float x)
 static float softplus(float x)
 {
     return x > 20.0f ? x : logf(1.0f + expf(x));
+}
+
+/* ---------------------------------------------------------------------- dispatch --- */
+
+static struct {
+    dn_mm_fn mm;
+    dn_step_fn step;
+    const char *isa;
+} impl;
+static pthread_once_t impl_once = PTHREAD_ONCE_INIT;
+
+/* AVX2+FMA when the CPU has it, unless MOESERVE_ISA=scalar caps kernels at the baseline. */
+static void pick_impl(void)
+{
+    const struct q_cpu *cpu = q_cpu_features();
+    const char *cap = getenv("MOESERVE_ISA");
+    const bool capped = cap && strcmp(cap, "scalar") == 0;
+    if (cpu->avx2 && cpu->fma && !capped) {
+        impl.mm = dn_mm_avx2;
+        impl.step = dn_step_avx2;
+        impl.isa = "avx2";
+    } else {
+        impl.mm = dn_mm_sse2;
+        impl.step = dn_step_sse2;
+        impl.isa = "sse2";
+    }
+}
+
+const char *dn_isa(void)
+{
+    pthread_once(&impl_once, pick_impl);
+    return impl.isa;
 }
 
 /* ------------------------------------------------------------------------ shapes --- */
@@ -178,41 +220,19 @@ void dn_gated_rmsnorm(float *o, const float *z, const float *weight, int n_heads
 
 /* ------------------------------------------------------------ delta rule: recurrent --- */
 
-/* One token on one v-head: S = exp(g) S; u = beta (v - S^T k); S += k u^T; o = S^T q * scale. */
-static void delta_step(int d, float *restrict S, const float *q, const float *k, const float *v,
-                       float g, float beta, float scale, float *restrict o)
-{
-    float u[DN_MAX_HEAD_DIM];
-    const float decay = expf(g);
-    memset(u, 0, (size_t)d * sizeof(float));
-    for (int i = 0; i < d; i++) {
-        float *row = S + (size_t)i * (size_t)d;
-        vec_scale(d, decay, row);
-        vec_axpy(d, k[i], row, u); /* u = S^T k */
-    }
-    for (int c = 0; c < d; c++)
-        u[c] = (v[c] - u[c]) * beta;
-    memset(o, 0, (size_t)d * sizeof(float));
-    for (int i = 0; i < d; i++) {
-        float *row = S + (size_t)i * (size_t)d;
-        vec_axpy(d, k[i], u, row);
-        vec_axpy(d, q[i], row, o); /* o = S^T q */
-    }
-    vec_scale(d, scale, o);
-}
-
 void dn_delta_recurrent(const dn_shape *s, const dn_delta_io *io, int n_tokens, float *state,
                         int head_begin, int head_end)
 {
     const int d = s->head_dim, nv = s->n_v_heads;
     const int rep = nv / s->n_k_heads;
     const float scale = 1.0f / sqrtf((float)d);
+    pthread_once(&impl_once, pick_impl);
     for (int j = head_begin; j < head_end; j++) {
         float *S = state + (size_t)j * (size_t)d * (size_t)d;
         const size_t kofs = (size_t)(j / rep) * (size_t)d, vofs = (size_t)j * (size_t)d;
         for (int t = 0; t < n_tokens; t++) {
             const size_t gi = (size_t)t * (size_t)nv + (size_t)j;
-            delta_step(d, S, io->q + (size_t)t * io->q_stride + kofs,
+            impl.step(d, S, io->q + (size_t)t * io->q_stride + kofs,
                        io->k + (size_t)t * io->k_stride + kofs,
                        io->v + (size_t)t * io->v_stride + vofs, io->g[gi], io->beta[gi], scale,
                        io->out + (size_t)t * io->out_stride + vofs);
@@ -230,75 +250,6 @@ void dn_delta_recurrent(const dn_shape *s, const dn_delta_io *io, int n_tokens, 
  *   S   = e^{G_last} S0 + sum_s e^{G_last - G_s} k_s u_s^T.
  * Everything but T is a matrix product. Decays enter only as exp(G_r - G_s) with s <= r or as
  * e^{G_r} <= 1, so nothing overflows. */
-
-typedef float v4f __attribute__((vector_size(16)));
-
-static v4f ld4(const float *p)
-{
-    v4f v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
-
-static void st4(float *p, v4f v)
-{
-    memcpy(p, &v, sizeof(v));
-}
-
-static v4f splat4(float a)
-{
-    return (v4f){a, a, a, a};
-}
-
-/* C[rows 0..3][cols 0..7] (+)= A[4 x K] B[K x 8]: 8 vector accumulators stay in registers. */
-static void mm_4x8(int K, const float *A, size_t lda, const float *B, size_t ldb, float *C,
-                   size_t ldc, bool accumulate)
-{
-    v4f c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
-    for (int p = 0; p < K; p++) {
-        const float *b = B + (size_t)p * ldb;
-        const v4f b0 = ld4(b), b1 = ld4(b + 4);
-        const v4f a0 = splat4(A[p]), a1 = splat4(A[lda + p]);
-        const v4f a2 = splat4(A[2 * lda + p]), a3 = splat4(A[3 * lda + p]);
-        c00 += a0 * b0, c01 += a0 * b1;
-        c10 += a1 * b0, c11 += a1 * b1;
-        c20 += a2 * b0, c21 += a2 * b1;
-        c30 += a3 * b0, c31 += a3 * b1;
-    }
-    const v4f acc[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
-    for (int r = 0; r < 4; r++) {
-        float *c = C + (size_t)r * ldc;
-        if (accumulate) {
-            st4(c, ld4(c) + acc[r][0]);
-            st4(c + 4, ld4(c + 4) + acc[r][1]);
-        } else {
-            st4(c, acc[r][0]);
-            st4(c + 4, acc[r][1]);
-        }
-    }
-}
-
-/* C[m x N] (+)= A[m x K] B[K x N], row-major with leading dimensions. */
-static void mm(int m, int N, int K, const float *A, size_t lda, const float *B, size_t ldb,
-               float *C, size_t ldc, bool accumulate)
-{
-    const int m4 = m & ~3, n8 = N & ~7;
-    for (int r = 0; r < m4; r += 4)
-        for (int c = 0; c < n8; c += 8)
-            mm_4x8(K, A + (size_t)r * lda, lda, B + c, ldb, C + (size_t)r * ldc + c, ldc,
-                   accumulate);
-    /* leftover rows (all columns) and leftover columns (of the blocked rows) */
-    for (int r = 0; r < m; r++) {
-        float *c = C + (size_t)r * ldc;
-        const int c0 = r < m4 ? n8 : 0;
-        if (c0 == N)
-            continue;
-        if (!accumulate)
-            memset(c + c0, 0, (size_t)(N - c0) * sizeof(float));
-        for (int p = 0; p < K; p++)
-            vec_axpy(N - c0, A[(size_t)r * lda + p], B + (size_t)p * ldb + c0, c + c0);
-    }
-}
 
 typedef struct {
     float *G, *eG, *edec; /* [C] cumulative log-decay, e^{G_r}, e^{G_last - G_s} */
@@ -342,8 +293,8 @@ static void chunk_dots(int n, int C, int d, const float *q, size_t q_stride, con
     for (int s2 = 0; s2 < n; s2++)
         for (int i = 0; i < d; i++)
             w->KT[(size_t)i * C + s2] = k[(size_t)s2 * k_stride + i];
-    mm(n, n, d, k, k_stride, w->KT, (size_t)C, w->kk, (size_t)C, false);
-    mm(n, n, d, q, q_stride, w->KT, (size_t)C, w->qk, (size_t)C, false);
+    impl.mm(n, n, d, k, k_stride, w->KT, (size_t)C, w->kk, (size_t)C, false);
+    impl.mm(n, n, d, q, q_stride, w->KT, (size_t)C, w->qk, (size_t)C, false);
 }
 
 /* T = (I + A)^-1 with A[r][s] = beta_r e^{G_r-G_s} (k_r.k_s), s < r: row r of T is
@@ -392,11 +343,11 @@ static void chunk_head(int n, int C, int d, float scale, const float *q, size_t 
             Br[d + i] = br * vr[i];
         }
     }
-    mm(n, 2 * d, n, w->T, (size_t)C, w->B, d2, w->X, d2, false);
+    impl.mm(n, 2 * d, n, w->T, (size_t)C, w->B, d2, w->X, d2, false);
     float *U = w->X + d;
 
     /* U = U1 - W S0 */
-    mm(n, d, d, w->X, d2, S, (size_t)d, U, d2, true);
+    impl.mm(n, d, d, w->X, d2, S, (size_t)d, U, d2, true);
 
     /* o = (e^G q) S0 / sqrt(d) + P U with P[r][s] = e^{G_r-G_s} (q_r.k_s) / sqrt(d), s <= r */
     for (int r = 0; r < n; r++) {
@@ -410,15 +361,15 @@ static void chunk_head(int n, int C, int d, float scale, const float *q, size_t 
         for (int s2 = r + 1; s2 < n; s2++)
             Pr[s2] = 0.0f;
     }
-    mm(n, d, d, w->Qs, (size_t)d, S, (size_t)d, out, out_stride, false);
-    mm(n, d, n, w->T, (size_t)C, U, d2, out, out_stride, true);
+    impl.mm(n, d, d, w->Qs, (size_t)d, S, (size_t)d, out, out_stride, false);
+    impl.mm(n, d, n, w->T, (size_t)C, U, d2, out, out_stride, true);
 
     /* S = e^{G_last} S0 + (e^{G_last - G_s} k_s)^T U */
     for (int i = 0; i < d; i++)
         for (int s2 = 0; s2 < n; s2++)
             w->KdT[(size_t)i * C + s2] = w->KT[(size_t)i * C + s2] * w->edec[s2];
     vec_scale(d * d, expf(G_last), S);
-    mm(d, d, n, w->KdT, (size_t)C, U, d2, S, (size_t)d, true);
+    impl.mm(d, d, n, w->KdT, (size_t)C, U, d2, S, (size_t)d, true);
 }
 
 void dn_delta_chunked(const dn_shape *s, const dn_delta_io *io, int n_tokens, float *state,
@@ -428,6 +379,7 @@ void dn_delta_chunked(const dn_shape *s, const dn_delta_io *io, int n_tokens, fl
     const int rep = nv / s->n_k_heads;
     const float scale = 1.0f / sqrtf((float)d);
     const chunk_work w = chunk_work_split(scratch, chunk, d);
+    pthread_once(&impl_once, pick_impl);
     for (int t0 = 0; t0 < n_tokens; t0 += chunk) {
         const int n = n_tokens - t0 < chunk ? n_tokens - t0 : chunk;
         int dots_of = -1; /* k-head whose keys and dots are in w */

@@ -71,6 +71,10 @@ size_t dn_chunk_scratch_floats(const dn_shape *s, int chunk);
 void dn_delta_chunked(const dn_shape *s, const dn_delta_io *io, int n_tokens, float *state,
                       int chunk, float *scratch, int head_begin, int head_end);
 
+/* Which build of the hot loops runs: "avx2" (AVX2 + FMA, when the CPU has them) or "sse2"
+ * (the x86-64 baseline; also forced by MOESERVE_ISA=scalar). */
+const char *dn_isa(void);
+
 /* Gated RMSNorm of n_heads heads of head_dim values in place:
  * o = (o / sqrt(mean(o^2) + eps)) * weight * silu(z), weight shared by the heads. */
 void dn_gated_rmsnorm(float *o, const float *z, const float *weight, int n_heads, int head_dim,

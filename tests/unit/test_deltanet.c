@@ -7,6 +7,8 @@
 
 #include "engine/ssm_state.h"
 #include "kernels/deltanet.h"
+#include "kernels/deltanet_internal.h"
+#include "kernels/quants.h"
 #include "tests/test.h"
 
 /* ------------------------------------------------------------------ random data --- */
@@ -364,34 +366,35 @@ static void test_gated_rmsnorm(void)
 
 /* The whole DeltaNet core (conv .. gated norm) against the float64 reference; and the reference's
  * classic mistakes must all be far away (so this test can tell them apart). */
-static void test_against_reference(void)
+static void test_against_reference(const dn_shape *sh)
 {
     enum { T = 40 };
     struct layer L;
     struct inputs in;
-    REQUIRE_VOID(layer_init(&L, &TINY) && inputs_init(&in, &TINY, T));
-    const size_t n_out = (size_t)T * 256, n_s = dn_ssm_state_floats(&TINY);
+    REQUIRE_VOID(layer_init(&L, sh) && inputs_init(&in, sh, T));
+    const size_t n_out = (size_t)T * sh->n_v_heads * sh->head_dim, n_s = dn_ssm_state_floats(sh);
     double *ref = malloc(n_out * sizeof(double)), *bad = malloc(n_out * sizeof(double));
     double *Sref = malloc(n_s * sizeof(double));
     float *out = malloc(n_out * sizeof(float)), *S = calloc(n_s, sizeof(float));
-    float *conv = calloc(dn_conv_state_floats(&TINY), sizeof(float));
+    float *conv = calloc(dn_conv_state_floats(sh), sizeof(float));
     REQUIRE_VOID(ref && bad && Sref && out && S && conv);
 
     reference(&L, &in, (struct ref_opts){0}, ref, Sref);
     for (int chunk = 0; chunk <= 16; chunk += 16) {
         memset(S, 0, n_s * sizeof(float));
-        memset(conv, 0, dn_conv_state_floats(&TINY) * sizeof(float));
+        memset(conv, 0, dn_conv_state_floats(sh) * sizeof(float));
         REQUIRE_VOID(pipeline(&L, &in, 0, T, chunk, conv, S, out));
         double eo = rel_err_fd(out, ref, n_out), es = rel_err_fd(S, Sref, n_s);
-        CHECK(eo < 2e-5, "chunk %d: output vs float64 reference: %g", chunk, eo);
-        CHECK(es < 2e-5, "chunk %d: state vs float64 reference: %g", chunk, es);
+        CHECK(eo < 2e-5, "d %d chunk %d: output vs float64 reference: %g", sh->head_dim, chunk, eo);
+        CHECK(es < 2e-5, "d %d chunk %d: state vs float64 reference: %g", sh->head_dim, chunk, es);
     }
 
     const struct ref_opts mistakes[] = {
         {.tiled_heads = true}, {.ba_split = true}, {.decay_positive = true},
         {.reset_per_token = true},
     };
-    for (size_t m = 0; m < sizeof(mistakes) / sizeof(mistakes[0]); m++) {
+    /* with one k-head, tiling and the ba split are no mistakes at all */
+    for (size_t m = sh->n_k_heads > 1 ? 0 : 2; m < sizeof(mistakes) / sizeof(mistakes[0]); m++) {
         reference(&L, &in, mistakes[m], bad, NULL);
         double e = rel_err_fd(out, bad, n_out);
         CHECK(e > 1e-2, "mistake %zu indistinguishable: %g", m, e);
@@ -539,6 +542,74 @@ static void test_real_shape_heads(void)
     delta_case_free(&c);
 }
 
+/* The SSE2 and AVX2 builds of the hot loops against float64, on sizes with vector tails. */
+static void test_isa_agree(void)
+{
+    const bool avx2 = q_cpu_features()->avx2 && q_cpu_features()->fma;
+    printf("delta rule kernels in use: %s\n", dn_isa());
+    enum { M = 7, N = 37, K = 13 };
+    float A[M * K], B[K * N], C0[M * N], C[M * N];
+    for (int i = 0; i < M * K; i++)
+        A[i] = frand();
+    for (int i = 0; i < K * N; i++)
+        B[i] = frand();
+    for (int i = 0; i < M * N; i++)
+        C0[i] = frand();
+    double ref[M * N];
+    for (int r = 0; r < M; r++)
+        for (int c = 0; c < N; c++) {
+            double acc = C0[r * N + c];
+            for (int p = 0; p < K; p++)
+                acc += (double)A[r * K + p] * B[p * N + c];
+            ref[r * N + c] = acc;
+        }
+    const dn_mm_fn mms[2] = {dn_mm_sse2, dn_mm_avx2};
+    const dn_step_fn steps[2] = {dn_step_sse2, dn_step_avx2};
+    for (int isa = 0; isa < (avx2 ? 2 : 1); isa++) {
+        memcpy(C, C0, sizeof(C));
+        mms[isa](M, N, K, A, K, B, N, C, N, true);
+        CHECK(rel_err_fd(C, ref, M * N) < 1e-6, "mm isa %d accumulate: %g", isa, rel_err_fd(C, ref, M * N));
+        mms[isa](M, N, K, A, K, B, N, C, N, false);
+        for (int i = 0; i < M * N; i++)
+            ref[i] -= C0[i];
+        CHECK(rel_err_fd(C, ref, M * N) < 1e-6, "mm isa %d: %g", isa, rel_err_fd(C, ref, M * N));
+        for (int i = 0; i < M * N; i++)
+            ref[i] += C0[i];
+    }
+    const int dims[] = {20, 64, 72};
+    for (size_t di = 0; di < sizeof(dims) / sizeof(dims[0]); di++) {
+        const int d = dims[di];
+        float *S0 = rand_floats((size_t)d * d, 0.3f), *vecs = rand_floats(3 * (size_t)d, 1.0f);
+        float *S = malloc((size_t)d * d * sizeof(float)), *o = malloc((size_t)d * sizeof(float));
+        double *Sd = malloc((size_t)d * d * sizeof(double)), *od = malloc((size_t)d * sizeof(double));
+        REQUIRE_VOID(S0 && vecs && S && o && Sd && od);
+        const float *q = vecs, *k = vecs + d, *v = vecs + 2 * d, g = -0.3f, beta = 0.7f;
+        for (int c = 0; c < d; c++) { /* float64: decay, u = beta (v - S^T k), S += k u^T */
+            double sk = 0;
+            for (int i = 0; i < d; i++)
+                sk += exp(g) * S0[i * d + c] * k[i];
+            const double u = beta * (v[c] - sk);
+            od[c] = 0;
+            for (int i = 0; i < d; i++) {
+                Sd[i * d + c] = exp(g) * S0[i * d + c] + k[i] * u;
+                od[c] += Sd[i * d + c] * q[i] * 0.5;
+            }
+        }
+        for (int isa = 0; isa < (avx2 ? 2 : 1); isa++) {
+            memcpy(S, S0, (size_t)d * d * sizeof(float));
+            steps[isa](d, S, q, k, v, g, beta, 0.5f, o);
+            CHECK(rel_err_fd(S, Sd, (size_t)d * d) < 1e-6 && rel_err_fd(o, od, d) < 1e-6,
+                  "step isa %d d %d: %g %g", isa, d, rel_err_fd(S, Sd, (size_t)d * d), rel_err_fd(o, od, d));
+        }
+        free(S0);
+        free(vecs);
+        free(S);
+        free(o);
+        free(Sd);
+        free(od);
+    }
+}
+
 /* One sequence in pieces (1 token at a time, pieces of 7, all at once; recurrent and chunked)
  * through the whole pipeline: same outputs and states. */
 static void test_pieces(void)
@@ -657,7 +728,10 @@ int main(void)
     test_l2_norm();
     test_beta_gate();
     test_gated_rmsnorm();
-    test_against_reference();
+    test_against_reference(&TINY);
+    /* an odd head size (vector tails) with 3 v-heads on one k-head and a kernel of 2 */
+    test_against_reference(&(dn_shape){.n_k_heads = 1, .n_v_heads = 3, .head_dim = 20, .conv_kernel = 2});
+    test_isa_agree();
     test_recurrent_vs_chunked();
     test_real_shape_heads();
     test_pieces();

@@ -17,7 +17,7 @@
 #define DN_FN(name) name##_sse2
 #include "kernels/deltanet_simd.h"
 
-/* Bound on head_dim so per-head temporaries can live on the stack. */
+/* Sanity bound on head_dim (Qwen3-Next uses 128). */
 #define DN_MAX_HEAD_DIM 512
 
 /* ---------------------------------------------------------------- vector helpers ---
@@ -378,6 +378,10 @@ void dn_delta_chunked(const dn_shape *s, const dn_delta_io *io, int n_tokens, fl
     const int d = s->head_dim, nv = s->n_v_heads;
     const int rep = nv / s->n_k_heads;
     const float scale = 1.0f / sqrtf((float)d);
+    if (chunk < 1) { /* no chunks: the token-by-token form needs no scratch */
+        dn_delta_recurrent(s, io, n_tokens, state, head_begin, head_end);
+        return;
+    }
     const chunk_work w = chunk_work_split(scratch, chunk, d);
     pthread_once(&impl_once, pick_impl);
     for (int t0 = 0; t0 < n_tokens; t0 += chunk) {

@@ -70,6 +70,7 @@ int main(void)
         {"Qwen3-Coder-Next (16 k / 32 v heads of 128)", {16, 32, 128, 4}, 3},
     };
     const int T = 512;
+    printf("delta rule kernels: %s\n", dn_isa());
     const int chunks[] = {0, 16, 32, 64, 128};
     for (size_t s = 0; s < 2; s++) {
         printf("%s, T = %d, one thread, per DeltaNet layer:\n", shapes[s].name, T);

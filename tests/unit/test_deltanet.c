@@ -121,6 +121,8 @@ struct ref_opts {
     bool ba_split;       /* ssm_ba read as [all beta | all alpha] */
     bool decay_positive; /* exp(-g) instead of exp(g) */
     bool reset_per_token;/* forget S every token */
+    bool conv_reversed;  /* tap 0 on the current token */
+    bool norm_plus_one;  /* (1 + ssm_norm) as for the zero-centred norms */
 };
 
 static double dsilu(double x) { return x / (1.0 + exp(-x)); }
@@ -143,8 +145,9 @@ static void reference(const struct layer *L, const struct inputs *in, struct ref
             double acc = 0;
             for (int p = 0; p < K; p++) {
                 int src = t - (K - 1) + p;
+                const int tap = o.conv_reversed ? K - 1 - p : p;
                 if (src >= 0)
-                    acc += (double)L->convw[(size_t)ci * K + p] * in->qkv[(size_t)src * ch + ci];
+                    acc += (double)L->convw[(size_t)ci * K + tap] * in->qkv[(size_t)src * ch + ci];
             }
             c[ci] = dsilu(acc);
         }
@@ -199,7 +202,7 @@ static void reference(const struct layer *L, const struct inputs *in, struct ref
             const float *z = in->z + (size_t)t * nv * d + (size_t)j * d;
             double *dst = out + (size_t)t * nv * d + (size_t)j * d;
             for (int cc = 0; cc < d; cc++)
-                dst[cc] = oh[cc] * inv * L->normw[cc] * dsilu(z[cc]);
+                dst[cc] = oh[cc] * inv * (L->normw[cc] + (o.norm_plus_one ? 1.0 : 0.0)) * dsilu(z[cc]);
         }
     }
     if (S_out)
@@ -391,7 +394,7 @@ static void test_against_reference(const dn_shape *sh)
 
     const struct ref_opts mistakes[] = {
         {.tiled_heads = true}, {.ba_split = true}, {.decay_positive = true},
-        {.reset_per_token = true},
+        {.reset_per_token = true}, {.conv_reversed = true}, {.norm_plus_one = true},
     };
     /* with one k-head, tiling and the ba split are no mistakes at all */
     for (size_t m = sh->n_k_heads > 1 ? 0 : 2; m < sizeof(mistakes) / sizeof(mistakes[0]); m++) {

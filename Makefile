@@ -18,7 +18,7 @@ FLAGS_avx2   := -mavx2 -mfma -mf16c
 FLAGS_avx512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
 
 MODE_rel  := -O2 -g
-MODE_asan := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+MODE_asan := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -DMOESERVE_TEST_HOOKS
 LINK_asan := -fsanitize=address,undefined
 
 LIB_SRC   := $(filter-out server/main.c,$(wildcard engine/*.c kernels/*.c server/*.c))
@@ -103,8 +103,10 @@ demo: moeserve $(DEMO_MODEL)
 # Unit tests run under ASan+UBSan; integration tests drive the sanitizer-built binary.
 # The model accuracy tests also run in the release build: under ASan they keep to short prompts.
 ACCURACY := test_qwen3moe
-test: asan $(ACCURACY:%=build/rel/tests/unit/%)
-	@tests/run.sh $(UNIT_asan) $(ACCURACY:%=build/rel/tests/unit/%)
+# Integration tests start the real (sanitizer-built) server on loopback and call it.
+INTEGRATION := $(wildcard tests/integration/test_*.sh)
+test: asan build/asan/moeserve $(ACCURACY:%=build/rel/tests/unit/%)
+	@tests/run.sh $(UNIT_asan) $(ACCURACY:%=build/rel/tests/unit/%) $(INTEGRATION)
 
 test-unit: $(UNIT_rel)
 	@tests/run.sh $(UNIT_rel)

@@ -96,8 +96,17 @@ $(DEMO_MODEL): build/rel/moeserve
 	@mkdir -p $(dir $@)
 	build/rel/moeserve synth --tiny -o $@
 
+DEMO_PORT ?= 8080
 demo: moeserve $(DEMO_MODEL)
-	build/rel/moeserve inspect $(DEMO_MODEL)
+	@echo
+	@echo "moeserve is starting on http://127.0.0.1:$(DEMO_PORT) with a small random-weight model. Try:"
+	@echo
+	@echo "  curl http://127.0.0.1:$(DEMO_PORT)/v1/chat/completions -H 'Content-Type: application/json' \\"
+	@echo "       -d '{\"messages\":[{\"role\":\"user\",\"content\":\"Hello!\"}],\"max_tokens\":16}'"
+	@echo
+	@echo "(Ctrl-C stops it. The model's weights are random: expect fluent-looking nonsense.)"
+	@echo
+	build/rel/moeserve serve -m $(DEMO_MODEL) --port $(DEMO_PORT)
 
 # ---------------------------------------------------------------------- tests ---
 # Unit tests run under ASan+UBSan; integration tests drive the sanitizer-built binary.

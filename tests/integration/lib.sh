@@ -30,7 +30,7 @@ finish() {
 }
 
 # start_server LOGFILE ARGS...: starts moeserve serve on port 0, sets SERVER_PID and PORT, waits
-# until /health is 200 (or fails after 60 s).
+# until /health is 200 (or fails after 60 s). PORT_LOG names the log to read when --log-file is used.
 start_server() {
     local log=$1
     shift
@@ -38,7 +38,7 @@ start_server() {
     SERVER_PID=$!
     PORT=""
     for _ in $(seq 1 600); do
-        PORT=$(sed -n 's|.*listening on http://[^:]*:\([0-9]*\).*|\1|p' "$log" | head -n 1)
+        PORT=$(sed -n 's|.*listening on http://[^:]*:\([0-9]*\).*|\1|p' "${PORT_LOG:-$log}" 2>/dev/null | head -n 1)
         if [ -n "$PORT" ] && curl -sf "http://127.0.0.1:$PORT/health" >/dev/null 2>&1; then
             return 0
         fi

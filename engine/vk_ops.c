@@ -37,6 +37,7 @@ struct attention_push {
     uint32_t n_tokens, n_head_kv, q_off, q_stride, o_off, o_stride, kc_off, vc_off, row_words, page_tokens,
         max_seq_pages, tok_off, pages_off;
     float scale;
+    uint32_t head_words, tile;
 };
 struct router_push {
     uint32_t n_tokens, n_expert, k, l_off, l_stride, id_off, w_off, norm;
@@ -402,6 +403,8 @@ bool vk_op_attention(struct vk_ops *o, const struct vk_op_attention_args *a, cha
     push.page_tokens = kv->page_tokens;
     push.max_seq_pages = kv->max_seq_pages;
     push.scale = a->scale != 0 ? a->scale : 1.0f / sqrtf((float)d);
+    push.head_words = d / 2;
+    push.tile = bc;
     binds[1] = kvb[0];
     binds[2] = kvb[1];
     binds[4] = kvb[2];

@@ -32,6 +32,9 @@ layout(push_constant) uniform Push {
     uint max_seq_pages;
     uint tok_off, pages_off;
     float scale;
+    // D / 2 and BC again: loop bounds the compiler cannot see, so that it does not unroll the
+    // score and value loops (lavapipe then took seconds to compile each variant)
+    uint head_words, tile;
 } p;
 
 const uint HD = D / 2u;        // words per head in the cache
@@ -83,7 +86,7 @@ void main()
             float s = NEG_BIG;
             if (j0 + j <= last) {
                 float d = 0.0;
-                for (uint w = 0u; w < HD; w++) {
+                for (uint w = 0u; w < p.head_words; w++) {
                     vec2 kv = unpackHalf2x16(ks[j * HD + w]);
                     d += qs[g * D + 2u * w] * kv.x + qs[g * D + 2u * w + 1u] * kv.y;
                 }
@@ -94,10 +97,10 @@ void main()
         barrier();
         if (tid < G) {
             float m_old = run_max[tid], m = m_old;
-            for (uint j = 0u; j < BC; j++)
+            for (uint j = 0u; j < p.tile; j++)
                 m = max(m, sc[tid * BC + j]);
             float sum = 0.0;
-            for (uint j = 0u; j < BC; j++) {
+            for (uint j = 0u; j < p.tile; j++) {
                 float pj = j0 + j <= last ? exp(sc[tid * BC + j] - m) : 0.0;
                 sc[tid * BC + j] = pj;
                 sum += pj;
@@ -113,7 +116,7 @@ void main()
             if (e < NE && i < G * D) {
                 uint g = i / D, d = i % D;
                 float a = acc[e] * corr[g];
-                for (uint j = 0u; j < BC; j++)
+                for (uint j = 0u; j < p.tile; j++)
                     a += sc[g * BC + j] * unpackHalf2x16(vs[j * HD + d / 2u])[d & 1u];
                 acc[e] = a;
             }

@@ -40,7 +40,7 @@ moeserve: build/rel/moeserve
 # #includes into a static const uint32_t[].
 GLSLC        ?= glslc
 SHADER_TYPES := f32 f16 bf16 q8_0 q4_0 q4_K q5_K q6_K q2_K q3_K iq2_xxs iq2_xs iq2_s iq3_xxs \
-                iq3_s iq4_nl iq4_xs mxfp4
+                iq3_s iq4_nl iq4_xs mxfp4 q4_1 q5_0 q5_1 iq1_s iq1_m tq1_0 tq2_0 nvfp4
 SHADER_INCS  := $(wildcard shaders/*.glsl)
 SHADER_OUT   := $(foreach k,matvec matmul,$(SHADER_TYPES:%=build/shaders/$(k)_%.spv.h))
 # The GPU operations of the forward pass (engine/vk_ops.c): two per weight type, the rest once.

@@ -244,7 +244,7 @@ static void check_get_rows(struct env *e, struct env *split)
             tested++;
         }
     }
-    CHECK(tested == 18, "get_rows: all 18 shader types tested (%d)", tested);
+    CHECK(tested == 26, "get_rows: all 26 shader types tested (%d)", tested);
     const struct gguf_tensor *q6 = gguf_find_tensor(e->f, "q6_K.q"), *r6 = gguf_find_tensor(e->f, "q6_K.ref");
     REQUIRE_VOID(q6 && r6);
     check_get_rows_split(split, q6, r6);
@@ -892,7 +892,7 @@ static void check_errors(struct env *e)
     gr.ncols = 256;
     gr.n_rows = 64;
     CHECK(!vk_op_get_rows(e->ops, &gr, err, sizeof err) && strstr(err, "outside"), "get_rows overrun: %s", err);
-    gr.type = Q_TQ1_0;
+    gr.type = Q_Q8_K;
     CHECK(!vk_op_get_rows(e->ops, &gr, err, sizeof err) && strstr(err, "no shader"), "get_rows type: %s", err);
     struct vk_op_rms_norm_args rn = {.n_tokens = 3, .heads = 1, .n = 400, .x = {.b = &b}, .w = {.b = &b},
                                      .y = {.b = &b}};

@@ -1,9 +1,9 @@
-/* q_basic.c: float, legacy, K-quant, ternary and FP4 types: dequantization, dot products.
- * (being written: fills no entries yet) */
-#include "kernels/quants.h"
+/* q_basic.c: registers every non-grid ggml type: floats and 32-value blocks (q_legacy.c),
+ * super-block K-quants and friends (q_kquants.c). */
+#include "kernels/q_block.h"
 
 void q_register_basic(struct q_kernels *table, const struct q_cpu *cpu)
 {
-    (void)table;
-    (void)cpu;
+    q_register_legacy(table, cpu);
+    q_register_kquants(table, cpu);
 }

@@ -44,7 +44,7 @@ SHADER_TYPES := f32 f16 bf16 q8_0 q4_0 q4_K q5_K q6_K q2_K q3_K iq2_xxs iq2_xs i
 SHADER_INCS  := $(wildcard shaders/*.glsl)
 SHADER_OUT   := $(foreach k,matvec matmul,$(SHADER_TYPES:%=build/shaders/$(k)_%.spv.h))
 # The GPU operations of the forward pass (engine/vk_ops.c): two per weight type, the rest once.
-OP_SHADERS   := rms_norm rope kv_store attention router moe_combine elementwise
+OP_SHADERS   := rms_norm rope kv_store attention attention_merge router moe_combine elementwise
 OP_OUT       := $(foreach k,get_rows moe_matvec,$(SHADER_TYPES:%=build/shaders/$(k)_%.spv.h)) \
                 $(OP_SHADERS:%=build/shaders/op_%.spv.h)
 

@@ -77,7 +77,7 @@ struct vk_op_shader_set {
 const struct vk_op_shader_set *vk_op_shaders_for(uint32_t type);
 
 enum vk_op_shader {
-    VK_OP_RMS_NORM, VK_OP_ROPE, VK_OP_KV_STORE, VK_OP_ATTENTION, VK_OP_ROUTER, VK_OP_MOE_COMBINE,
+    VK_OP_RMS_NORM, VK_OP_ROPE, VK_OP_KV_STORE, VK_OP_ATTENTION, VK_OP_ATTENTION_MERGE, VK_OP_ROUTER, VK_OP_MOE_COMBINE,
     VK_OP_ELEMENTWISE, VK_OP_SHADER_COUNT
 };
 

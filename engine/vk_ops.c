@@ -16,6 +16,7 @@
 #define ATTN_CACHE 8          /* attention pipelines kept (one per head_dim, group, tile) */
 #define ROUTER_MAX_EXPERT 1024
 #define ROUTER_MAX_K 16
+#define ATTN_MAX_SPLIT 64
 
 /* Push-constant blocks: each must match its shader's. */
 struct get_rows_push {
@@ -37,7 +38,10 @@ struct attention_push {
     uint32_t n_tokens, n_head_kv, q_off, q_stride, o_off, o_stride, kc_off, vc_off, row_words, page_tokens,
         max_seq_pages, tok_off, pages_off;
     float scale;
-    uint32_t head_words, tile;
+    uint32_t head_words, tile, n_split, split_len, part_off, q_f16;
+};
+struct attention_merge_push {
+    uint32_t n_tokens, n_head, head_dim, n_split, part_off, o_off, o_stride;
 };
 struct router_push {
     uint32_t n_tokens, n_expert, k, l_off, l_stride, id_off, w_off, norm;
@@ -63,7 +67,7 @@ struct vk_ops {
     struct vk_ctx *ctx;
     struct vk_buffer tables;  /* vk_iq_tables, device-local */
     struct vk_pipeline get_rows[Q_TYPE_COUNT], moe_matvec[Q_TYPE_COUNT];
-    struct vk_pipeline rms_norm, rope, kv_store, router, moe_combine, ew[4];
+    struct vk_pipeline rms_norm, rope, kv_store, attention_merge, router, moe_combine, ew[4];
     struct attn_pipe attn[ATTN_CACHE];
 };
 
@@ -94,6 +98,7 @@ void vk_ops_destroy(struct vk_ops *o)
     vk_pipeline_destroy(o->ctx, &o->rms_norm);
     vk_pipeline_destroy(o->ctx, &o->rope);
     vk_pipeline_destroy(o->ctx, &o->kv_store);
+    vk_pipeline_destroy(o->ctx, &o->attention_merge);
     vk_pipeline_destroy(o->ctx, &o->router);
     vk_pipeline_destroy(o->ctx, &o->moe_combine);
     for (int i = 0; i < 4; i++)
@@ -362,7 +367,7 @@ static struct vk_pipeline *attention_pipeline(struct vk_ops *o, uint32_t d, uint
     uint32_t spec[3] = {d, g, bc};
     char name[64];
     snprintf(name, sizeof name, "attention d%u g%u bc%u", d, g, bc);
-    if (!ensure_op(o, &ap->p, name, VK_OP_ATTENTION, 6, sizeof(struct attention_push), spec, 3, err, errlen))
+    if (!ensure_op(o, &ap->p, name, VK_OP_ATTENTION, 7, sizeof(struct attention_push), spec, 3, err, errlen))
         return NULL;
     ap->d = d;
     ap->g = g;
@@ -373,7 +378,7 @@ static struct vk_pipeline *attention_pipeline(struct vk_ops *o, uint32_t d, uint
 bool vk_op_attention(struct vk_ops *o, const struct vk_op_attention_args *a, char *err, size_t errlen)
 {
     const struct vk_kv_layer *kv = a->kv;
-    struct vk_binding kvb[3], binds[6];
+    struct vk_binding kvb[3], binds[7];
     struct attention_push push = {.n_tokens = a->n_tokens};
     if (!bind_kv(o, kv, kvb, &push.kc_off, &push.vc_off, &push.pages_off, err, errlen))
         return false;
@@ -394,9 +399,13 @@ bool vk_op_attention(struct vk_ops *o, const struct vk_op_attention_args *a, cha
                        d, g, (unsigned long long)shared);
     if (a->n_tokens == 0)
         return true;
-    if (a->n_tokens > MAX_GROUPS_1D || kv->n_head_kv > MAX_GROUPS_1D)
+    if (a->n_tokens > MAX_GROUPS_1D || a->n_head > MAX_GROUPS_1D)
         return vk_fail(err, errlen, "Vulkan attention: %u tokens in one dispatch (at most %u)", a->n_tokens,
                        MAX_GROUPS_1D);
+    uint32_t n_split = a->n_split ? a->n_split : 1;
+    if (n_split > ATTN_MAX_SPLIT || (n_split > 1 && a->max_len == 0))
+        return vk_fail(err, errlen, "Vulkan attention: %u splits (at most %u, with max_len set)", n_split,
+                       ATTN_MAX_SPLIT);
     uint32_t row = a->n_head * d;
     push.n_head_kv = kv->n_head_kv;
     push.row_words = kv->n_head_kv * d / 2;
@@ -405,6 +414,8 @@ bool vk_op_attention(struct vk_ops *o, const struct vk_op_attention_args *a, cha
     push.scale = a->scale != 0 ? a->scale : 1.0f / sqrtf((float)d);
     push.head_words = d / 2;
     push.tile = bc;
+    push.n_split = n_split;
+    push.q_f16 = a->q_f16;
     binds[1] = kvb[0];
     binds[2] = kvb[1];
     binds[4] = kvb[2];
@@ -414,11 +425,38 @@ bool vk_op_attention(struct vk_ops *o, const struct vk_op_attention_args *a, cha
         !bind_view(o->ctx, &a->out, a->n_tokens, row, false, "out", &binds[5], &push.o_off, &push.o_stride, err,
                    errlen))
         return false;
+    struct attention_merge_push mp = {.n_tokens = a->n_tokens, .n_head = a->n_head, .head_dim = d, .n_split = n_split,
+                                      .o_off = push.o_off, .o_stride = push.o_stride};
+    if (n_split > 1) {
+        uint64_t part_floats = (uint64_t)a->n_tokens * a->n_head * n_split * (d + 2);
+        if (part_floats > UINT32_MAX)
+            return vk_fail(err, errlen, "Vulkan attention: scratch too large");
+        struct vk_view sv = a->scratch;
+        sv.stride = 0;
+        if (!bind_view(o->ctx, &sv, 1, (uint32_t)part_floats, false, "scratch", &binds[6], &push.part_off, NULL, err,
+                       errlen))
+            return false;
+        mp.part_off = push.part_off;
+        uint32_t per = (a->max_len + n_split - 1) / n_split;
+        push.split_len = (per + bc - 1) / bc * bc;
+    } else {
+        binds[6] = binds[5];  /* unused; any binding will do */
+    }
     const struct vk_pipeline *p = attention_pipeline(o, d, g, bc, err, errlen);
     if (!p)
         return false;
-    uint32_t groups[3] = {kv->n_head_kv, a->n_tokens, 1};
-    return vk_dispatch(o->ctx, p, binds, &push, groups, err, errlen);
+    uint32_t groups[3] = {kv->n_head_kv, a->n_tokens, n_split};
+    if (!vk_dispatch(o->ctx, p, binds, &push, groups, err, errlen))
+        return false;
+    if (n_split == 1)
+        return true;
+    vk_barrier(o->ctx);
+    struct vk_binding mb[2] = {binds[6], binds[5]};
+    if (!ensure_op(o, &o->attention_merge, "attention_merge", VK_OP_ATTENTION_MERGE, 2, sizeof mp, NULL, 0, err,
+                   errlen))
+        return false;
+    uint32_t mgroups[3] = {a->n_head, a->n_tokens, 1};
+    return vk_dispatch(o->ctx, &o->attention_merge, mb, &mp, mgroups, err, errlen);
 }
 
 /* ------------------------------------------------------------------ router --- */

@@ -7,7 +7,8 @@
 
 /* Each vk_op_* call records one or a few dispatches into the context's open command buffer
  * (between vk_begin and vk_submit_wait), like vk_matmul_record; it does not wait, and it does not
- * insert barriers except inside vk_op_moe_ffn: call vk_barrier between dependent operations.
+ * insert barriers except between its own dispatches (vk_op_moe_ffn, split vk_op_attention): call
+ * vk_barrier between dependent operations.
  * Arguments are checked (shapes, buffer bounds, alignment) and refused with a message; values in
  * GPU buffers (token ids, expert ids, positions, page tables) cannot be checked and must be valid.
  * Pipelines are built on first use. */
@@ -99,13 +100,23 @@ bool vk_op_kv_store(struct vk_ops *ops, const struct vk_op_kv_store_args *a, cha
  * query heads (q: rows of n_head * head_dim floats) to positions 0..pos of sequence s, which
  * must be stored already (record vk_op_kv_store, then vk_barrier). Head h reads KV head
  * h / (n_head / n_head_kv); softmax(scale q.k) in F32; out: rows of n_head * head_dim floats.
- * scale 0: 1/sqrt(head_dim). Flash style: online softmax over tiles of positions staged in
- * shared memory, one workgroup per (KV head, token); n_head / n_head_kv * head_dim <= 4096. */
+ * scale 0: 1/sqrt(head_dim). q_f16: round q to F16 before the K products, as ggml's CPU path
+ * does (the probabilities stay F32: the softmax is computed online). Flash style: online
+ * softmax over tiles of positions staged in shared memory, one workgroup per (KV head, token);
+ * n_head / n_head_kv * head_dim <= 4096.
+ * n_split > 1 (up to 64; for decoding long contexts, where n_head_kv x n_tokens workgroups are
+ * too few): each (KV head, token) is spread over n_split workgroups, each taking a range of
+ * ceil(max_len / n_split) positions (rounded up to the tile), whose partial results go to
+ * scratch (n_tokens n_head n_split (head_dim + 2) floats) and are merged by a second dispatch
+ * (recorded after a barrier). max_len: more than every token's position. */
 struct vk_op_attention_args {
     const struct vk_kv_layer *kv;
     uint32_t n_tokens, n_head;
     float scale;
+    bool q_f16;
     struct vk_view q, tokens, out;
+    uint32_t n_split, max_len;
+    struct vk_view scratch;
 };
 bool vk_op_attention(struct vk_ops *ops, const struct vk_op_attention_args *a, char *err, size_t errlen);
 

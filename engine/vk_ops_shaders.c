@@ -123,6 +123,9 @@ static const uint32_t spv_op_kv_store[] =
 static const uint32_t spv_op_attention[] =
 #include "build/shaders/op_attention.spv.h"
 ;
+static const uint32_t spv_op_attention_merge[] =
+#include "build/shaders/op_attention_merge.spv.h"
+;
 static const uint32_t spv_op_router[] =
 #include "build/shaders/op_router.spv.h"
 ;
@@ -226,6 +229,7 @@ static const struct vk_spirv op_spirv[VK_OP_SHADER_COUNT] = {
     [VK_OP_ROPE] = SPV(rope),
     [VK_OP_KV_STORE] = SPV(kv_store),
     [VK_OP_ATTENTION] = SPV(attention),
+    [VK_OP_ATTENTION_MERGE] = SPV(attention_merge),
     [VK_OP_ROUTER] = SPV(router),
     [VK_OP_MOE_COMBINE] = SPV(moe_combine),
     [VK_OP_ELEMENTWISE] = SPV(elementwise),

@@ -3,7 +3,10 @@
 // workgroup per (KV head, token) serves the G = n_head / n_head_kv query heads that share the KV
 // head: it walks the token's positions 0..pos in tiles of BC, staging each K/V tile in shared
 // memory, and keeps a running max and sum per query head (online softmax) so that scores are
-// never stored beyond one tile. Tokens of several sequences may share a dispatch.
+// never stored beyond one tile. Tokens of several sequences may share a dispatch. With
+// p.n_split > 1 (long contexts, few tokens), workgroup z covers positions [z split_len,
+// (z + 1) split_len) only and writes its unnormalised sums, max and sum to `part`, which
+// attention_merge.comp combines.
 #extension GL_EXT_control_flow_attributes : require
 
 #define WG 128
@@ -20,6 +23,8 @@ layout(set = 0, binding = 2, std430) readonly buffer VCache { uint vc[]; };
 layout(set = 0, binding = 3, std430) readonly buffer TokBuf { uint tokens[]; };
 layout(set = 0, binding = 4, std430) readonly buffer PageBuf { uint pages[]; };
 layout(set = 0, binding = 5, std430) writeonly buffer OBuf { float o[]; };
+// Per (token, head, split): head_dim sums, then the running max and sum.
+layout(set = 0, binding = 6, std430) writeonly buffer PartBuf { float part[]; };
 
 layout(push_constant) uniform Push {
     uint n_tokens;
@@ -35,7 +40,12 @@ layout(push_constant) uniform Push {
     // D / 2 and BC again: loop bounds the compiler cannot see, so that it does not unroll the
     // score and value loops (lavapipe then took seconds to compile each variant)
     uint head_words, tile;
+    uint n_split, split_len;
+    uint part_off;          // floats
+    uint q_f16;             // round q to F16 first, as ggml's CPU K products do
 } p;
+
+#include "f16.glsl"
 
 const uint HD = D / 2u;        // words per head in the cache
 const uint NE = (G * D + WG - 1u) / WG;
@@ -49,14 +59,21 @@ shared float run_max[G], run_sum[G], corr[G];
 
 void main()
 {
-    uint kvh = gl_WorkGroupID.x, t = gl_WorkGroupID.y;
+    uint kvh = gl_WorkGroupID.x, t = gl_WorkGroupID.y, split = gl_WorkGroupID.z;
     if (t >= p.n_tokens)
         return;
     uint tid = gl_LocalInvocationID.x;
     uint seq = tokens[p.tok_off + 2u * t], last = tokens[p.tok_off + 2u * t + 1u];
+    uint first = 0u;
+    if (p.n_split > 1u) {  // this workgroup's share of positions 0..last (possibly none)
+        first = split * p.split_len;
+        last = min(last, first + p.split_len - 1u);
+    }
     uint qo = p.q_off + t * p.q_stride + kvh * G * D;
-    for (uint i = tid; i < G * D; i += WG)
-        qs[i] = q[qo + i];
+    for (uint i = tid; i < G * D; i += WG) {
+        float v = q[qo + i];
+        qs[i] = p.q_f16 != 0u ? unpackHalf2x16(f16_bits(v)).x : v;
+    }
     if (tid < G) {
         run_max[tid] = NEG_BIG;
         run_sum[tid] = 0.0;
@@ -66,7 +83,7 @@ void main()
         acc[e] = 0.0;
     barrier();
 
-    for (uint j0 = 0u; j0 <= last; j0 += BC) {
+    for (uint j0 = first; j0 <= last; j0 += BC) {
         // Stage the tile's K and V rows of this KV head (zeros past the token's position).
         for (uint i = tid; i < BC * HD; i += WG) {
             uint j = i / HD, w = i % HD, ps = j0 + j;
@@ -124,6 +141,21 @@ void main()
         barrier();  // the next tile overwrites ks, vs and sc
     }
 
+    if (p.n_split > 1u) {
+        // head h = kvh G + g of token t, split z: at ((t n_head + h) n_split + z) (D + 2)
+        uint n_head = p.n_head_kv * G;
+        [[unroll]] for (uint e = 0u; e < MAX_PER_THREAD; e++) {
+            uint i = tid + e * WG;
+            if (e < NE && i < G * D)
+                part[p.part_off + ((t * n_head + kvh * G + i / D) * p.n_split + split) * (D + 2u) + i % D] = acc[e];
+        }
+        if (tid < G) {
+            uint at = p.part_off + ((t * n_head + kvh * G + tid) * p.n_split + split) * (D + 2u) + D;
+            part[at] = run_max[tid];
+            part[at + 1u] = run_sum[tid];
+        }
+        return;
+    }
     uint oo = p.o_off + t * p.o_stride + kvh * G * D;
     [[unroll]] for (uint e = 0u; e < MAX_PER_THREAD; e++) {
         uint i = tid + e * WG;

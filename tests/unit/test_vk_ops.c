@@ -382,11 +382,14 @@ struct attn_case {
     uint32_t n_head, n_head_kv, head_dim, page_tokens;
     uint32_t len[3];    /* final length of each sequence */
     uint32_t split[3];  /* positions stored by the first batch; the second stores the rest */
+    uint32_t n_split;   /* the second batch's attention in this many position ranges */
+    bool q_f16;         /* q rounded to F16 (the reference rounds it too) */
 };
 
-/* Reference: double-precision softmax(scale q.k) v over the F16-rounded K and V the cache holds. The
- * GPU computes the same in F32 (dot products over head_dim, exp, an online rescaled sum), so
- * outputs (weighted means of values in [-1, 1]) agree to about 1e-6: tolerance 1e-5 absolute. */
+/* Reference: double-precision softmax(scale q.k) v over the F16-rounded K and V the cache holds
+ * (and the F16-rounded q with q_f16). The GPU computes the same in F32 (dot products over
+ * head_dim, exp, an online rescaled sum, the merge of split ranges), so outputs (weighted means of
+ * values in [-1, 1]) agree to about 1e-6: tolerance 1e-5 absolute. */
 static void check_attention_case(struct env *e, const struct attn_case *ac)
 {
     const uint32_t NS = 3, H = ac->n_head, HKV = ac->n_head_kv, D = ac->head_dim, PT = ac->page_tokens;
@@ -439,13 +442,15 @@ static void check_attention_case(struct env *e, const struct attn_case *ac)
         }
 
     size_t cache_bytes = 2ull * row * PT * n_pages;
-    struct vk_buffer kb = {0}, vb = {0}, qb = {0}, tb = {0}, pb = {0}, kc = {0}, vc = {0}, ob = {0};
+    struct vk_buffer kb = {0}, vb = {0}, qb = {0}, tb = {0}, pb = {0}, kc = {0}, vc = {0}, ob = {0}, sb = {0};
+    uint32_t n_split = ac->n_split ? ac->n_split : 1;
     double worst = -1, ms[2] = {0, 0};
     int bad_bits = -1;
     bool ok = buf_with(e, &kb, k, 4ull * total * row) && buf_with(e, &vb, v, 4ull * total * row) &&
               buf_with(e, &qb, q, 4ull * total * qrow) && buf_with(e, &tb, tok, 8ull * total) &&
               buf_with(e, &pb, pages, 4ull * NS * max_seq_pages) && buf_with(e, &kc, NULL, cache_bytes + 64) &&
-              buf_with(e, &vc, NULL, cache_bytes + 64) && buf_with(e, &ob, NULL, 4ull * total * qrow);
+              buf_with(e, &vc, NULL, cache_bytes + 64) && buf_with(e, &ob, NULL, 4ull * total * qrow) &&
+              buf_with(e, &sb, NULL, 4ull * total * H * n_split * (D + 2) + 32);
     struct vk_kv_layer kv = {
         .k = &kc, .v = &vc, .k_off = 64, .v_off = 0, .n_pages = n_pages, .page_tokens = PT, .n_head_kv = HKV,
         .head_dim = D, .pages = &pb, .n_seqs = NS, .max_seq_pages = max_seq_pages,
@@ -458,8 +463,9 @@ static void check_attention_case(struct env *e, const struct attn_case *ac)
             .tokens = {.b = &tb, .off = 8ull * t0},
         };
         struct vk_op_attention_args at = {
-            .kv = &kv, .n_tokens = n, .n_head = H, .q = {.b = &qb, .off = 4ull * t0 * qrow},
+            .kv = &kv, .n_tokens = n, .n_head = H, .q_f16 = ac->q_f16, .q = {.b = &qb, .off = 4ull * t0 * qrow},
             .tokens = {.b = &tb, .off = 8ull * t0}, .out = {.b = &ob, .off = 4ull * t0 * qrow},
+            .n_split = b == 1 ? n_split : 1, .max_len = max_len, .scratch = {.b = &sb, .off = 32},
         };
         ok = begin(e);
         if (ok) {
@@ -501,7 +507,7 @@ static void check_attention_case(struct env *e, const struct attn_case *ac)
                     const float *kj = kr + ((size_t)s * max_len + j) * row + kvh * D;
                     double d = 0;
                     for (uint32_t i = 0; i < D; i++)
-                        d += (double)qh[i] * kj[i];
+                        d += (double)(ac->q_f16 ? half_value(half_bits(qh[i])) : qh[i]) * kj[i];
                     sc[j] = d * scale;
                     mx = fmax(mx, sc[j]);
                 }
@@ -519,9 +525,10 @@ static void check_attention_case(struct env *e, const struct attn_case *ac)
         free(sc);
         CHECK(worst <= 1.0, "attention %u heads / %u KV heads x %u: error %.3g x tolerance", H, HKV, D, worst);
     }
-    printf("  attention %u/%u heads x %u, pages of %u, sequences %u/%u/%u in 2 batches (%u + %u tokens): worst %.3f "
-           "of tolerance (1e-5 abs); K/V F16 mismatches %d; GPU %.2f + %.2f ms\n", H, HKV, D, PT, ac->len[0],
-           ac->len[1], ac->len[2], n_batch[0], n_batch[1], worst, bad_bits, ms[0], ms[1]);
+    printf("  attention %u/%u heads x %u%s, pages of %u, sequences %u/%u/%u in 2 batches (%u + %u tokens%s): worst "
+           "%.3f of tolerance (1e-5 abs); K/V F16 mismatches %d; GPU %.2f + %.2f ms\n", H, HKV, D,
+           ac->q_f16 ? " (q F16)" : "", PT, ac->len[0], ac->len[1], ac->len[2], n_batch[0], n_batch[1],
+           n_split > 1 ? ", split" : "", worst, bad_bits, ms[0], ms[1]);
     free(kc_host);
     free(vc_host);
     free(pages);
@@ -533,7 +540,7 @@ static void check_attention_case(struct env *e, const struct attn_case *ac)
     free(kr);
     free(vr);
     kvpool_free(&pool);
-    struct vk_buffer *bufs[] = {&kb, &vb, &qb, &tb, &pb, &kc, &vc, &ob};
+    struct vk_buffer *bufs[] = {&kb, &vb, &qb, &tb, &pb, &kc, &vc, &ob, &sb};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         vk_buffer_destroy(e->ctx, bufs[i]);
 }
@@ -542,11 +549,15 @@ static void check_attention(struct env *e)
 {
     static const struct attn_case cases[] = {
         /* qwen3moe's shape (32 heads over 4 KV heads of 128) made small: 8 over 2 */
-        {8, 2, 128, 16, {37, 90, 5}, {30, 60, 0}},
-        /* qwen3next's attention layers: 16 over 2 KV heads of 256 (short tile of 16) */
-        {16, 2, 256, 8, {20, 3, 12}, {19, 1, 12}},
+        {8, 2, 128, 16, {37, 90, 5}, {30, 60, 0}, 0, false},
+        /* qwen3next's attention layers: 16 over 2 KV heads of 256 (short tile of 16); the
+         * second batch in 3 ranges */
+        {16, 2, 256, 8, {20, 3, 12}, {19, 1, 12}, 3, true},
         /* no grouping, a small head, long-ish context over many tiles */
-        {2, 2, 64, 32, {300, 2, 1}, {296, 0, 1}},
+        {2, 2, 64, 32, {300, 2, 1}, {296, 0, 1}, 0, false},
+        /* decoding: one token per sequence over up to 200 positions in 5 ranges of 64, some of
+         * them empty for the shorter sequences */
+        {8, 2, 128, 16, {200, 150, 3}, {199, 149, 2}, 5, true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_attention_case(e, &cases[i]);

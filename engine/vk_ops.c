@@ -32,13 +32,13 @@ struct rope_push {
 };
 struct kv_store_push {
     uint32_t n_tokens, row_words, k_off, k_stride, v_off, v_stride, kc_off, vc_off, page_tokens,
-        max_seq_pages, tok_off, pages_off;
+        max_seq_pages, tok_off, pages_off, n_seqs, n_pages;
 };
 struct attention_push {
     uint32_t n_tokens, n_head_kv, q_off, q_stride, o_off, o_stride, kc_off, vc_off, row_words, page_tokens,
         max_seq_pages, tok_off, pages_off;
     float scale;
-    uint32_t head_words, tile, n_split, split_len, part_off, q_f16;
+    uint32_t head_words, tile, n_split, split_len, part_off, q_f16, n_seqs, n_pages;
 };
 struct attention_merge_push {
     uint32_t n_tokens, n_head, head_dim, n_split, part_off, o_off, o_stride;
@@ -308,7 +308,8 @@ static bool bind_kv(struct vk_ops *o, const struct vk_kv_layer *kv, struct vk_bi
                     uint32_t *vc_off, uint32_t *pages_off, char *err, size_t errlen)
 {
     if (!kv || kv->head_dim == 0 || kv->head_dim % 2 || kv->n_head_kv == 0 || kv->page_tokens == 0 ||
-        kv->n_pages == 0 || kv->n_seqs == 0 || kv->max_seq_pages == 0)
+        kv->n_pages == 0 || kv->n_seqs == 0 || kv->max_seq_pages == 0 ||
+        (uint64_t)kv->max_seq_pages * kv->page_tokens > UINT32_MAX)
         return vk_fail(err, errlen, "Vulkan KV cache: bad layout");
     uint64_t row_bytes = 2ull * kv->n_head_kv * kv->head_dim;
     uint64_t bytes = row_bytes * kv->page_tokens * kv->n_pages;
@@ -333,6 +334,8 @@ bool vk_op_kv_store(struct vk_ops *o, const struct vk_op_kv_store_args *a, char 
     push.row_words = row / 2;
     push.page_tokens = kv->page_tokens;
     push.max_seq_pages = kv->max_seq_pages;
+    push.n_seqs = kv->n_seqs;
+    push.n_pages = kv->n_pages;
     binds[2] = kvb[0];
     binds[3] = kvb[1];
     binds[5] = kvb[2];
@@ -416,6 +419,8 @@ bool vk_op_attention(struct vk_ops *o, const struct vk_op_attention_args *a, cha
     push.tile = bc;
     push.n_split = n_split;
     push.q_f16 = a->q_f16;
+    push.n_seqs = kv->n_seqs;
+    push.n_pages = kv->n_pages;
     binds[1] = kvb[0];
     binds[2] = kvb[1];
     binds[4] = kvb[2];

@@ -85,7 +85,10 @@ struct vk_kv_layer {
     uint32_t n_seqs, max_seq_pages;
 };
 
-/* Per token of a batch: (sequence, position) as two uint32, one row of 2 n_tokens. */
+/* Per token of a batch: (sequence, position) as two uint32, one row of 2 n_tokens. Values the
+ * host cannot check are guarded on the GPU: kv_store skips a token whose sequence, position or
+ * page id lies outside the layout; attention reads no memory outside it (results for such a
+ * token are meaningless). */
 
 /* Stores token t's K and V rows (F32, n_head_kv * head_dim each, rounded to F16 to nearest
  * even) at its (sequence, position). Positions must have pages in the table. */

@@ -43,6 +43,7 @@ layout(push_constant) uniform Push {
     uint n_split, split_len;
     uint part_off;          // floats
     uint q_f16;             // round q to F16 first, as ggml's CPU K products do
+    uint n_seqs, n_pages;
 } p;
 
 #include "f16.glsl"
@@ -64,6 +65,10 @@ void main()
         return;
     uint tid = gl_LocalInvocationID.x;
     uint seq = tokens[p.tok_off + 2u * t], last = tokens[p.tok_off + 2u * t + 1u];
+    // Ids outside the cache read nothing out of bounds: a bad sequence reads sequence 0, a
+    // position past the page table stops there, a bad page id reads zeros.
+    seq = seq < p.n_seqs ? seq : 0u;
+    last = min(last, p.max_seq_pages * p.page_tokens - 1u);
     uint first = 0u;
     if (p.n_split > 1u) {  // this workgroup's share of positions 0..last (possibly none)
         first = split * p.split_len;
@@ -91,8 +96,10 @@ void main()
             if (ps <= last) {
                 uint page = pages[p.pages_off + seq * p.max_seq_pages + ps / p.page_tokens];
                 uint at = (page * p.page_tokens + ps % p.page_tokens) * p.row_words + kvh * HD + w;
-                kw = kc[p.kc_off + at];
-                vw = vc[p.vc_off + at];
+                if (page < p.n_pages) {
+                    kw = kc[p.kc_off + at];
+                    vw = vc[p.vc_off + at];
+                }
             }
             ks[i] = kw;
             vs[i] = vw;

@@ -21,6 +21,7 @@ layout(push_constant) uniform Push {
     uint page_tokens;
     uint max_seq_pages;
     uint tok_off, pages_off;
+    uint n_seqs, n_pages;
 } p;
 
 #include "f16.glsl"
@@ -31,7 +32,12 @@ void main()
     if (t >= p.n_tokens)
         return;
     uint seq = tokens[p.tok_off + 2u * t], ps = tokens[p.tok_off + 2u * t + 1u];
+    // A token or page id outside the cache is skipped rather than written out of bounds.
+    if (seq >= p.n_seqs || ps / p.page_tokens >= p.max_seq_pages)
+        return;
     uint page = pages[p.pages_off + seq * p.max_seq_pages + ps / p.page_tokens];
+    if (page >= p.n_pages)
+        return;
     uint slot = (page * p.page_tokens + ps % p.page_tokens) * p.row_words;
     uint ko = p.k_off + t * p.k_stride, vo = p.v_off + t * p.v_stride;
     for (uint i = gl_LocalInvocationID.x; i < p.row_words; i += gl_WorkGroupSize.x) {

@@ -545,6 +545,58 @@ static void check_attention_case(struct env *e, const struct attn_case *ac)
         vk_buffer_destroy(e->ctx, bufs[i]);
 }
 
+/* kv_store with tokens outside the layout: a sequence past n_seqs, a position past the page
+ * table, a page id past n_pages. Only the one valid token's rows change; the bytes after the
+ * cache (a sentinel) stay. */
+static void check_kv_guard(struct env *e)
+{
+    enum { PT = 4, NP = 2, ROW = 8, CACHE = 2 * ROW * PT * NP, SENT = 64 };
+    uint32_t pages[4] = {1, 0, 0, 77};  /* sequence 0: pages 1, 0; sequence 1: 0, then a bad id */
+    uint32_t tok[8] = {0, 5, 3, 0, 0, 9, 1, 4};
+    float kv_src[4 * ROW];
+    for (int i = 0; i < 4 * ROW; i++)
+        kv_src[i] = (float)(i + 1);
+    uint8_t *cache = malloc(CACHE + SENT);
+    REQUIRE_VOID(cache);
+    memset(cache, 0xA5, CACHE + SENT);
+    struct vk_buffer pb = {0}, tb = {0}, sb = {0}, kc = {0};
+    if (buf_with(e, &pb, pages, sizeof pages) && buf_with(e, &tb, tok, sizeof tok) &&
+        buf_with(e, &sb, kv_src, sizeof kv_src) && buf_with(e, &kc, cache, CACHE + SENT) && begin(e)) {
+        struct vk_kv_layer kv = {
+            .k = &kc, .v = &kc, .k_off = 0, .v_off = 0, .n_pages = NP, .page_tokens = PT, .n_head_kv = 1,
+            .head_dim = ROW, .pages = &pb, .n_seqs = 2, .max_seq_pages = 2,
+        };
+        struct vk_op_kv_store_args st = {.kv = &kv, .n_tokens = 4, .k = {.b = &sb}, .v = {.b = &sb},
+                                         .tokens = {.b = &tb}};
+        char err[512] = "";
+        bool ok = vk_op_kv_store(e->ops, &st, err, sizeof err);
+        uint8_t *got = malloc(CACHE + SENT);
+        REQUIRE_VOID(got);
+        if (finish(e, ok, "kv_store guard", err) && download(e, &kc, 0, got, CACHE + SENT)) {
+            /* token 0 = (0, 5): the sequence's second page, id 0, slot 1 */
+            size_t at = (0 * PT + 1) * 2 * ROW;
+            int changed_elsewhere = 0, wrong = 0;
+            for (size_t i = 0; i < CACHE + SENT; i++) {
+                if (i >= at && i < at + 2 * ROW) {
+                    uint16_t h;
+                    memcpy(&h, got + (i & ~(size_t)1), 2);
+                    wrong += h != half_bits(kv_src[(i - at) / 2]);
+                } else {
+                    changed_elsewhere += got[i] != 0xA5;
+                }
+            }
+            CHECK(wrong == 0 && changed_elsewhere == 0, "kv_store guard: %d wrong, %d bytes changed elsewhere", wrong,
+                  changed_elsewhere);
+        }
+        free(got);
+    }
+    free(cache);
+    vk_buffer_destroy(e->ctx, &pb);
+    vk_buffer_destroy(e->ctx, &tb);
+    vk_buffer_destroy(e->ctx, &sb);
+    vk_buffer_destroy(e->ctx, &kc);
+}
+
 static void check_attention(struct env *e)
 {
     static const struct attn_case cases[] = {
@@ -561,6 +613,7 @@ static void check_attention(struct env *e)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_attention_case(e, &cases[i]);
+    check_kv_guard(e);
 }
 
 /* ------------------------------------------------------------------ router --- */

@@ -43,9 +43,9 @@ SHADER_TYPES := f32 f16 bf16 q8_0 q4_0 q4_K q5_K q6_K q2_K q3_K iq2_xxs iq2_xs i
                 iq3_s iq4_nl iq4_xs mxfp4 q4_1 q5_0 q5_1 iq1_s iq1_m tq1_0 tq2_0 nvfp4
 SHADER_INCS  := $(wildcard shaders/*.glsl)
 SHADER_OUT   := $(foreach k,matvec matmul,$(SHADER_TYPES:%=build/shaders/$(k)_%.spv.h))
-# The GPU operations of the forward pass (engine/vk_ops.c): two per weight type, the rest once.
-OP_SHADERS   := rms_norm rope kv_store attention attention_merge router moe_combine elementwise
-OP_OUT       := $(foreach k,get_rows moe_matvec,$(SHADER_TYPES:%=build/shaders/$(k)_%.spv.h)) \
+# The GPU operations of the forward pass (engine/vk_ops.c): three per weight type, the rest once.
+OP_SHADERS   := rms_norm rope kv_store attention attention_merge router moe_group moe_combine elementwise
+OP_OUT       := $(foreach k,get_rows moe_matvec moe_matmul,$(SHADER_TYPES:%=build/shaders/$(k)_%.spv.h)) \
                 $(OP_SHADERS:%=build/shaders/op_%.spv.h)
 
 shaders: $(SHADER_OUT) $(OP_OUT)
@@ -66,6 +66,11 @@ build/shaders/get_rows_%.spv.h: shaders/get_rows.comp $(SHADER_INCS) Makefile
 	@$(GLSLC) --target-env=vulkan1.2 -O -mfmt=c -DQTYPE_$* $< -o $@
 
 build/shaders/moe_matvec_%.spv.h: shaders/moe_matvec.comp $(SHADER_INCS) Makefile
+	@mkdir -p $(dir $@)
+	@echo "GLSL $@"
+	@$(GLSLC) --target-env=vulkan1.2 -O -mfmt=c -DQTYPE_$* $< -o $@
+
+build/shaders/moe_matmul_%.spv.h: shaders/moe_matmul.comp $(SHADER_INCS) Makefile
 	@mkdir -p $(dir $@)
 	@echo "GLSL $@"
 	@$(GLSLC) --target-env=vulkan1.2 -O -mfmt=c -DQTYPE_$* $< -o $@

@@ -71,14 +71,16 @@ struct vk_op_shader_set {
     size_t get_rows_bytes;
     const uint32_t *moe_matvec;
     size_t moe_matvec_bytes;
+    const uint32_t *moe_matmul;
+    size_t moe_matmul_bytes;
 };
 
 /* NULL if the type has no shaders. */
 const struct vk_op_shader_set *vk_op_shaders_for(uint32_t type);
 
 enum vk_op_shader {
-    VK_OP_RMS_NORM, VK_OP_ROPE, VK_OP_KV_STORE, VK_OP_ATTENTION, VK_OP_ATTENTION_MERGE, VK_OP_ROUTER, VK_OP_MOE_COMBINE,
-    VK_OP_ELEMENTWISE, VK_OP_SHADER_COUNT
+    VK_OP_RMS_NORM, VK_OP_ROPE, VK_OP_KV_STORE, VK_OP_ATTENTION, VK_OP_ATTENTION_MERGE, VK_OP_ROUTER,
+    VK_OP_MOE_GROUP, VK_OP_MOE_COMBINE, VK_OP_ELEMENTWISE, VK_OP_SHADER_COUNT
 };
 
 const struct vk_spirv *vk_op_spirv(enum vk_op_shader s);

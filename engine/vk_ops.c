@@ -11,6 +11,9 @@
 
 #define MAX_GROUPS_1D 65535   /* the minimum maxComputeWorkGroupCount every device has */
 #define MOE_ROWS 2            /* rows per moe_matvec workgroup (ROWS in moe_matvec.comp) */
+#define MOE_BM 64             /* rows per moe_matmul workgroup (BM in moe_matmul.comp) */
+#define MOE_BN 32             /* pairs per moe_matmul tile (BN in moe_matmul.comp) */
+#define MOE_MAX_EXPERT 1024   /* MAX_EXPERT in moe_group.comp */
 #define ATTN_WG 128           /* WG in attention.comp */
 #define ATTN_MAX_OUT (ATTN_WG * 32)  /* WG * MAX_PER_THREAD: output values per workgroup */
 #define ATTN_CACHE 8          /* attention pipelines kept (one per head_dim, group, tile) */
@@ -50,6 +53,13 @@ struct moe_matvec_push {
     uint32_t nrows, ncols, row_bytes, w_off, expert_bytes, e_begin, e_count, k, n_pairs, id_off, x_off,
         x_stride, x_slot_stride, y_off, y_stride;
 };
+struct moe_matmul_push {
+    uint32_t nrows, ncols, row_bytes, w_off, expert_bytes, e_begin, e_count, k, route_off, max_tiles, x_off, x_stride,
+        x_slot_stride, y_off, y_stride;
+};
+struct moe_group_push {
+    uint32_t n_pairs, n_expert, id_off, route_off, bn, max_tiles;
+};
 struct moe_combine_push {
     uint32_t n_tokens, k, n, x_off, x_stride, w_off, y_off, y_stride;
 };
@@ -66,8 +76,8 @@ struct attn_pipe {
 struct vk_ops {
     struct vk_ctx *ctx;
     struct vk_buffer tables;  /* vk_iq_tables, device-local */
-    struct vk_pipeline get_rows[Q_TYPE_COUNT], moe_matvec[Q_TYPE_COUNT];
-    struct vk_pipeline rms_norm, rope, kv_store, attention_merge, router, moe_combine, ew[4];
+    struct vk_pipeline get_rows[Q_TYPE_COUNT], moe_matvec[Q_TYPE_COUNT], moe_matmul[Q_TYPE_COUNT];
+    struct vk_pipeline rms_norm, rope, kv_store, attention_merge, router, moe_group, moe_combine, ew[4];
     struct attn_pipe attn[ATTN_CACHE];
 };
 
@@ -94,7 +104,9 @@ void vk_ops_destroy(struct vk_ops *o)
     for (int t = 0; t < Q_TYPE_COUNT; t++) {
         vk_pipeline_destroy(o->ctx, &o->get_rows[t]);
         vk_pipeline_destroy(o->ctx, &o->moe_matvec[t]);
+        vk_pipeline_destroy(o->ctx, &o->moe_matmul[t]);
     }
+    vk_pipeline_destroy(o->ctx, &o->moe_group);
     vk_pipeline_destroy(o->ctx, &o->rms_norm);
     vk_pipeline_destroy(o->ctx, &o->rope);
     vk_pipeline_destroy(o->ctx, &o->kv_store);
@@ -491,6 +503,86 @@ bool vk_op_router(struct vk_ops *o, const struct vk_op_router_args *a, char *err
 
 /* --------------------------------------------------------------------- MoE --- */
 
+/* Tiles of grouped pairs: at most one partial tile per expert used, plus the full ones. */
+static uint32_t moe_max_tiles(uint32_t n_pairs, uint32_t n_expert)
+{
+    return (n_pairs + MOE_BN - 1) / MOE_BN + (n_expert < n_pairs ? n_expert : n_pairs);
+}
+
+uint32_t vk_op_moe_route_words(uint32_t n_pairs, uint32_t n_expert)
+{
+    return 1 + 3 * moe_max_tiles(n_pairs, n_expert) + n_pairs;
+}
+
+bool vk_op_moe_group(struct vk_ops *o, const struct vk_op_moe_group_args *a, char *err, size_t errlen)
+{
+    uint64_t pairs = (uint64_t)a->n_tokens * a->k;
+    if (a->n_expert == 0 || a->n_expert > MOE_MAX_EXPERT || a->k == 0 || pairs > MAX_GROUPS_1D)
+        return vk_fail(err, errlen, "Vulkan moe_group: %llu pairs over %u experts (at most %u over %u)",
+                       (unsigned long long)pairs, a->n_expert, MAX_GROUPS_1D, MOE_MAX_EXPERT);
+    if (pairs == 0)
+        return true;
+    struct vk_binding binds[2];
+    struct moe_group_push push = {.n_pairs = (uint32_t)pairs, .n_expert = a->n_expert, .bn = MOE_BN,
+                                  .max_tiles = moe_max_tiles((uint32_t)pairs, a->n_expert)};
+    struct vk_view ids = a->ids, route = a->route;
+    ids.stride = route.stride = 0;
+    if (!bind_view(o->ctx, &ids, 1, (uint32_t)pairs, false, "ids", &binds[0], &push.id_off, NULL, err, errlen) ||
+        !bind_view(o->ctx, &route, 1, vk_op_moe_route_words((uint32_t)pairs, a->n_expert), false, "route", &binds[1],
+                   &push.route_off, NULL, err, errlen) ||
+        !ensure_op(o, &o->moe_group, "moe_group", VK_OP_MOE_GROUP, 2, sizeof push, NULL, 0, err, errlen))
+        return false;
+    uint32_t groups[3] = {1, 1, 1};
+    return vk_dispatch(o->ctx, &o->moe_group, binds, &push, groups, err, errlen);
+}
+
+/* The grouped path of vk_op_moe_matvec: binds[1..3] and the shape fields of *mv are set. */
+static bool moe_matmul_grouped(struct vk_ops *o, const struct vk_op_moe_matvec_args *a,
+                               const struct vk_op_shader_set *s, const struct q_traits *tr, uint64_t row_bytes,
+                               const struct moe_matvec_push *mv, struct vk_binding binds[5], char *err,
+                               size_t errlen)
+{
+    struct vk_ctx *ctx = o->ctx;
+    if (a->n_expert > MOE_MAX_EXPERT)
+        return vk_fail(err, errlen, "Vulkan moe_matvec: grouping takes at most %u experts", MOE_MAX_EXPERT);
+    uint32_t max_tiles = moe_max_tiles(mv->n_pairs, a->n_expert);
+    struct moe_matmul_push push = {
+        .nrows = mv->nrows, .ncols = mv->ncols, .row_bytes = mv->row_bytes, .expert_bytes = mv->expert_bytes,
+        .k = mv->k, .max_tiles = max_tiles, .x_off = mv->x_off, .x_stride = mv->x_stride,
+        .x_slot_stride = mv->x_slot_stride, .y_off = mv->y_off, .y_stride = mv->y_stride,
+    };
+    struct vk_view route = a->route;
+    route.stride = 0;
+    if (!bind_view(ctx, &route, 1, vk_op_moe_route_words(mv->n_pairs, a->n_expert), false, "route", &binds[4],
+                   &push.route_off, NULL, err, errlen))
+        return false;
+    char name[48];
+    snprintf(name, sizeof name, "moe_matmul_%s", tr->name);
+    struct vk_pipeline *p = &o->moe_matmul[a->type];
+    if (!ensure_pipeline(o, p, name, s->moe_matmul, s->moe_matmul_bytes, 5, sizeof push, NULL, 0, err, errlen))
+        return false;
+    uint64_t expert_bytes = mv->expert_bytes;
+    VkDeviceSize align = vk_storage_align(ctx);
+    uint64_t chunk = (max_binding(ctx) - align - 4) / expert_bytes;
+    if (chunk == 0)
+        return vk_fail(err, errlen, "Vulkan moe_matvec: one expert's %llu bytes exceed the binding limit",
+                       (unsigned long long)expert_bytes);
+    uint32_t groups[3] = {(a->nrows + MOE_BM - 1) / MOE_BM, max_tiles, 1};
+    for (uint32_t e0 = 0; e0 < a->n_expert;) {
+        uint32_t n = a->n_expert - e0 < chunk ? a->n_expert - e0 : (uint32_t)chunk;
+        if (!bind_bytes(ctx, a->w, a->w_off + e0 * expert_bytes, n * expert_bytes, align, "weights", &binds[0],
+                        &push.w_off, err, errlen))
+            return false;
+        push.w_off *= 4;
+        push.e_begin = e0;
+        push.e_count = n;
+        if (!vk_dispatch(ctx, p, binds, &push, groups, err, errlen))
+            return false;
+        e0 += n;
+    }
+    return true;
+}
+
 bool vk_op_moe_matvec(struct vk_ops *o, const struct vk_op_moe_matvec_args *a, char *err, size_t errlen)
 {
     struct vk_ctx *ctx = o->ctx;
@@ -532,6 +624,8 @@ bool vk_op_moe_matvec(struct vk_ops *o, const struct vk_op_moe_matvec_args *a, c
         !bind_view(ctx, &ids, 1, (uint32_t)pairs, false, "ids", &binds[4], &push.id_off, NULL, err, errlen))
         return false;
     binds[3] = (struct vk_binding){.b = &o->tables, .offset = 0, .range = o->tables.size};
+    if (a->route.b)
+        return moe_matmul_grouped(o, a, s, tr, row_bytes, &push, binds, err, errlen);
     char name[48];
     snprintf(name, sizeof name, "moe_matvec_%s", tr->name);
     struct vk_pipeline *p = &o->moe_matvec[a->type];
@@ -586,9 +680,17 @@ bool vk_op_moe_ffn(struct vk_ops *o, const struct vk_op_moe_ffn_args *a, char *e
     if (a->n_ff % 4 || (a->gate_out.stride && a->gate_out.stride != a->n_ff) ||
         (a->up_out.stride && a->up_out.stride != a->n_ff))
         return vk_fail(err, errlen, "Vulkan moe_ffn: n_ff must be a multiple of 4 and gate/up scratch contiguous");
+    if (a->route.b) {
+        struct vk_op_moe_group_args ga = {.n_tokens = a->n_tokens, .k = a->k, .n_expert = a->n_expert, .ids = a->ids,
+                                          .route = a->route};
+        if (!vk_op_moe_group(o, &ga, err, errlen))
+            return false;
+        vk_barrier(o->ctx);
+    }
     struct vk_op_moe_matvec_args mv = {
         .type = a->gate_type, .nrows = a->n_ff, .ncols = a->n_embd, .n_expert = a->n_expert, .w = a->gate,
         .w_off = a->gate_off, .n_tokens = a->n_tokens, .k = a->k, .ids = a->ids, .x = a->x, .y = a->gate_out,
+        .route = a->route,
     };
     if (!vk_op_moe_matvec(o, &mv, err, errlen))
         return false;
@@ -609,7 +711,7 @@ bool vk_op_moe_ffn(struct vk_ops *o, const struct vk_op_moe_ffn_args *a, char *e
     mv = (struct vk_op_moe_matvec_args){
         .type = a->down_type, .nrows = a->n_embd, .ncols = a->n_ff, .n_expert = a->n_expert, .w = a->down,
         .w_off = a->down_off, .n_tokens = a->n_tokens, .k = a->k, .ids = a->ids, .x = act, .x_slot_stride = a->n_ff,
-        .y = a->down_out,
+        .y = a->down_out, .route = a->route,
     };
     if (!vk_op_moe_matvec(o, &mv, err, errlen))
         return false;

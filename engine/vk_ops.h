@@ -142,7 +142,10 @@ bool vk_op_router(struct vk_ops *ops, const struct vk_op_router_args *a, char *e
  * tensor [ncols, nrows, n_expert] as stored) and x(t, j) starts x_slot_stride floats after
  * x(t, 0) = row t of x (x_slot_stride 0: every slot multiplies the token's row). A tensor larger
  * than one binding runs in expert ranges, one dispatch each. x's offset, stride and slot stride:
- * multiples of 16 bytes / 4 floats. */
+ * multiples of 16 bytes / 4 floats.
+ * route set (the output of vk_op_moe_group for these ids, recorded before, then vk_barrier): the
+ * pairs of each expert are multiplied as one tiled matrix product (for prefill batches) instead of
+ * one matrix-vector product per pair. The results are the same up to F32 summation order. */
 struct vk_op_moe_matvec_args {
     uint32_t type, nrows, ncols, n_expert;
     const struct vk_buffer *w;
@@ -152,8 +155,19 @@ struct vk_op_moe_matvec_args {
     struct vk_view x;
     uint32_t x_slot_stride;
     struct vk_view y;               /* n_tokens k rows of nrows */
+    struct vk_view route;           /* optional: uint32 scratch written by vk_op_moe_group */
 };
 bool vk_op_moe_matvec(struct vk_ops *ops, const struct vk_op_moe_matvec_args *a, char *err, size_t errlen);
+
+/* Groups the (token, slot) pairs of the routing ids by expert into `route`, a uint32 scratch of
+ * vk_op_moe_route_words(n_tokens k, n_expert) words (n_expert <= 1024), for the grouped products
+ * of vk_op_moe_matvec. One small dispatch; ids >= n_expert are left out. */
+uint32_t vk_op_moe_route_words(uint32_t n_pairs, uint32_t n_expert);
+struct vk_op_moe_group_args {
+    uint32_t n_tokens, k, n_expert;
+    struct vk_view ids, route;
+};
+bool vk_op_moe_group(struct vk_ops *ops, const struct vk_op_moe_group_args *a, char *err, size_t errlen);
 
 /* y[t] = sum over j < k of weights[t][j] x[t k + j] (rows of n floats), in slot order. */
 struct vk_op_moe_combine_args {
@@ -166,7 +180,9 @@ bool vk_op_moe_combine(struct vk_ops *ops, const struct vk_op_moe_combine_args *
  * ids[t][j], from the router's ids and weights; records gate/up products, SwiGLU, down products
  * and the weighted sum with barriers between them (and after). gate/up: [n_embd, n_ff,
  * n_expert], down: [n_ff, n_embd, n_expert]. Scratch: gate_out and up_out hold n_tokens k rows of
- * n_ff floats (contiguous, n_ff a multiple of 4), down_out n_tokens k rows of n_embd. */
+ * n_ff floats (contiguous, n_ff a multiple of 4), down_out n_tokens k rows of n_embd; route
+ * (optional, see vk_op_moe_group): the products run grouped by expert, the grouping recorded
+ * first. */
 struct vk_op_moe_ffn_args {
     uint32_t n_tokens, k, n_expert, n_embd, n_ff;
     uint32_t gate_type, up_type, down_type;
@@ -174,6 +190,7 @@ struct vk_op_moe_ffn_args {
     VkDeviceSize gate_off, up_off, down_off;
     struct vk_view ids, weights, x, y;
     struct vk_view gate_out, up_out, down_out;
+    struct vk_view route;
 };
 bool vk_op_moe_ffn(struct vk_ops *ops, const struct vk_op_moe_ffn_args *a, char *err, size_t errlen);
 

@@ -1,5 +1,5 @@
-/* vk_ops_shaders.c: the SPIR-V of the forward-pass operations (engine/vk_ops.c): get_rows and
- * moe_matvec per weight type, the others once, compiled from the shaders/ sources into build/shaders. */
+/* vk_ops_shaders.c: the SPIR-V of the forward-pass operations (engine/vk_ops.c): get_rows,
+ * moe_matvec and moe_matmul per weight type, the others once, compiled into build/shaders. */
 #include "engine/vk_internal.h"
 #include "kernels/qtypes.h"
 
@@ -111,6 +111,84 @@ static const uint32_t spv_moe_matvec_iq4_xs[] =
 static const uint32_t spv_moe_matvec_mxfp4[] =
 #include "build/shaders/moe_matvec_mxfp4.spv.h"
 ;
+static const uint32_t spv_moe_matmul_f32[] =
+#include "build/shaders/moe_matmul_f32.spv.h"
+;
+static const uint32_t spv_moe_matmul_f16[] =
+#include "build/shaders/moe_matmul_f16.spv.h"
+;
+static const uint32_t spv_moe_matmul_bf16[] =
+#include "build/shaders/moe_matmul_bf16.spv.h"
+;
+static const uint32_t spv_moe_matmul_q8_0[] =
+#include "build/shaders/moe_matmul_q8_0.spv.h"
+;
+static const uint32_t spv_moe_matmul_q4_0[] =
+#include "build/shaders/moe_matmul_q4_0.spv.h"
+;
+static const uint32_t spv_moe_matmul_q4_K[] =
+#include "build/shaders/moe_matmul_q4_K.spv.h"
+;
+static const uint32_t spv_moe_matmul_q5_K[] =
+#include "build/shaders/moe_matmul_q5_K.spv.h"
+;
+static const uint32_t spv_moe_matmul_q6_K[] =
+#include "build/shaders/moe_matmul_q6_K.spv.h"
+;
+static const uint32_t spv_moe_matmul_q2_K[] =
+#include "build/shaders/moe_matmul_q2_K.spv.h"
+;
+static const uint32_t spv_moe_matmul_q3_K[] =
+#include "build/shaders/moe_matmul_q3_K.spv.h"
+;
+static const uint32_t spv_moe_matmul_iq2_xxs[] =
+#include "build/shaders/moe_matmul_iq2_xxs.spv.h"
+;
+static const uint32_t spv_moe_matmul_iq2_xs[] =
+#include "build/shaders/moe_matmul_iq2_xs.spv.h"
+;
+static const uint32_t spv_moe_matmul_iq2_s[] =
+#include "build/shaders/moe_matmul_iq2_s.spv.h"
+;
+static const uint32_t spv_moe_matmul_iq3_xxs[] =
+#include "build/shaders/moe_matmul_iq3_xxs.spv.h"
+;
+static const uint32_t spv_moe_matmul_iq3_s[] =
+#include "build/shaders/moe_matmul_iq3_s.spv.h"
+;
+static const uint32_t spv_moe_matmul_iq4_nl[] =
+#include "build/shaders/moe_matmul_iq4_nl.spv.h"
+;
+static const uint32_t spv_moe_matmul_iq4_xs[] =
+#include "build/shaders/moe_matmul_iq4_xs.spv.h"
+;
+static const uint32_t spv_moe_matmul_mxfp4[] =
+#include "build/shaders/moe_matmul_mxfp4.spv.h"
+;
+static const uint32_t spv_moe_matmul_q4_1[] =
+#include "build/shaders/moe_matmul_q4_1.spv.h"
+;
+static const uint32_t spv_moe_matmul_q5_0[] =
+#include "build/shaders/moe_matmul_q5_0.spv.h"
+;
+static const uint32_t spv_moe_matmul_q5_1[] =
+#include "build/shaders/moe_matmul_q5_1.spv.h"
+;
+static const uint32_t spv_moe_matmul_iq1_s[] =
+#include "build/shaders/moe_matmul_iq1_s.spv.h"
+;
+static const uint32_t spv_moe_matmul_iq1_m[] =
+#include "build/shaders/moe_matmul_iq1_m.spv.h"
+;
+static const uint32_t spv_moe_matmul_tq1_0[] =
+#include "build/shaders/moe_matmul_tq1_0.spv.h"
+;
+static const uint32_t spv_moe_matmul_tq2_0[] =
+#include "build/shaders/moe_matmul_tq2_0.spv.h"
+;
+static const uint32_t spv_moe_matmul_nvfp4[] =
+#include "build/shaders/moe_matmul_nvfp4.spv.h"
+;
 static const uint32_t spv_op_rms_norm[] =
 #include "build/shaders/op_rms_norm.spv.h"
 ;
@@ -128,6 +206,9 @@ static const uint32_t spv_op_attention_merge[] =
 ;
 static const uint32_t spv_op_router[] =
 #include "build/shaders/op_router.spv.h"
+;
+static const uint32_t spv_op_moe_group[] =
+#include "build/shaders/op_moe_group.spv.h"
 ;
 static const uint32_t spv_op_moe_combine[] =
 #include "build/shaders/op_moe_combine.spv.h"
@@ -185,7 +266,9 @@ static const uint32_t spv_moe_matvec_nvfp4[] =
 #include "build/shaders/moe_matvec_nvfp4.spv.h"
 ;
 
-#define SET(T, t) {T, spv_get_rows_##t, sizeof spv_get_rows_##t, spv_moe_matvec_##t, sizeof spv_moe_matvec_##t}
+#define SET(T, t)                                                                                  \
+    {T, spv_get_rows_##t, sizeof spv_get_rows_##t, spv_moe_matvec_##t, sizeof spv_moe_matvec_##t,   \
+     spv_moe_matmul_##t, sizeof spv_moe_matmul_##t}
 static const struct vk_op_shader_set sets[] = {
     SET(Q_F32, f32),
     SET(Q_F16, f16),
@@ -231,6 +314,7 @@ static const struct vk_spirv op_spirv[VK_OP_SHADER_COUNT] = {
     [VK_OP_ATTENTION] = SPV(attention),
     [VK_OP_ATTENTION_MERGE] = SPV(attention_merge),
     [VK_OP_ROUTER] = SPV(router),
+    [VK_OP_MOE_GROUP] = SPV(moe_group),
     [VK_OP_MOE_COMBINE] = SPV(moe_combine),
     [VK_OP_ELEMENTWISE] = SPV(elementwise),
 };

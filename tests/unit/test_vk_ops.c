@@ -760,17 +760,19 @@ static void ref_matvec(const struct experts *w, uint32_t ex, const double *x, do
  * the expert products are compared as |gpu - ref| <= 1e-4 |ref| + 1e-6 sum |w x| (F32 dots of
  * exactly dequantized weights); the whole FFN, whose rounding errors pass through SwiGLU and the
  * down product, as |gpu - ref| <= 1e-4 |ref| + 1e-5 sum_j |w_j| sum |down act|. */
-static void check_moe_type(struct env *e, const char *tn, uint32_t n_expert)
+static void check_moe_type(struct env *e, const char *tn, uint32_t n_expert, uint32_t T, bool grouped)
 {
-    enum { T = 4, K = 3, N_EMBD = 256, N_FF = 256 };
+    enum { MAX_T = 40, K = 3, N_EMBD = 256, N_FF = 256 };
+    REQUIRE_VOID(T <= MAX_T);
     struct experts gate = {0}, up = {0}, down = {0};
     bool made = make_experts(e, tn, N_FF, N_EMBD, n_expert, 1, &gate) &&
                 make_experts(e, tn, N_FF, N_EMBD, n_expert, 2, &up) &&
                 make_experts(e, tn, N_EMBD, N_FF, n_expert, 3, &down);
     float *x = rand_floats((size_t)T * N_EMBD, 1.0f), *y = malloc(4ull * T * N_EMBD);
     float *gout = malloc(4ull * T * K * N_FF);
-    uint32_t ids[T * K];
-    float wts[T * K];
+    uint32_t ids[MAX_T * K];
+    float wts[MAX_T * K];
+    uint32_t route_words = vk_op_moe_route_words(T * K, n_expert);
     for (uint32_t t = 0; t < T; t++) {
         float s = 0;
         for (uint32_t j = 0; j < K; j++) {
@@ -789,13 +791,16 @@ static void check_moe_type(struct env *e, const char *tn, uint32_t n_expert)
         for (uint32_t j = 0; j < K; j++)
             wts[t * K + j] /= s;
     }
-    struct vk_buffer gb = {0}, ub = {0}, db = {0}, xb = {0}, ib = {0}, wb = {0}, yb = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+    struct vk_buffer gb = {0}, ub = {0}, db = {0}, xb = {0}, ib = {0}, wb = {0}, yb = {0}, s1 = {0}, s2 = {0}, s3 = {0},
+                     rb = {0};
+    struct vk_view route = {.b = grouped ? &rb : NULL};
     double worst_mv = -1, worst = -1, ms_mv = 0, ms_ffn = 0;
     bool ok = made && x && y && gout;
     CHECK(ok, "%s: experts built", tn);
     ok = ok && buf_with(e, &gb, gate.q, gate.bytes) && buf_with(e, &ub, up.q, up.bytes) &&
          buf_with(e, &db, down.q, down.bytes) && buf_with(e, &xb, x, 4ull * T * N_EMBD) &&
-         buf_with(e, &ib, ids, sizeof ids) && buf_with(e, &wb, wts, sizeof wts) &&
+         buf_with(e, &ib, ids, 4ull * T * K) && buf_with(e, &wb, wts, 4ull * T * K) &&
+         buf_with(e, &rb, NULL, 4ull * route_words) &&
          buf_with(e, &yb, NULL, 4ull * T * N_EMBD) && buf_with(e, &s1, NULL, 4ull * T * K * N_FF) &&
          buf_with(e, &s2, NULL, 4ull * T * K * N_FF) && buf_with(e, &s3, NULL, 4ull * T * K * N_EMBD);
     char err[512] = "";
@@ -805,7 +810,15 @@ static void check_moe_type(struct env *e, const char *tn, uint32_t n_expert)
             .type = gate.type, .nrows = N_FF, .ncols = N_EMBD, .n_expert = n_expert, .w = &gb, .n_tokens = T, .k = K,
             .ids = {.b = &ib}, .x = {.b = &xb}, .y = {.b = &s1},
         };
-        bool rec = vk_op_moe_matvec(e->ops, &mv, err, sizeof err);
+        mv.route = route;
+        bool rec = true;
+        if (grouped) {
+            struct vk_op_moe_group_args ga = {.n_tokens = T, .k = K, .n_expert = n_expert, .ids = {.b = &ib},
+                                              .route = route};
+            rec = vk_op_moe_group(e->ops, &ga, err, sizeof err);
+            vk_barrier(e->ctx);
+        }
+        rec = rec && vk_op_moe_matvec(e->ops, &mv, err, sizeof err);
         ok = finish(e, rec, "moe_matvec", err) && download(e, &s1, 0, gout, 4ull * T * K * N_FF);
         ms_mv = e->gpu_ms;
     }
@@ -830,7 +843,7 @@ static void check_moe_type(struct env *e, const char *tn, uint32_t n_expert)
             .n_tokens = T, .k = K, .n_expert = n_expert, .n_embd = N_EMBD, .n_ff = N_FF, .gate_type = gate.type,
             .up_type = up.type, .down_type = down.type, .gate = &gb, .up = &ub, .down = &db, .ids = {.b = &ib},
             .weights = {.b = &wb}, .x = {.b = &xb}, .y = {.b = &yb}, .gate_out = {.b = &s1}, .up_out = {.b = &s2},
-            .down_out = {.b = &s3},
+            .down_out = {.b = &s3}, .route = route,
         };
         bool rec = vk_op_moe_ffn(e->ops, &f, err, sizeof err);
         ok = finish(e, rec, "moe_ffn", err) && download(e, &yb, 0, y, 4ull * T * N_EMBD);
@@ -861,16 +874,16 @@ static void check_moe_type(struct env *e, const char *tn, uint32_t n_expert)
         }
         CHECK(worst <= 1.0, "moe_ffn %s: error %.3g x tolerance", tn, worst);
     }
-    printf("  moe %-6s %u experts, %u tokens x top-%u, %ux%u: expert products worst %.3f, FFN worst %.3f of "
-           "tolerance; GPU %.2f ms (gate products), %.2f ms (FFN)\n", tn, n_expert, T, K, N_EMBD, N_FF, worst_mv,
-           worst, ms_mv, ms_ffn);
+    printf("  moe %-6s %u experts, %u tokens x top-%u, %ux%u%s: expert products worst %.3f, FFN worst %.3f of "
+           "tolerance; GPU %.2f ms (gate products), %.2f ms (FFN)\n", tn, n_expert, T, K, N_EMBD, N_FF,
+           grouped ? " grouped" : "", worst_mv, worst, ms_mv, ms_ffn);
     free(x);
     free(y);
     free(gout);
     free_experts(&gate);
     free_experts(&up);
     free_experts(&down);
-    struct vk_buffer *bufs[] = {&gb, &ub, &db, &xb, &ib, &wb, &yb, &s1, &s2, &s3};
+    struct vk_buffer *bufs[] = {&gb, &ub, &db, &xb, &ib, &wb, &yb, &s1, &s2, &s3, &rb};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         vk_buffer_destroy(e->ctx, bufs[i]);
 }
@@ -879,9 +892,14 @@ static void check_moe(struct env *e, struct env *split)
 {
     static const char *types[] = {"iq2_s", "iq3_s", "q8_0", "mxfp4", "q4_K"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        check_moe_type(e, types[i], 8);
+        check_moe_type(e, types[i], 8, 4, false);
     /* bindings of 80 KiB: 16 IQ2_S experts of 21 KB run in 6 dispatches of 3 experts */
-    check_moe_type(split, "iq2_s", 16);
+    check_moe_type(split, "iq2_s", 16, 4, false);
+    /* the pairs grouped by expert, tiles of up to 32 pairs; 24 tokens in 6 expert ranges (the
+     * activations must fit 80 KiB too) */
+    check_moe_type(e, "q4_K", 8, 40, true);
+    check_moe_type(e, "iq3_s", 8, 40, true);
+    check_moe_type(split, "iq2_s", 16, 24, true);
 }
 
 /* ------------------------------------------------------------- elementwise --- */

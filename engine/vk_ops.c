@@ -167,7 +167,7 @@ static bool bind_bytes(const struct vk_ctx *ctx, const struct vk_buffer *b, VkDe
     VkDeviceSize range = (off - base + bytes + 3) & ~(VkDeviceSize)3;
     if (range > b->size - base)
         range = b->size - base;
-    if (range == 0)
+    if (range == 0)  /* Vulkan has no empty binding */
         range = 4 <= b->size - base ? 4 : b->size - base;
     if (range > ctx->info.max_storage_range || range > UINT32_MAX)
         return vk_fail(err, errlen, "Vulkan op: %s spans %llu bytes, more than one storage binding may cover on "

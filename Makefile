@@ -40,11 +40,15 @@ moeserve: build/rel/moeserve
 # #includes into a static const uint32_t[].
 GLSLC        ?= glslc
 SHADER_TYPES := f32 f16 bf16 q8_0 q4_0 q4_K q5_K q6_K q2_K q3_K iq2_xxs iq2_xs iq2_s iq3_xxs \
-                iq3_s iq4_nl iq4_xs mxfp4
+                iq3_s iq4_nl iq4_xs mxfp4 q4_1 q5_0 q5_1 iq1_s iq1_m tq1_0 tq2_0 nvfp4
 SHADER_INCS  := $(wildcard shaders/*.glsl)
 SHADER_OUT   := $(foreach k,matvec matmul,$(SHADER_TYPES:%=build/shaders/$(k)_%.spv.h))
+# The GPU operations of the forward pass (engine/vk_ops.c): three per weight type, the rest once.
+OP_SHADERS   := rms_norm rope kv_store attention attention_merge router moe_group moe_combine elementwise
+OP_OUT       := $(foreach k,get_rows moe_matvec moe_matmul,$(SHADER_TYPES:%=build/shaders/$(k)_%.spv.h)) \
+                $(OP_SHADERS:%=build/shaders/op_%.spv.h)
 
-shaders: $(SHADER_OUT)
+shaders: $(SHADER_OUT) $(OP_OUT)
 
 build/shaders/matvec_%.spv.h: shaders/matvec.comp $(SHADER_INCS) Makefile
 	@mkdir -p $(dir $@)
@@ -56,7 +60,28 @@ build/shaders/matmul_%.spv.h: shaders/matmul.comp $(SHADER_INCS) Makefile
 	@echo "GLSL $@"
 	@$(GLSLC) --target-env=vulkan1.2 -O -mfmt=c -DQTYPE_$* $< -o $@
 
+build/shaders/get_rows_%.spv.h: shaders/get_rows.comp $(SHADER_INCS) Makefile
+	@mkdir -p $(dir $@)
+	@echo "GLSL $@"
+	@$(GLSLC) --target-env=vulkan1.2 -O -mfmt=c -DQTYPE_$* $< -o $@
+
+build/shaders/moe_matvec_%.spv.h: shaders/moe_matvec.comp $(SHADER_INCS) Makefile
+	@mkdir -p $(dir $@)
+	@echo "GLSL $@"
+	@$(GLSLC) --target-env=vulkan1.2 -O -mfmt=c -DQTYPE_$* $< -o $@
+
+build/shaders/moe_matmul_%.spv.h: shaders/moe_matmul.comp $(SHADER_INCS) Makefile
+	@mkdir -p $(dir $@)
+	@echo "GLSL $@"
+	@$(GLSLC) --target-env=vulkan1.2 -O -mfmt=c -DQTYPE_$* $< -o $@
+
+build/shaders/op_%.spv.h: shaders/%.comp $(SHADER_INCS) Makefile
+	@mkdir -p $(dir $@)
+	@echo "GLSL $@"
+	@$(GLSLC) --target-env=vulkan1.2 -O -mfmt=c $< -o $@
+
 build/rel/engine/vk_shaders.o build/asan/engine/vk_shaders.o: $(SHADER_OUT)
+build/rel/engine/vk_ops_shaders.o build/asan/engine/vk_ops_shaders.o: $(OP_OUT)
 
 # ---------------------------------------------------------------- build rules ---
 define variant

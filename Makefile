@@ -28,7 +28,7 @@ BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 prefix    ?= /usr/local
 DESTDIR   ?=
 
-.PHONY: all test test-unit bench bench-kernels install clean deps fuzz asan demo shaders
+.PHONY: all test test-unit bench bench-kernels install clean deps fuzz asan demo shaders loadtest
 
 all: moeserve
 
@@ -139,7 +139,7 @@ demo: moeserve $(DEMO_MODEL)
 ACCURACY := test_qwen3moe
 # Integration tests start the real (sanitizer-built) server on loopback and call it.
 INTEGRATION := $(wildcard tests/integration/test_*.sh)
-test: asan build/asan/moeserve $(ACCURACY:%=build/rel/tests/unit/%)
+test: asan build/asan/moeserve build/rel/moeserve build/rel/loadgen $(ACCURACY:%=build/rel/tests/unit/%)
 	@tests/run.sh $(UNIT_asan) $(ACCURACY:%=build/rel/tests/unit/%) $(INTEGRATION)
 
 test-unit: $(UNIT_rel)
@@ -153,6 +153,10 @@ test-integration: build/asan/moeserve
 build/rel/loadgen: tools/loadgen.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c17 -D_GNU_SOURCE -O2 $(WARN) $< -o $@ -lpthread -lm
+
+# A longer load run by hand: make loadtest LOAD_SECONDS=60
+loadtest: build/rel/moeserve build/rel/loadgen
+	@LOAD_SECONDS=$${LOAD_SECONDS:-20} tests/integration/test_load.sh
 
 # ----------------------------------------------------------------- benchmarks ---
 bench-kernels: build/rel/tests/bench/bench_kernels

@@ -70,6 +70,13 @@ static int connect_server(const struct opts *o)
     return fd;
 }
 
+/* True when the event carries a non-empty string for `key` (the first chunk's "" does not count). */
+static bool has_text(const char *event, const char *key)
+{
+    const char *p = strstr(event, key);
+    return p && p[strlen(key)] != '"';
+}
+
 /* One streaming request; counts content chunks as tokens. Returns false on any error. */
 static bool one_request(struct client *c, int n)
 {
@@ -103,7 +110,7 @@ static bool one_request(struct client *c, int n)
             *line_end = 0;
             if (strstr(p, "data: [DONE]"))
                 done = true;
-            else if (strstr(p, "\"content\":\"") || strstr(p, "\"reasoning_content\":\"")) {
+            else if (has_text(p, "\"content\":\"") || has_text(p, "\"reasoning_content\":\"")) {
                 double t = now();
                 if (last == 0)
                     add_sample(&c->ttft, t - t0);

@@ -111,7 +111,7 @@ static void prepare_qkv(struct model_ctx *c, const struct model_layer *L, uint32
 {
     const struct model_hparams *hp = &c->m->hp;
     const int64_t hk = hp->head_k, hv = hp->head_v, nq = hp->n_head, nkv = hp->n_head_kv;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= 16)
     for (uint32_t t = 0; t < n; t++) {
         for (int64_t h = 0; h < nq; h++) {
             float *qh = c->q + ((size_t)t * nq + h) * hk;
@@ -176,7 +176,11 @@ static void attention(struct model_ctx *c, uint32_t layer, uint32_t n, const uin
 {
     const struct model_hparams *hp = &c->m->hp;
     const int64_t nq = hp->n_head, group = hp->n_head / hp->n_head_kv;
-#pragma omp parallel for schedule(dynamic, 1)
+    /* as in matmul.c: a handful of short heads is faster on one thread */
+    int64_t work = 0;
+    for (uint32_t t = 0; t < n; t++)
+        work += (int64_t)(pos[t] + 1) * nq * hp->head_k;
+#pragma omp parallel for schedule(dynamic, 1) if (work >= (1 << 18))
     for (int64_t i = 0; i < (int64_t)n * nq; i++) {
         const uint32_t t = (uint32_t)(i / nq);
         const int64_t h = i % nq;
@@ -338,7 +342,7 @@ static void embed(struct model_ctx *c, uint32_t n, const int32_t *token)
 
 static void norm_rows(const float *x, const float *w, uint32_t n, int64_t e, float eps, float *y)
 {
-#pragma omp parallel for schedule(static) if (n > 1)
+#pragma omp parallel for schedule(static) if (n >= 16)
     for (uint32_t t = 0; t < n; t++)
         op_rms_norm(x + (size_t)t * e, w, e, eps, y + (size_t)t * e);
 }

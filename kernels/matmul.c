@@ -55,8 +55,10 @@ void q_matmul_act(const struct q_mat *w, const void *act, int64_t n, float *y)
     const q_dot_fn dot = q_kernels_get(w->type)->dot;
     const size_t arb = q_act_bytes(w->type, w->cols, 1);
     const int64_t rows = w->rows, cols = w->cols;
-    /* small products are not worth waking the thread team */
-    const int serial = rows * cols * n < (1 << 16);
+    /* Waking the thread team costs tens of microseconds, and on a loaded machine its spinning
+     * workers take the cores the real work needs: only products of ~a million multiply-adds or
+     * more are split (a 2048 x 768 expert matrix for one token is 1.5 million). */
+    const int serial = rows * cols * n < (1 << 20);
 #pragma omp parallel for schedule(static) if (!serial)
     for (int64_t r = 0; r < rows; r++) {
         const uint8_t *wr = w->data + (size_t)r * w->row_bytes;

@@ -1,0 +1,233 @@
+/* q_basic_simd_body.h: the bodies of the hot dot products, written once and compiled twice: by
+ * q_basic_avx2.c (maddubs + madd) and q_basic_avx512.c (VNNI dpbusd), see QB_NAME / qb_dot_us. */
+/* No include guard on purpose: the including file defines, before including this:
+ *   QB_NAME(base)            the exported name of a kernel for its ISA,
+ *   qb_dot_us(u, s)          int32 x 8: sums of 4 adjacent products of unsigned u8 and signed s8,
+ *   qb_dot_us_scaled(u,s,lo,hi)  the same, times `lo` in the low 128 bits and `hi` in the high.
+ * The integer sums are exact, so each kernel differs from the scalar one only in the order of
+ * the float additions of its per-block terms. */
+#include <immintrin.h>
+
+#include "kernels/q_basic_simd.h"
+#include "kernels/q_block.h"
+
+/* Weights are read once per token; asking for the lines ~2 KiB ahead keeps DRAM busy. A
+ * prefetch never faults, so the address may lie past the end of the weights. */
+#define QB_PREFETCH_AHEAD 2048
+static inline void qb_prefetch(const uint8_t *p)
+{
+    __builtin_prefetch((const void *)((uintptr_t)p + QB_PREFETCH_AHEAD), 0, 3);
+}
+
+static inline float qb_hsum_ps(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Exact IEEE half -> float with F16C. */
+static inline float qb_simd_half(const uint8_t *p) { return _cvtsh_ss(qb_u16(p)); }
+
+static inline __m256i qb_load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+/* Signed x signed: |x| is a valid u8 and y takes x's sign (x, y never -128 in ggml's formats). */
+static inline __m256i qb_dot_ss(__m256i x, __m256i y)
+{
+    return qb_dot_us(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+}
+
+/* 16 packed nibble bytes -> 32 bytes: low nibbles (values 0..15) then high nibbles (16..31). */
+static inline __m256i qb_nibbles32(const uint8_t *p)
+{
+    const __m128i v = _mm_loadu_si128((const __m128i *)p), m4 = _mm_set1_epi8(0x0F);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m4), _mm_and_si128(v, m4));
+}
+
+/* Same, each nibble looked up in a 16-entry int8 table. */
+static inline __m256i qb_lookup32(const uint8_t *p, const int8_t table[16])
+{
+    const __m128i t = _mm_loadu_si128((const __m128i *)table);
+    return _mm256_shuffle_epi8(_mm256_set_m128i(t, t), qb_nibbles32(p));
+}
+
+/* ---------------------------------------------------- Q8_0 activations --- */
+
+QB_DOT_DECL(QB_NAME(q_basic_dot_q8_0))
+{
+    const uint8_t *x = w, *y = a;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++, x += 34, y += 34) {
+        qb_prefetch(x);
+        const __m256i p = qb_dot_ss(qb_load256(x + 2), qb_load256(y + 2));
+        const __m256 d = _mm256_set1_ps(qb_simd_half(x) * qb_simd_half(y));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
+    }
+    return qb_hsum_ps(acc);
+}
+
+QB_DOT_DECL(QB_NAME(q_basic_dot_q4_0))
+{
+    const uint8_t *x = w, *y = a;
+    const __m256i eight = _mm256_set1_epi8(8);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++, x += 18, y += 34) {
+        qb_prefetch(x);
+        const __m256i q = _mm256_sub_epi8(qb_nibbles32(x + 2), eight);
+        const __m256i p = qb_dot_ss(q, qb_load256(y + 2));
+        const __m256 d = _mm256_set1_ps(qb_simd_half(x) * qb_simd_half(y));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
+    }
+    return qb_hsum_ps(acc);
+}
+
+QB_DOT_DECL(QB_NAME(q_basic_dot_iq4_nl))
+{
+    const uint8_t *x = w, *y = a;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++, x += 18, y += 34) {
+        qb_prefetch(x);
+        const __m256i p = qb_dot_ss(qb_lookup32(x + 2, qb_iq4nl_values), qb_load256(y + 2));
+        const __m256 d = _mm256_set1_ps(qb_simd_half(x) * qb_simd_half(y));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
+    }
+    return qb_hsum_ps(acc);
+}
+
+/* The E8M0 scale is applied as ggml-cpu does: activation scale times the halved power of two. */
+QB_DOT_DECL(QB_NAME(q_basic_dot_mxfp4))
+{
+    const uint8_t *x = w, *y = a;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++, x += 17, y += 34) {
+        qb_prefetch(x);
+        const __m256i p = qb_dot_ss(qb_lookup32(x + 1, qb_fp4_values), qb_load256(y + 2));
+        const __m256 d = _mm256_set1_ps(qb_simd_half(y) * qb_e8m0_half(x[0]));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
+    }
+    return qb_hsum_ps(acc);
+}
+
+/* ---------------------------------------------------- Q8_K activations --- */
+
+static inline int qb_q8k_bsum_pair(const uint8_t *y, int j) { return qb_q8k_bsum(y, 2 * j) + qb_q8k_bsum(y, 2 * j + 1); }
+
+/* The eight 6-bit scales and mins of a Q4_K / Q5_K super-block (12 packed bytes). */
+static inline void qb_k4_scales(const uint8_t *q, int sc[8], int mn[8])
+{
+    for (int j = 0; j < 4; j++) {
+        sc[j] = q[j] & 63;
+        mn[j] = q[j + 4] & 63;
+        sc[j + 4] = (q[j + 8] & 0xF) | ((q[j] >> 6) << 4);
+        mn[j + 4] = (q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4);
+    }
+}
+
+/* Q4_K and Q5_K: sum of scale x (unsigned quant . q8) per 32 values, minus the mins through the
+ * activation's block sums; one float multiply-add per super-block. */
+static inline float qb_dot_q45_k(int64_t n, const uint8_t *x, const uint8_t *y, int block, bool five)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t i = 0; i < n / 256; i++, x += block, y += 292) {
+        qb_prefetch(x);
+        qb_prefetch(x + 64);
+        int sc[8], mn[8];
+        qb_k4_scales(x + 4, sc, mn);
+        int msum = 0;
+        for (int j = 0; j < 8; j++)
+            msum += mn[j] * qb_q8k_bsum_pair(y, j);
+        const uint8_t *qs = x + (five ? 48 : 16), *q8 = y + QB_Q8K_QS;
+        const __m256i qh = five ? qb_load256(x + 16) : _mm256_setzero_si256();
+        __m256i isum = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            const __m256i q = qb_load256(qs + 32 * j);
+            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            if (five) {
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4));
+            }
+            isum = _mm256_add_epi32(isum, qb_dot_us_scaled(lo, qb_load256(q8 + 64 * j), sc[2 * j], sc[2 * j]));
+            isum = _mm256_add_epi32(isum, qb_dot_us_scaled(hi, qb_load256(q8 + 64 * j + 32), sc[2 * j + 1], sc[2 * j + 1]));
+        }
+        const float dq8 = qb_f32(y);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(qb_simd_half(x) * dq8), _mm256_cvtepi32_ps(isum), acc);
+        mins += qb_simd_half(x + 2) * dq8 * (float)msum;
+    }
+    return qb_hsum_ps(acc) - mins;
+}
+
+QB_DOT_DECL(QB_NAME(q_basic_dot_q4_k)) { return qb_dot_q45_k(n, w, a, 144, false); }
+QB_DOT_DECL(QB_NAME(q_basic_dot_q5_k)) { return qb_dot_q45_k(n, w, a, 176, true); }
+
+/* Q6_K: quants taken unsigned (0..63); the bias of 32 comes back through the block sums. Each
+ * 32-value vector spans two 16-value scale groups, one per 128-bit half. */
+QB_DOT_DECL(QB_NAME(q_basic_dot_q6_k))
+{
+    const uint8_t *x = w, *y = a;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++, x += 210, y += 292) {
+        qb_prefetch(x);
+        qb_prefetch(x + 64);
+        qb_prefetch(x + 128);
+        const int8_t *sc = (const int8_t *)(x + 192);
+        int bias = 0;
+        for (int j = 0; j < 16; j++)
+            bias += sc[j] * qb_q8k_bsum(y, j);
+        __m256i isum = _mm256_setzero_si256();
+        for (int half = 0; half < 2; half++) {
+            const uint8_t *ql = x + 64 * half, *q8 = y + QB_Q8K_QS + 128 * half;
+            const int8_t *s = sc + 8 * half;
+            const __m256i qh = qb_load256(x + 128 + 32 * half);
+            const __m256i l0 = qb_load256(ql), l1 = qb_load256(ql + 32);
+            const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+            const __m256i q2 = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+            const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+            const __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+            isum = _mm256_add_epi32(isum, qb_dot_us_scaled(q1, qb_load256(q8), s[0], s[1]));
+            isum = _mm256_add_epi32(isum, qb_dot_us_scaled(q2, qb_load256(q8 + 32), s[2], s[3]));
+            isum = _mm256_add_epi32(isum, qb_dot_us_scaled(q3, qb_load256(q8 + 64), s[4], s[5]));
+            isum = _mm256_add_epi32(isum, qb_dot_us_scaled(q4, qb_load256(q8 + 96), s[6], s[7]));
+        }
+        /* the bias is folded into lane 0 so the super-block stays one exact integer */
+        isum = _mm256_sub_epi32(isum, _mm256_setr_epi32(32 * bias, 0, 0, 0, 0, 0, 0, 0));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(qb_simd_half(x + 208) * qb_f32(y)), _mm256_cvtepi32_ps(isum), acc);
+    }
+    return qb_hsum_ps(acc);
+}
+
+/* IQ4_XS: 32 packed bytes hold two 32-value sub-blocks; regroup the nibbles per sub-block. */
+QB_DOT_DECL(QB_NAME(q_basic_dot_iq4_xs))
+{
+    const uint8_t *x = w, *y = a;
+    const __m128i t = _mm_loadu_si128((const __m128i *)qb_iq4nl_values);
+    const __m256i table = _mm256_set_m128i(t, t), m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++, x += 136, y += 292) {
+        qb_prefetch(x);
+        qb_prefetch(x + 64);
+        const unsigned sh = qb_u16(x + 2);
+        const uint8_t *q8 = y + QB_Q8K_QS;
+        __m256i isum = _mm256_setzero_si256();
+        for (int p = 0; p < 4; p++) {
+            const __m256i q = qb_load256(x + 8 + 32 * p);
+            const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            const __m256i v0 = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x20));
+            const __m256i v1 = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x31));
+            const int ib0 = 2 * p, ib1 = 2 * p + 1;
+            const int ls0 = ((x[4 + p] & 0xF) | (((sh >> 2 * ib0) & 3) << 4)) - 32;
+            const int ls1 = ((x[4 + p] >> 4) | (((sh >> 2 * ib1) & 3) << 4)) - 32;
+            const __m256i y0 = qb_load256(q8 + 64 * p), y1 = qb_load256(q8 + 64 * p + 32);
+            isum = _mm256_add_epi32(isum, qb_dot_us_scaled(_mm256_sign_epi8(v0, v0), _mm256_sign_epi8(y0, v0), ls0, ls0));
+            isum = _mm256_add_epi32(isum, qb_dot_us_scaled(_mm256_sign_epi8(v1, v1), _mm256_sign_epi8(y1, v1), ls1, ls1));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(qb_simd_half(x) * qb_f32(y)), _mm256_cvtepi32_ps(isum), acc);
+    }
+    return qb_hsum_ps(acc);
+}

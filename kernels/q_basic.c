@@ -17,6 +17,11 @@ static const struct simd_dots simd_dots[] = {
     {Q_Q5_K, q_basic_dot_q5_k_avx2, q_basic_dot_q5_k_avx512},
     {Q_Q6_K, q_basic_dot_q6_k_avx2, q_basic_dot_q6_k_avx512},
     {Q_IQ4_XS, q_basic_dot_iq4_xs_avx2, q_basic_dot_iq4_xs_avx512},
+    {Q_Q2_K, q_basic_dot_q2_k_avx2, q_basic_dot_q2_k_avx512},
+    {Q_Q3_K, q_basic_dot_q3_k_avx2, q_basic_dot_q3_k_avx512},
+    {Q_F32, q_basic_dot_f32_avx2, q_basic_dot_f32_avx512},
+    {Q_F16, q_basic_dot_f16_avx2, q_basic_dot_f16_avx512},
+    {Q_BF16, q_basic_dot_bf16_avx2, q_basic_dot_bf16_avx512},
 };
 
 void q_register_basic(struct q_kernels *table, const struct q_cpu *cpu)

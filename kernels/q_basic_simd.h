@@ -12,11 +12,16 @@ QB_DOT_DECL(q_basic_dot_q8_0_avx2);
 QB_DOT_DECL(q_basic_dot_q4_0_avx2);
 QB_DOT_DECL(q_basic_dot_iq4_nl_avx2);
 QB_DOT_DECL(q_basic_dot_mxfp4_avx2);
-/* Weights with Q8_K activations (256-value super-blocks). */
+/* Weights with Q8_K activations (256-value super-blocks), then the float types with themselves. */
 QB_DOT_DECL(q_basic_dot_q4_k_avx2);
 QB_DOT_DECL(q_basic_dot_q5_k_avx2);
 QB_DOT_DECL(q_basic_dot_q6_k_avx2);
 QB_DOT_DECL(q_basic_dot_iq4_xs_avx2);
+QB_DOT_DECL(q_basic_dot_q2_k_avx2);
+QB_DOT_DECL(q_basic_dot_q3_k_avx2);
+QB_DOT_DECL(q_basic_dot_f32_avx2);
+QB_DOT_DECL(q_basic_dot_f16_avx2);
+QB_DOT_DECL(q_basic_dot_bf16_avx2);
 
 QB_DOT_DECL(q_basic_dot_q8_0_avx512);
 QB_DOT_DECL(q_basic_dot_q4_0_avx512);
@@ -26,5 +31,10 @@ QB_DOT_DECL(q_basic_dot_q4_k_avx512);
 QB_DOT_DECL(q_basic_dot_q5_k_avx512);
 QB_DOT_DECL(q_basic_dot_q6_k_avx512);
 QB_DOT_DECL(q_basic_dot_iq4_xs_avx512);
+QB_DOT_DECL(q_basic_dot_q2_k_avx512);
+QB_DOT_DECL(q_basic_dot_q3_k_avx512);
+QB_DOT_DECL(q_basic_dot_f32_avx512);
+QB_DOT_DECL(q_basic_dot_f16_avx512);
+QB_DOT_DECL(q_basic_dot_bf16_avx512);
 
 #endif

@@ -231,3 +231,113 @@ QB_DOT_DECL(QB_NAME(q_basic_dot_iq4_xs))
     }
     return qb_hsum_ps(acc);
 }
+
+/* Q2_K: 2-bit quants (unsigned) with a 4-bit scale and a 4-bit min per 16 values. */
+QB_DOT_DECL(QB_NAME(q_basic_dot_q2_k))
+{
+    const uint8_t *x = w, *y = a;
+    const __m256i m2 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t i = 0; i < n / 256; i++, x += 84, y += 292) {
+        qb_prefetch(x);
+        int msum = 0;
+        for (int j = 0; j < 16; j++)
+            msum += (x[j] >> 4) * qb_q8k_bsum(y, j);
+        const uint8_t *q8 = y + QB_Q8K_QS;
+        __m256i isum = _mm256_setzero_si256();
+        for (int half = 0; half < 2; half++) {
+            const __m256i q = qb_load256(x + 16 + 32 * half);
+            for (int j = 0; j < 4; j++) {
+                const __m256i v = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m2);
+                const int is = 8 * half + 2 * j;
+                isum = _mm256_add_epi32(isum, qb_dot_us_scaled(v, qb_load256(q8 + 128 * half + 32 * j), x[is] & 0xF, x[is + 1] & 0xF));
+            }
+        }
+        const float dq8 = qb_f32(y);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dq8 * qb_simd_half(x + 80)), _mm256_cvtepi32_ps(isum), acc);
+        mins += dq8 * qb_simd_half(x + 82) * (float)msum;
+    }
+    return qb_hsum_ps(acc) - mins;
+}
+
+/* Q3_K's sixteen signed 6-bit scales (the bias of 32 removed) from its 12 packed bytes. */
+static inline void qb_q3k_scales(const uint8_t *p, int sc[16])
+{
+    for (int j = 0; j < 4; j++) {
+        sc[j] = ((p[j] & 0xF) | (((p[8 + j] >> 0) & 3) << 4)) - 32;
+        sc[j + 4] = ((p[j + 4] & 0xF) | (((p[8 + j] >> 2) & 3) << 4)) - 32;
+        sc[j + 8] = ((p[j] >> 4) | (((p[8 + j] >> 4) & 3) << 4)) - 32;
+        sc[j + 12] = ((p[j + 4] >> 4) | (((p[8 + j] >> 6) & 3) << 4)) - 32;
+    }
+}
+
+/* Q3_K: value = 2 low bits + 4 x (high bit) - 4, taken unsigned (0..7); the -4 comes back
+ * through the block sums. */
+QB_DOT_DECL(QB_NAME(q_basic_dot_q3_k))
+{
+    const uint8_t *x = w, *y = a;
+    const __m256i m2 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++, x += 110, y += 292) {
+        qb_prefetch(x);
+        qb_prefetch(x + 64);
+        int sc[16], bias = 0;
+        qb_q3k_scales(x + 96, sc);
+        for (int j = 0; j < 16; j++)
+            bias += sc[j] * qb_q8k_bsum(y, j);
+        const __m256i hm = qb_load256(x);
+        const uint8_t *q8 = y + QB_Q8K_QS;
+        __m256i isum = _mm256_setzero_si256();
+        for (int half = 0; half < 2; half++) {
+            const __m256i q = qb_load256(x + 32 + 32 * half);
+            for (int j = 0; j < 4; j++) {
+                const __m256i bit = _mm256_set1_epi8((char)(1 << (4 * half + j)));
+                const __m256i high = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit), four);
+                const __m256i v = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m2), high);
+                const int is = 8 * half + 2 * j;
+                isum = _mm256_add_epi32(isum, qb_dot_us_scaled(v, qb_load256(q8 + 128 * half + 32 * j), sc[is], sc[is + 1]));
+            }
+        }
+        isum = _mm256_sub_epi32(isum, _mm256_setr_epi32(4 * bias, 0, 0, 0, 0, 0, 0, 0));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(qb_simd_half(x + 108) * qb_f32(y)), _mm256_cvtepi32_ps(isum), acc);
+    }
+    return qb_hsum_ps(acc);
+}
+
+/* ------------------------------------------------------------ float types --- */
+/* Any n (block size 1): 32 values per step in four accumulators, then a scalar tail. Products
+ * are exact in float for F16 and BF16 inputs only up to rounding, as in ggml-cpu's float sums. */
+
+static inline __m256 qb_load_f16x8(const uint8_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+static inline __m256 qb_load_bf16x8(const uint8_t *p)
+{
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+static inline float qb_bf16(const uint8_t *p) { uint32_t b = (uint32_t)qb_u16(p) << 16; float f; memcpy(&f, &b, 4); return f; }
+
+#define QB_FLOAT_DOT(name, size, load8, load1)                                                      \
+    QB_DOT_DECL(QB_NAME(name))                                                                      \
+    {                                                                                               \
+        const uint8_t *x = w, *y = a;                                                               \
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;                                 \
+        int64_t i = 0;                                                                              \
+        for (; i + 32 <= n; i += 32) {                                                              \
+            const uint8_t *px = x + (size) * i, *py = y + (size) * i;                               \
+            qb_prefetch(px);                                                                        \
+            s0 = _mm256_fmadd_ps(load8(px), load8(py), s0);                                         \
+            s1 = _mm256_fmadd_ps(load8(px + 8 * (size)), load8(py + 8 * (size)), s1);               \
+            s2 = _mm256_fmadd_ps(load8(px + 16 * (size)), load8(py + 16 * (size)), s2);             \
+            s3 = _mm256_fmadd_ps(load8(px + 24 * (size)), load8(py + 24 * (size)), s3);             \
+        }                                                                                           \
+        double sum = qb_hsum_ps(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));       \
+        for (; i < n; i++)                                                                          \
+            sum += (double)(load1(x + (size) * i) * load1(y + (size) * i));                         \
+        return (float)sum;                                                                          \
+    }
+
+static inline __m256 qb_load_f32x8(const uint8_t *p) { return _mm256_loadu_ps((const float *)p); }
+
+QB_FLOAT_DOT(q_basic_dot_f32, 4, qb_load_f32x8, qb_f32)
+QB_FLOAT_DOT(q_basic_dot_f16, 2, qb_load_f16x8, qb_simd_half)
+QB_FLOAT_DOT(q_basic_dot_bf16, 2, qb_load_bf16x8, qb_bf16)

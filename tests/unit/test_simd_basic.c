@@ -38,6 +38,15 @@ static void random_weights(uint32_t t, uint8_t *w, int nb)
     const uint32_t bytes = q_type_traits(t)->block_bytes;
     for (size_t i = 0; i < (size_t)nb * bytes; i++)
         w[i] = (uint8_t)rng();
+    if (t == Q_F32 || t == Q_F16 || t == Q_BF16) { /* float weights: through the type's quantizer */
+        float *f = malloc((size_t)nb * sizeof *f);
+        REQUIRE_VOID(f);
+        for (int i = 0; i < nb; i++)
+            f[i] = rng_normalish();
+        q_kernels_get(t)->quant(f, w, nb);
+        free(f);
+        return;
+    }
     for (int i = 0; i < nb; i++) {
         uint8_t *b = w + (size_t)i * bytes;
         switch (t) {
@@ -56,6 +65,13 @@ static void random_weights(uint32_t t, uint8_t *w, int nb)
             break;
         case Q_Q6_K:
             put_half(b + 208);
+            break;
+        case Q_Q2_K:
+            put_half(b + 80);
+            put_half(b + 82);
+            break;
+        case Q_Q3_K:
+            put_half(b + 108);
             break;
         default: /* Q4_0, IQ4_NL, IQ4_XS: f16 scale first */
             put_half(b);
@@ -78,6 +94,11 @@ static const struct case_type cases[] = {
     {Q_Q5_K, q_basic_dot_q5_k_avx2, q_basic_dot_q5_k_avx512},
     {Q_Q6_K, q_basic_dot_q6_k_avx2, q_basic_dot_q6_k_avx512},
     {Q_IQ4_XS, q_basic_dot_iq4_xs_avx2, q_basic_dot_iq4_xs_avx512},
+    {Q_Q2_K, q_basic_dot_q2_k_avx2, q_basic_dot_q2_k_avx512},
+    {Q_Q3_K, q_basic_dot_q3_k_avx2, q_basic_dot_q3_k_avx512},
+    {Q_F32, q_basic_dot_f32_avx2, q_basic_dot_f32_avx512},
+    {Q_F16, q_basic_dot_f16_avx2, q_basic_dot_f16_avx512},
+    {Q_BF16, q_basic_dot_bf16_avx2, q_basic_dot_bf16_avx512},
 };
 
 /* Sum of |w_i a_i| over the dequantized rows: the scale that float rounding errors follow, so

@@ -10,10 +10,10 @@ static inline __m256i qb_dot_us(__m256i u, __m256i s)
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
 
-static inline __m256i qb_dot_us_scaled(__m256i u, __m256i s, int lo, int hi)
+/* Scaled: the int16 pair sums times int16 scales (one per pair), summed to int32. */
+static inline __m256i qb_dot_us_scale16(__m256i u, __m256i s, __m256i scale16)
 {
-    const __m256i scale = _mm256_set_m128i(_mm_set1_epi16((short)hi), _mm_set1_epi16((short)lo));
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scale);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scale16);
 }
 
 #include "kernels/q_basic_simd_body.h"

@@ -3,7 +3,7 @@
 /* No include guard on purpose: the including file defines, before including this:
  *   QB_NAME(base)            the exported name of a kernel for its ISA,
  *   qb_dot_us(u, s)          int32 x 8: sums of 4 adjacent products of unsigned u8 and signed s8,
- *   qb_dot_us_scaled(u,s,lo,hi)  the same, times `lo` in the low 128 bits and `hi` in the high.
+ *   qb_dot_us_scale16(u, s, sc)  the same but over pairs, each pair sum times its int16 in sc.
  * The integer sums are exact, so each kernel differs from the scalar one only in the order of
  * the float additions of its per-block terms. */
 #include <immintrin.h>
@@ -32,6 +32,18 @@ static inline float qb_simd_half(const uint8_t *p) { return _cvtsh_ss(qb_u16(p))
 
 static inline __m256i qb_load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
+/* u . s per 4 bytes, times `lo` in the low 128 bits and `hi` in the high ones. */
+static inline __m256i qb_dot_us_scaled(__m256i u, __m256i s, int lo, int hi)
+{
+    return qb_dot_us_scale16(u, s, _mm256_set_m128i(_mm_set1_epi16((short)hi), _mm_set1_epi16((short)lo)));
+}
+
+/* Broadcast of int16 element k of both 128-bit halves of v (k = 0..7). */
+static inline __m256i qb_pick16(__m256i v, int k)
+{
+    return _mm256_shuffle_epi8(v, _mm256_set1_epi16((short)(2 * k | (2 * k + 1) << 8)));
+}
+
 /* Signed x signed: |x| is a valid u8 and y takes x's sign (x, y never -128 in ggml's formats). */
 static inline __m256i qb_dot_ss(__m256i x, __m256i y)
 {
@@ -53,75 +65,72 @@ static inline __m256i qb_lookup32(const uint8_t *p, const int8_t table[16])
 }
 
 /* ---------------------------------------------------- Q8_0 activations --- */
+/* One float multiply-add per 32-value block; two accumulators in turn, so consecutive blocks
+ * do not wait on each other's FMA latency. */
+#define QB_BLOCK32_LOOP(wbytes, block_term)                                                        \
+    const uint8_t *x = w, *y = a;                                                                  \
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};                                    \
+    for (int64_t i = 0; i < n / 32; i++, x += (wbytes), y += 34) {                                 \
+        qb_prefetch(x);                                                                            \
+        acc[i & 1] = block_term(x, y, acc[i & 1]);                                                 \
+    }                                                                                              \
+    return qb_hsum_ps(_mm256_add_ps(acc[0], acc[1]))
 
-QB_DOT_DECL(QB_NAME(q_basic_dot_q8_0))
+static inline __m256 qb_term_q8_0(const uint8_t *x, const uint8_t *y, __m256 acc)
 {
-    const uint8_t *x = w, *y = a;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; i++, x += 34, y += 34) {
-        qb_prefetch(x);
-        const __m256i p = qb_dot_ss(qb_load256(x + 2), qb_load256(y + 2));
-        const __m256 d = _mm256_set1_ps(qb_simd_half(x) * qb_simd_half(y));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
-    }
-    return qb_hsum_ps(acc);
+    const __m256i p = qb_dot_ss(qb_load256(x + 2), qb_load256(y + 2));
+    return _mm256_fmadd_ps(_mm256_set1_ps(qb_simd_half(x) * qb_simd_half(y)), _mm256_cvtepi32_ps(p), acc);
 }
 
-QB_DOT_DECL(QB_NAME(q_basic_dot_q4_0))
+static inline __m256 qb_term_q4_0(const uint8_t *x, const uint8_t *y, __m256 acc)
 {
-    const uint8_t *x = w, *y = a;
-    const __m256i eight = _mm256_set1_epi8(8);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; i++, x += 18, y += 34) {
-        qb_prefetch(x);
-        const __m256i q = _mm256_sub_epi8(qb_nibbles32(x + 2), eight);
-        const __m256i p = qb_dot_ss(q, qb_load256(y + 2));
-        const __m256 d = _mm256_set1_ps(qb_simd_half(x) * qb_simd_half(y));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
-    }
-    return qb_hsum_ps(acc);
+    const __m256i q = _mm256_sub_epi8(qb_nibbles32(x + 2), _mm256_set1_epi8(8));
+    const __m256i p = qb_dot_ss(q, qb_load256(y + 2));
+    return _mm256_fmadd_ps(_mm256_set1_ps(qb_simd_half(x) * qb_simd_half(y)), _mm256_cvtepi32_ps(p), acc);
 }
 
-QB_DOT_DECL(QB_NAME(q_basic_dot_iq4_nl))
+static inline __m256 qb_term_iq4_nl(const uint8_t *x, const uint8_t *y, __m256 acc)
 {
-    const uint8_t *x = w, *y = a;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; i++, x += 18, y += 34) {
-        qb_prefetch(x);
-        const __m256i p = qb_dot_ss(qb_lookup32(x + 2, qb_iq4nl_values), qb_load256(y + 2));
-        const __m256 d = _mm256_set1_ps(qb_simd_half(x) * qb_simd_half(y));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
-    }
-    return qb_hsum_ps(acc);
+    const __m256i p = qb_dot_ss(qb_lookup32(x + 2, qb_iq4nl_values), qb_load256(y + 2));
+    return _mm256_fmadd_ps(_mm256_set1_ps(qb_simd_half(x) * qb_simd_half(y)), _mm256_cvtepi32_ps(p), acc);
 }
 
 /* The E8M0 scale is applied as ggml-cpu does: activation scale times the halved power of two. */
-QB_DOT_DECL(QB_NAME(q_basic_dot_mxfp4))
+static inline __m256 qb_term_mxfp4(const uint8_t *x, const uint8_t *y, __m256 acc)
 {
-    const uint8_t *x = w, *y = a;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; i++, x += 17, y += 34) {
-        qb_prefetch(x);
-        const __m256i p = qb_dot_ss(qb_lookup32(x + 1, qb_fp4_values), qb_load256(y + 2));
-        const __m256 d = _mm256_set1_ps(qb_simd_half(y) * qb_e8m0_half(x[0]));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
-    }
-    return qb_hsum_ps(acc);
+    const __m256i p = qb_dot_ss(qb_lookup32(x + 1, qb_fp4_values), qb_load256(y + 2));
+    return _mm256_fmadd_ps(_mm256_set1_ps(qb_simd_half(y) * qb_e8m0_half(x[0])), _mm256_cvtepi32_ps(p), acc);
 }
+
+QB_DOT_DECL(QB_NAME(q_basic_dot_q8_0)) { QB_BLOCK32_LOOP(34, qb_term_q8_0); }
+QB_DOT_DECL(QB_NAME(q_basic_dot_q4_0)) { QB_BLOCK32_LOOP(18, qb_term_q4_0); }
+QB_DOT_DECL(QB_NAME(q_basic_dot_iq4_nl)) { QB_BLOCK32_LOOP(18, qb_term_iq4_nl); }
+QB_DOT_DECL(QB_NAME(q_basic_dot_mxfp4)) { QB_BLOCK32_LOOP(17, qb_term_mxfp4); }
 
 /* ---------------------------------------------------- Q8_K activations --- */
 
 static inline int qb_q8k_bsum_pair(const uint8_t *y, int j) { return qb_q8k_bsum(y, 2 * j) + qb_q8k_bsum(y, 2 * j + 1); }
 
-/* The eight 6-bit scales and mins of a Q4_K / Q5_K super-block (12 packed bytes). */
-static inline void qb_k4_scales(const uint8_t *q, int sc[8], int mn[8])
+/* The eight 6-bit scales (low 128 bits, as int16) and mins (high) of a Q4_K / Q5_K super-block,
+ * unpacked from its 12 bytes with 32-bit word arithmetic, never through memory. */
+static inline __m256i qb_k4_scales_mins(const uint8_t *q)
 {
-    for (int j = 0; j < 4; j++) {
-        sc[j] = q[j] & 63;
-        mn[j] = q[j + 4] & 63;
-        sc[j + 4] = (q[j + 8] & 0xF) | ((q[j] >> 6) << 4);
-        mn[j + 4] = (q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4);
-    }
+    const uint32_t u0 = qb_u32(q), u1 = qb_u32(q + 4), u2 = qb_u32(q + 8);
+    const uint32_t sc_lo = u0 & 0x3f3f3f3fu, mn_lo = u1 & 0x3f3f3f3fu;
+    const uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | (((u0 >> 6) & 0x03030303u) << 4);
+    const uint32_t mn_hi = ((u2 >> 4) & 0x0f0f0f0fu) | (((u1 >> 6) & 0x03030303u) << 4);
+    return _mm256_cvtepu8_epi16(_mm_setr_epi32((int)sc_lo, (int)sc_hi, (int)mn_lo, (int)mn_hi));
+}
+
+/* Sum over the 8 sub-blocks of min x (the two Q8_K block sums of its 32 values). */
+static inline int qb_k4_min_sum(__m256i scmn, const uint8_t *y)
+{
+    const __m128i b0 = _mm_loadu_si128((const __m128i *)(y + QB_Q8K_BSUMS));
+    const __m128i b1 = _mm_loadu_si128((const __m128i *)(y + QB_Q8K_BSUMS + 16));
+    const __m128i p = _mm_madd_epi16(_mm_hadd_epi16(b0, b1), _mm256_extracti128_si256(scmn, 1));
+    __m128i s = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
 }
 
 /* Q4_K and Q5_K: sum of scale x (unsigned quant . q8) per 32 values, minus the mins through the
@@ -134,11 +143,9 @@ static inline float qb_dot_q45_k(int64_t n, const uint8_t *x, const uint8_t *y, 
     for (int64_t i = 0; i < n / 256; i++, x += block, y += 292) {
         qb_prefetch(x);
         qb_prefetch(x + 64);
-        int sc[8], mn[8];
-        qb_k4_scales(x + 4, sc, mn);
-        int msum = 0;
-        for (int j = 0; j < 8; j++)
-            msum += mn[j] * qb_q8k_bsum_pair(y, j);
+        const __m256i scmn = qb_k4_scales_mins(x + 4);
+        const __m256i sc = _mm256_permute2x128_si256(scmn, scmn, 0x00);
+        const int msum = qb_k4_min_sum(scmn, y);
         const uint8_t *qs = x + (five ? 48 : 16), *q8 = y + QB_Q8K_QS;
         const __m256i qh = five ? qb_load256(x + 16) : _mm256_setzero_si256();
         __m256i isum = _mm256_setzero_si256();
@@ -149,8 +156,8 @@ static inline float qb_dot_q45_k(int64_t n, const uint8_t *x, const uint8_t *y, 
                 lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one), 4));
                 hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4));
             }
-            isum = _mm256_add_epi32(isum, qb_dot_us_scaled(lo, qb_load256(q8 + 64 * j), sc[2 * j], sc[2 * j]));
-            isum = _mm256_add_epi32(isum, qb_dot_us_scaled(hi, qb_load256(q8 + 64 * j + 32), sc[2 * j + 1], sc[2 * j + 1]));
+            isum = _mm256_add_epi32(isum, qb_dot_us_scale16(lo, qb_load256(q8 + 64 * j), qb_pick16(sc, 2 * j)));
+            isum = _mm256_add_epi32(isum, qb_dot_us_scale16(hi, qb_load256(q8 + 64 * j + 32), qb_pick16(sc, 2 * j + 1)));
         }
         const float dq8 = qb_f32(y);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(qb_simd_half(x) * dq8), _mm256_cvtepi32_ps(isum), acc);
@@ -161,6 +168,16 @@ static inline float qb_dot_q45_k(int64_t n, const uint8_t *x, const uint8_t *y, 
 
 QB_DOT_DECL(QB_NAME(q_basic_dot_q4_k)) { return qb_dot_q45_k(n, w, a, 144, false); }
 QB_DOT_DECL(QB_NAME(q_basic_dot_q5_k)) { return qb_dot_q45_k(n, w, a, 176, true); }
+
+/* Sum over the 16 groups of 16 values of (signed 8-bit scale) x (the group's Q8_K block sum). */
+static inline int qb_scaled_bsum(__m128i scales8, const uint8_t *y)
+{
+    const __m256i p = _mm256_madd_epi16(_mm256_cvtepi8_epi16(scales8), qb_load256(y + QB_Q8K_BSUMS));
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
 
 /* Q6_K: quants taken unsigned (0..63); the bias of 32 comes back through the block sums. Each
  * 32-value vector spans two 16-value scale groups, one per 128-bit half. */
@@ -174,9 +191,7 @@ QB_DOT_DECL(QB_NAME(q_basic_dot_q6_k))
         qb_prefetch(x + 64);
         qb_prefetch(x + 128);
         const int8_t *sc = (const int8_t *)(x + 192);
-        int bias = 0;
-        for (int j = 0; j < 16; j++)
-            bias += sc[j] * qb_q8k_bsum(y, j);
+        const int bias = qb_scaled_bsum(_mm_loadu_si128((const __m128i *)sc), y);
         __m256i isum = _mm256_setzero_si256();
         for (int half = 0; half < 2; half++) {
             const uint8_t *ql = x + 64 * half, *q8 = y + QB_Q8K_QS + 128 * half;

@@ -102,10 +102,51 @@ static inline __m256 qb_term_mxfp4(const uint8_t *x, const uint8_t *y, __m256 ac
     return _mm256_fmadd_ps(_mm256_set1_ps(qb_simd_half(y) * qb_e8m0_half(x[0])), _mm256_cvtepi32_ps(p), acc);
 }
 
+/* Bit k of the 32-bit word at p -> byte k: 0x10 where set, 0 where not (Q5_0 / Q5_1 fifth bits). */
+static inline __m256i qb_fifth_bits(const uint8_t *p)
+{
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qb_u32(p)),
+                                               _mm256_setr_epi64x(0, 0x0101010101010101ll, 0x0202020202020202ll,
+                                                                  0x0303030303030303ll));
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+static inline __m256 qb_term_q5_0(const uint8_t *x, const uint8_t *y, __m256 acc)
+{
+    const __m256i q = _mm256_sub_epi8(_mm256_or_si256(qb_nibbles32(x + 6), qb_fifth_bits(x + 2)), _mm256_set1_epi8(16));
+    const __m256i p = qb_dot_ss(q, qb_load256(y + 2));
+    return _mm256_fmadd_ps(_mm256_set1_ps(qb_simd_half(x) * qb_simd_half(y)), _mm256_cvtepi32_ps(p), acc);
+}
+
 QB_DOT_DECL(QB_NAME(q_basic_dot_q8_0)) { QB_BLOCK32_LOOP(34, qb_term_q8_0); }
+QB_DOT_DECL(QB_NAME(q_basic_dot_q5_0)) { QB_BLOCK32_LOOP(22, qb_term_q5_0); }
 QB_DOT_DECL(QB_NAME(q_basic_dot_q4_0)) { QB_BLOCK32_LOOP(18, qb_term_q4_0); }
 QB_DOT_DECL(QB_NAME(q_basic_dot_iq4_nl)) { QB_BLOCK32_LOOP(18, qb_term_iq4_nl); }
 QB_DOT_DECL(QB_NAME(q_basic_dot_mxfp4)) { QB_BLOCK32_LOOP(17, qb_term_mxfp4); }
+
+/* ---------------------------------------------------- Q8_1 activations --- */
+/* Q4_1 / Q5_1: unsigned quants; the min term is the weight's min times the activation's stored
+ * d x sum(qs), as ggml-cpu computes it. */
+static inline float qb_dot_x_1(int64_t n, const uint8_t *x, const uint8_t *y, bool five)
+{
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
+    const int wbytes = five ? 24 : 20, qs = five ? 8 : 4;
+    for (int64_t i = 0; i < n / 32; i++, x += wbytes, y += 36) {
+        qb_prefetch(x);
+        __m256i q = qb_nibbles32(x + qs);
+        if (five)
+            q = _mm256_or_si256(q, qb_fifth_bits(x + 4));
+        const __m256i p = qb_dot_us(q, qb_load256(y + 4));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(qb_simd_half(x) * qb_simd_half(y)), _mm256_cvtepi32_ps(p), acc);
+        mins += qb_simd_half(x + 2) * qb_simd_half(y + 2);
+    }
+    return qb_hsum_ps(acc) + mins;
+}
+
+QB_DOT_DECL(QB_NAME(q_basic_dot_q4_1)) { return qb_dot_x_1(n, w, a, false); }
+QB_DOT_DECL(QB_NAME(q_basic_dot_q5_1)) { return qb_dot_x_1(n, w, a, true); }
 
 /* ---------------------------------------------------- Q8_K activations --- */
 
@@ -356,3 +397,26 @@ static inline __m256 qb_load_f32x8(const uint8_t *p) { return _mm256_loadu_ps((c
 QB_FLOAT_DOT(q_basic_dot_f32, 4, qb_load_f32x8, qb_f32)
 QB_FLOAT_DOT(q_basic_dot_f16, 2, qb_load_f16x8, qb_simd_half)
 QB_FLOAT_DOT(q_basic_dot_bf16, 2, qb_load_bf16x8, qb_bf16)
+
+/* TQ2_0: 2-bit codes 0..2 meaning -1..1, taken unsigned; the -1 comes back through the sum of
+ * all 16 Q8_K block sums. */
+QB_DOT_DECL(QB_NAME(q_basic_dot_tq2_0))
+{
+    const uint8_t *x = w, *y = a;
+    const __m256i m2 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++, x += 66, y += 292) {
+        qb_prefetch(x);
+        const __m256i bs = _mm256_madd_epi16(qb_load256(y + QB_Q8K_BSUMS), _mm256_set1_epi16(1));
+        __m256i isum = _mm256_sub_epi32(_mm256_setzero_si256(), bs);
+        for (int c = 0; c < 2; c++) {
+            const __m256i q = qb_load256(x + 32 * c);
+            for (int l = 0; l < 4; l++) {
+                const __m256i v = _mm256_and_si256(_mm256_srli_epi16(q, 2 * l), m2);
+                isum = _mm256_add_epi32(isum, qb_dot_us(v, qb_load256(y + QB_Q8K_QS + 128 * c + 32 * l)));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(qb_f32(y) * qb_simd_half(x + 64)), _mm256_cvtepi32_ps(isum), acc);
+    }
+    return qb_hsum_ps(acc);
+}

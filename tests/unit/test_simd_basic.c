@@ -73,7 +73,15 @@ static void random_weights(uint32_t t, uint8_t *w, int nb)
         case Q_Q3_K:
             put_half(b + 108);
             break;
-        default: /* Q4_0, IQ4_NL, IQ4_XS: f16 scale first */
+        case Q_Q4_1:
+        case Q_Q5_1:
+            put_half(b);
+            put_half(b + 2);
+            break;
+        case Q_TQ2_0:
+            put_half(b + 64); /* code 3 (value 2) never comes from ggml, but both dots agree on it */
+            break;
+        default: /* Q4_0, Q5_0, IQ4_NL, IQ4_XS: f16 scale first */
             put_half(b);
             break;
         }
@@ -90,6 +98,10 @@ static const struct case_type cases[] = {
     {Q_Q4_0, q_basic_dot_q4_0_avx2, q_basic_dot_q4_0_avx512},
     {Q_IQ4_NL, q_basic_dot_iq4_nl_avx2, q_basic_dot_iq4_nl_avx512},
     {Q_MXFP4, q_basic_dot_mxfp4_avx2, q_basic_dot_mxfp4_avx512},
+    {Q_Q5_0, q_basic_dot_q5_0_avx2, q_basic_dot_q5_0_avx512},
+    {Q_Q4_1, q_basic_dot_q4_1_avx2, q_basic_dot_q4_1_avx512},
+    {Q_Q5_1, q_basic_dot_q5_1_avx2, q_basic_dot_q5_1_avx512},
+    {Q_TQ2_0, q_basic_dot_tq2_0_avx2, q_basic_dot_tq2_0_avx512},
     {Q_Q4_K, q_basic_dot_q4_k_avx2, q_basic_dot_q4_k_avx512},
     {Q_Q5_K, q_basic_dot_q5_k_avx2, q_basic_dot_q5_k_avx512},
     {Q_Q6_K, q_basic_dot_q6_k_avx2, q_basic_dot_q6_k_avx512},

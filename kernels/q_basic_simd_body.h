@@ -44,7 +44,8 @@ static inline __m256i qb_pick16(__m256i v, int k)
     return _mm256_shuffle_epi8(v, _mm256_set1_epi16((short)(2 * k | (2 * k + 1) << 8)));
 }
 
-/* Signed x signed: |x| is a valid u8 and y takes x's sign (x, y never -128 in ggml's formats). */
+/* Signed x signed: |x| as u8 (-128 reads as 128), y takes x's sign. y must not be -128: the
+ * activation quantizers keep within +-127. maddubs cannot saturate: 2 x 128 x 127 < 32768. */
 static inline __m256i qb_dot_ss(__m256i x, __m256i y)
 {
     return qb_dot_us(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));

@@ -31,8 +31,8 @@ static uint16_t random_half(void)
 static void put_half(uint8_t *p) { uint16_t h = random_half(); memcpy(p, &h, 2); }
 
 /* nb random blocks of type t: random bytes (valid for every field but the scales), then sane
- * scales. Q8_0 quants avoid -128, which ggml's quantizer never produces (the SIMD sign trick
- * relies on it, as ggml's does). */
+ * scales. Q8_0 weights may hold -128 (ggml's quantizer never writes it, other tools might);
+ * the activations come from the quantizers, which keep within +-127 as the sign trick needs. */
 static void random_weights(uint32_t t, uint8_t *w, int nb)
 {
     const uint32_t bytes = q_type_traits(t)->block_bytes;
@@ -50,11 +50,6 @@ static void random_weights(uint32_t t, uint8_t *w, int nb)
     for (int i = 0; i < nb; i++) {
         uint8_t *b = w + (size_t)i * bytes;
         switch (t) {
-        case Q_Q8_0:
-            put_half(b);
-            for (int j = 0; j < 32; j++)
-                b[2 + j] = (uint8_t)(int8_t)((int)(rng() % 255) - 127);
-            break;
         case Q_MXFP4:
             b[0] = (uint8_t)(110 + rng() % 30); /* 2^-18 .. 2^11 */
             break;
@@ -81,7 +76,7 @@ static void random_weights(uint32_t t, uint8_t *w, int nb)
         case Q_TQ2_0:
             put_half(b + 64); /* code 3 (value 2) never comes from ggml, but both dots agree on it */
             break;
-        default: /* Q4_0, Q5_0, IQ4_NL, IQ4_XS: f16 scale first */
+        default: /* Q8_0, Q4_0, Q5_0, IQ4_NL, IQ4_XS: f16 scale first */
             put_half(b);
             break;
         }

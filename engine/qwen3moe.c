@@ -1,0 +1,401 @@
+/* qwen3moe.c: the qwen3moe forward pass on the CPU (engine/model.h): embeddings, per layer
+ * RMS norm, Q/K/V, per-head q/k norm, NeoX RoPE, causal GQA attention over the paged F16 KV
+ * cache, output projection, then the routed SwiGLU experts; final norm and logits on request. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/model.h"
+#include "kernels/ops.h"
+#include "kernels/quants.h"
+
+struct model_ctx {
+    const struct model *m;
+    struct kvpool kv;
+    uint32_t max_batch, max_seq_tokens;
+    float *x, *h, *q, *k, *v, *att, *tmp, *probs;   /* per-token activations */
+    float *scores;                                   /* per thread: one attention row */
+    int32_t *sel;                                    /* per token: chosen experts */
+    float *sel_w;                                    /* and their weights */
+    int32_t *group;                                  /* (token, slot) pairs routed to one expert */
+    float *ff_gate, *ff_up, *ff_out;                 /* expert products of one group */
+    float *expert_out;                               /* per (token, slot): weighted down output */
+    struct q_scratch act, act2, act_down, gathered;
+    int n_threads;
+};
+
+/* ------------------------------------------------------------------ set-up --- */
+
+static float *falloc(size_t n, bool *ok)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    *ok = *ok && p;
+    return p;
+}
+
+struct model_ctx *model_ctx_new(const struct model *m, uint32_t n_seqs, uint32_t pool_tokens, uint32_t max_seq_tokens,
+                                uint32_t max_batch, char *err, size_t errlen)
+{
+    const struct model_hparams *hp = &m->hp;
+    struct model_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->m = m;
+    c->max_batch = max_batch;
+    c->max_seq_tokens = max_seq_tokens;
+    c->n_threads = omp_get_max_threads();
+    const uint32_t page = 32, pages = (pool_tokens + page - 1) / page;
+    if (!kvpool_init(&c->kv, hp->n_layer, hp->n_head_kv * hp->head_k * 2, hp->n_head_kv * hp->head_v * 2, page, pages,
+                     n_seqs, max_seq_tokens, err, errlen)) {
+        free(c);
+        return NULL;
+    }
+    const size_t n = max_batch, e = hp->n_embd, k = hp->n_expert_used;
+    bool ok = true;
+    c->x = falloc(n * e, &ok);
+    c->h = falloc(n * e, &ok);
+    c->tmp = falloc(n * e, &ok);
+    c->q = falloc(n * hp->n_head * hp->head_k, &ok);
+    c->k = falloc(n * hp->n_head_kv * hp->head_k, &ok);
+    c->v = falloc(n * hp->n_head_kv * hp->head_v, &ok);
+    c->att = falloc(n * hp->n_head * hp->head_v, &ok);
+    c->probs = falloc(n * hp->n_expert, &ok);
+    c->scores = falloc((size_t)c->n_threads * max_seq_tokens, &ok);
+    c->sel_w = falloc(n * k, &ok);
+    c->ff_gate = falloc(n * k * hp->n_ff_exp, &ok);
+    c->ff_up = falloc(n * k * hp->n_ff_exp, &ok);
+    c->ff_out = falloc(n * k * e, &ok);
+    c->expert_out = falloc(n * k * e, &ok);
+    c->sel = malloc(n * k * sizeof *c->sel);
+    c->group = malloc(n * k * sizeof *c->group);
+    if (!ok || !c->sel || !c->group) {
+        snprintf(err, errlen, "out of memory for a batch of %u tokens", max_batch);
+        model_ctx_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void model_ctx_free(struct model_ctx *c)
+{
+    if (!c)
+        return;
+    kvpool_free(&c->kv);
+    float *bufs[] = {c->x, c->h, c->tmp, c->q, c->k, c->v, c->att, c->probs, c->scores, c->sel_w,
+                     c->ff_gate, c->ff_up, c->ff_out, c->expert_out};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
+    free(c->sel);
+    free(c->group);
+    q_scratch_free(&c->act);
+    q_scratch_free(&c->act2);
+    q_scratch_free(&c->act_down);
+    q_scratch_free(&c->gathered);
+    free(c);
+}
+
+struct kvpool *model_ctx_kv(struct model_ctx *c)
+{
+    return &c->kv;
+}
+
+/* --------------------------------------------------------------- attention --- */
+
+/* Per-head q/k RMS norm and RoPE, then K and V rows into the cache as F16. */
+static void prepare_qkv(struct model_ctx *c, const struct model_layer *L, uint32_t layer, uint32_t n,
+                        const uint32_t *pos, const uint32_t *seq)
+{
+    const struct model_hparams *hp = &c->m->hp;
+    const int64_t hk = hp->head_k, hv = hp->head_v, nq = hp->n_head, nkv = hp->n_head_kv;
+#pragma omp parallel for schedule(static)
+    for (uint32_t t = 0; t < n; t++) {
+        for (int64_t h = 0; h < nq; h++) {
+            float *qh = c->q + ((size_t)t * nq + h) * hk;
+            op_rms_norm(qh, L->q_norm, hk, hp->rms_eps, qh);
+            op_rope_neox(qh, hp->n_rot, (int32_t)pos[t], hp->rope_base);
+        }
+        uint8_t *krow = kvpool_k(&c->kv, layer, seq[t], pos[t]), *vrow = kvpool_v(&c->kv, layer, seq[t], pos[t]);
+        for (int64_t h = 0; h < nkv; h++) {
+            float *kh = c->k + ((size_t)t * nkv + h) * hk;
+            op_rms_norm(kh, L->k_norm, hk, hp->rms_eps, kh);
+            op_rope_neox(kh, hp->n_rot, (int32_t)pos[t], hp->rope_base);
+            for (int64_t d = 0; d < hk; d++) {
+                uint16_t f = q_f32_to_f16(kh[d]);
+                memcpy(krow + 2 * (h * hk + d), &f, 2);
+            }
+            for (int64_t d = 0; d < hv; d++) {
+                uint16_t f = q_f32_to_f16(c->v[((size_t)t * nkv + h) * hv + d]);
+                memcpy(vrow + 2 * (h * hv + d), &f, 2);
+            }
+        }
+    }
+}
+
+static inline float f16_at(const uint8_t *row, int64_t i)
+{
+    uint16_t h;
+    memcpy(&h, row + 2 * i, 2);
+    return q_f16_to_f32(h);
+}
+
+/* One query head over positions 0..p of its sequence. As ggml without flash attention: the
+ * query is rounded to F16 for the K products, the probabilities to F16 for the V products. */
+static void attend(struct model_ctx *c, uint32_t layer, uint32_t s, uint32_t p, int64_t kvh, const float *q,
+                   float *out, float *scores)
+{
+    const struct model_hparams *hp = &c->m->hp;
+    const int64_t hk = hp->head_k, hv = hp->head_v;
+    const float scale = 1.0f / sqrtf((float)hk);
+    float q16[512];
+    for (int64_t d = 0; d < hk; d++)
+        q16[d] = q_f16_to_f32(q_f32_to_f16(q[d]));
+    for (uint32_t j = 0; j <= p; j++) {
+        const uint8_t *kr = kvpool_k(&c->kv, layer, s, j) + 2 * kvh * hk;
+        double dot = 0;
+        for (int64_t d = 0; d < hk; d++)
+            dot += (double)(q16[d] * f16_at(kr, d));
+        scores[j] = (float)dot * scale;
+    }
+    op_softmax(scores, (int64_t)p + 1);
+    double acc[512] = {0};
+    for (uint32_t j = 0; j <= p; j++) {
+        const float w = q_f16_to_f32(q_f32_to_f16(scores[j]));
+        const uint8_t *vr = kvpool_v(&c->kv, layer, s, j) + 2 * kvh * hv;
+        for (int64_t d = 0; d < hv; d++)
+            acc[d] += (double)(w * f16_at(vr, d));
+    }
+    for (int64_t d = 0; d < hv; d++)
+        out[d] = (float)acc[d];
+}
+
+static void attention(struct model_ctx *c, uint32_t layer, uint32_t n, const uint32_t *pos, const uint32_t *seq)
+{
+    const struct model_hparams *hp = &c->m->hp;
+    const int64_t nq = hp->n_head, group = hp->n_head / hp->n_head_kv;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t i = 0; i < (int64_t)n * nq; i++) {
+        const uint32_t t = (uint32_t)(i / nq);
+        const int64_t h = i % nq;
+        float *scores = c->scores + (size_t)omp_get_thread_num() * c->max_seq_tokens;
+        attend(c, layer, seq[t], pos[t], h / group, c->q + ((size_t)t * nq + h) * hp->head_k,
+               c->att + ((size_t)t * nq + h) * hp->head_v, scores);
+    }
+}
+
+/* --------------------------------------------------------------------- MoE --- */
+
+/* Router: softmax over the experts, top-k (ties to the lower index), weights renormalised to 1. */
+static void route(struct model_ctx *c, uint32_t n)
+{
+    const struct model_hparams *hp = &c->m->hp;
+    const int64_t ne = hp->n_expert, k = hp->n_expert_used;
+    for (uint32_t t = 0; t < n; t++) {
+        float *p = c->probs + (size_t)t * ne;
+        op_softmax(p, ne);
+        int32_t *sel = c->sel + (size_t)t * k;
+        float *w = c->sel_w + (size_t)t * k, sum = 0;
+        for (int64_t j = 0; j < k; j++) {
+            int32_t best = -1;
+            for (int64_t e = 0; e < ne; e++) {
+                bool taken = false;
+                for (int64_t i = 0; i < j; i++)
+                    taken |= sel[i] == e;
+                if (!taken && (best < 0 || p[e] > p[best]))
+                    best = (int32_t)e;
+            }
+            sel[j] = best;
+            w[j] = p[best];
+            sum += w[j];
+        }
+        for (int64_t j = 0; j < k; j++)
+            w[j] /= sum;
+    }
+}
+
+/* Copies the quantized activation rows of the group's tokens next to each other. */
+static void *gather(struct q_scratch *dst, const void *act, size_t row_bytes, const int32_t *group, int64_t g,
+                    int64_t k)
+{
+    if (!q_scratch_reserve(dst, row_bytes * (size_t)g))
+        return NULL;
+    for (int64_t i = 0; i < g; i++)
+        memcpy((uint8_t *)dst->buf + (size_t)i * row_bytes, (const uint8_t *)act + (size_t)(group[i] / k) * row_bytes,
+               row_bytes);
+    return dst->buf;
+}
+
+static struct q_mat expert_mat(const struct model_experts *x, int64_t e)
+{
+    return (struct q_mat){.type = x->type, .data = x->data + (size_t)e * x->expert_bytes, .rows = x->rows,
+                          .cols = x->cols, .row_bytes = x->row_bytes};
+}
+
+/* Every used expert runs once over just the tokens routed to it; outputs land per (token, slot). */
+static bool moe(struct model_ctx *c, const struct model_layer *L, uint32_t n, float *out)
+{
+    const struct model_hparams *hp = &c->m->hp;
+    const int64_t k = hp->n_expert_used, ff = hp->n_ff_exp, e = hp->n_embd;
+    if (!q_matmul(&L->router, c->h, n, c->probs, &c->act))
+        return false;
+    route(c, n);
+    /* the FFN input quantized once for gate/up (and again only if up's type differs) */
+    const size_t arb = q_act_bytes(L->gate.type, e, 1), urb = q_act_bytes(L->up.type, e, 1);
+    if (!q_scratch_reserve(&c->act, arb * n) || !q_scratch_reserve(&c->act2, urb * n))
+        return false;
+    q_quantize_act(L->gate.type, c->h, e, n, c->act.buf);
+    const bool same = q_kernels_get(L->gate.type)->act_type == q_kernels_get(L->up.type)->act_type;
+    if (!same)
+        q_quantize_act(L->up.type, c->h, e, n, c->act2.buf);
+    bool ok = true;
+    for (int64_t ex = 0; ok && ex < hp->n_expert; ex++) {
+        int64_t g = 0;
+        for (int64_t i = 0; i < (int64_t)n * k; i++)
+            if (c->sel[i] == ex)
+                c->group[g++] = (int32_t)i;
+        if (!g)
+            continue;
+        struct q_mat gm = expert_mat(&L->gate, ex), um = expert_mat(&L->up, ex), dm = expert_mat(&L->down, ex);
+        void *xa = gather(&c->gathered, c->act.buf, arb, c->group, g, k);
+        ok = xa != NULL;
+        if (!ok)
+            break;
+        q_matmul_act(&gm, xa, g, c->ff_gate);
+        if (!same) {
+            xa = gather(&c->gathered, c->act2.buf, urb, c->group, g, k);
+            ok = xa != NULL;
+            if (!ok)
+                break;
+        }
+        q_matmul_act(&um, xa, g, c->ff_up);
+        for (int64_t i = 0; i < g * ff; i++)
+            c->ff_gate[i] = op_silu(c->ff_gate[i]) * c->ff_up[i];
+        ok = q_matmul(&dm, c->ff_gate, g, c->ff_out, &c->act_down);
+        for (int64_t i = 0; ok && i < g; i++) {
+            const int32_t ts = c->group[i];
+            const float w = c->sel_w[ts];
+            float *dst = c->expert_out + (size_t)ts * e, *src = c->ff_out + (size_t)i * e;
+            for (int64_t d = 0; d < e; d++)
+                dst[d] = src[d] * w;
+        }
+    }
+    /* experts summed per token in slot order, as the reference adds them */
+    for (uint32_t t = 0; ok && t < n; t++) {
+        float *o = out + (size_t)t * e;
+        memcpy(o, c->expert_out + (size_t)t * k * e, (size_t)e * sizeof *o);
+        for (int64_t j = 1; j < k; j++) {
+            const float *src = c->expert_out + ((size_t)t * k + j) * e;
+            for (int64_t d = 0; d < e; d++)
+                o[d] += src[d];
+        }
+    }
+    return ok;
+}
+
+/* ------------------------------------------------------------------ decode --- */
+
+/* Each sequence's entries must continue its cache without gaps; pages are reserved up front. */
+static bool check_batch(struct model_ctx *c, uint32_t n, const int32_t *token, const uint32_t *pos,
+                        const uint32_t *seq, char *err, size_t errlen)
+{
+    if (n == 0 || n > c->max_batch) {
+        snprintf(err, errlen, "batch of %u tokens (1 to %u allowed)", n, c->max_batch);
+        return false;
+    }
+    for (uint32_t t = 0; t < n; t++) {
+        if (seq[t] >= c->kv.n_seqs || token[t] < 0 || (uint32_t)token[t] >= c->m->hp.n_vocab) {
+            snprintf(err, errlen, "entry %u: sequence %u or token %d out of range", t, seq[t], token[t]);
+            return false;
+        }
+        uint32_t expect = c->kv.seqs[seq[t]].n_tokens;
+        for (uint32_t u = 0; u < t; u++)
+            expect += seq[u] == seq[t];
+        if (pos[t] != expect || pos[t] >= c->max_seq_tokens) {
+            snprintf(err, errlen, "entry %u: position %u of sequence %u, expected %u (at most %u)", t, pos[t], seq[t],
+                     expect, c->max_seq_tokens - 1);
+            return false;
+        }
+    }
+    for (uint32_t t = 0; t < n; t++)
+        if (!kvpool_reserve(&c->kv, seq[t], pos[t] + 1)) {
+            snprintf(err, errlen, "the KV pool is full (%llu free tokens)",
+                     (unsigned long long)kvpool_free_tokens(&c->kv));
+            return false;
+        }
+    return true;
+}
+
+static void embed(struct model_ctx *c, uint32_t n, const int32_t *token)
+{
+    const struct q_mat *emb = &c->m->token_embd;
+    const q_dequant_fn dq = q_kernels_get(emb->type)->dequant;
+    for (uint32_t t = 0; t < n; t++)
+        dq(emb->data + (size_t)token[t] * emb->row_bytes, c->x + (size_t)t * emb->cols, emb->cols);
+}
+
+static void norm_rows(const float *x, const float *w, uint32_t n, int64_t e, float eps, float *y)
+{
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (uint32_t t = 0; t < n; t++)
+        op_rms_norm(x + (size_t)t * e, w, e, eps, y + (size_t)t * e);
+}
+
+static void add_rows(float *x, const float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] += y[i];
+}
+
+static bool layer_forward(struct model_ctx *c, uint32_t l, uint32_t n, const uint32_t *pos, const uint32_t *seq)
+{
+    const struct model_hparams *hp = &c->m->hp;
+    const struct model_layer *L = &c->m->layers[l];
+    const int64_t e = hp->n_embd;
+    norm_rows(c->x, L->attn_norm, n, e, hp->rms_eps, c->h);
+    if (!q_matmul(&L->wq, c->h, n, c->q, &c->act) || !q_matmul(&L->wk, c->h, n, c->k, &c->act) ||
+        !q_matmul(&L->wv, c->h, n, c->v, &c->act))
+        return false;
+    prepare_qkv(c, L, l, n, pos, seq);
+    attention(c, l, n, pos, seq);
+    if (!q_matmul(&L->wo, c->att, n, c->tmp, &c->act))
+        return false;
+    add_rows(c->x, c->tmp, (size_t)n * e);
+    norm_rows(c->x, L->ffn_norm, n, e, hp->rms_eps, c->h);
+    if (!moe(c, L, n, c->tmp))
+        return false;
+    add_rows(c->x, c->tmp, (size_t)n * e);
+    return true;
+}
+
+bool model_decode(struct model_ctx *c, uint32_t n, const int32_t *token, const uint32_t *pos, const uint32_t *seq,
+                  const bool *want_logits, float *logits, char *err, size_t errlen)
+{
+    if (!check_batch(c, n, token, pos, seq, err, errlen))
+        return false;
+    const struct model_hparams *hp = &c->m->hp;
+    embed(c, n, token);
+    for (uint32_t l = 0; l < hp->n_layer; l++)
+        if (!layer_forward(c, l, n, pos, seq)) {
+            snprintf(err, errlen, "out of memory in layer %u", l);
+            return false;
+        }
+    for (uint32_t t = 0; t < n; t++)
+        if (c->kv.seqs[seq[t]].n_tokens < pos[t] + 1)
+            c->kv.seqs[seq[t]].n_tokens = pos[t] + 1;
+    /* final norm and the output head, only for the rows that want logits */
+    uint32_t m = 0;
+    for (uint32_t t = 0; t < n; t++)
+        if (want_logits[t]) {
+            op_rms_norm(c->x + (size_t)t * hp->n_embd, c->m->output_norm, hp->n_embd, hp->rms_eps,
+                        c->h + (size_t)m * hp->n_embd);
+            m++;
+        }
+    if (m && !q_matmul(&c->m->output, c->h, m, logits, &c->act)) {
+        snprintf(err, errlen, "out of memory for logits");
+        return false;
+    }
+    return true;
+}

@@ -38,6 +38,21 @@ static inline __m256i qb_dot_us_scaled(__m256i u, __m256i s, int lo, int hi)
     return qb_dot_us_scale16(u, s, _mm256_set_m128i(_mm_set1_epi16((short)hi), _mm_set1_epi16((short)lo)));
 }
 
+/* int16 word k of v's low 128 bits broadcast over the low half, word k+1 over the high half
+ * (v holds the same eight words in both halves; k = 0..6). */
+static inline __m256i qb_pick16_pair(__m256i v, int k)
+{
+    return _mm256_shuffle_epi8(v, _mm256_set_m128i(_mm_set1_epi16((short)((2 * k + 2) | (2 * k + 3) << 8)),
+                                                   _mm_set1_epi16((short)((2 * k) | (2 * k + 1) << 8))));
+}
+
+/* The sixteen int8 scales as int16, words 0..7 (half 0) or 8..15 (half 1) in both 128-bit halves. */
+static inline __m256i qb_scales16_half(__m128i scales8, int half)
+{
+    const __m128i w = half ? _mm_cvtepi8_epi16(_mm_srli_si128(scales8, 8)) : _mm_cvtepi8_epi16(scales8);
+    return _mm256_set_m128i(w, w);
+}
+
 /* Broadcast of int16 element k of both 128-bit halves of v (k = 0..7). */
 static inline __m256i qb_pick16(__m256i v, int k)
 {
@@ -232,12 +247,11 @@ QB_DOT_DECL(QB_NAME(q_basic_dot_q6_k))
         qb_prefetch(x);
         qb_prefetch(x + 64);
         qb_prefetch(x + 128);
-        const int8_t *sc = (const int8_t *)(x + 192);
-        const int bias = qb_scaled_bsum(_mm_loadu_si128((const __m128i *)sc), y);
+        const __m128i scales8 = _mm_loadu_si128((const __m128i *)(x + 192));
+        const int bias = qb_scaled_bsum(scales8, y);
         __m256i isum = _mm256_setzero_si256();
         for (int half = 0; half < 2; half++) {
             const uint8_t *ql = x + 64 * half, *q8 = y + QB_Q8K_QS + 128 * half;
-            const int8_t *s = sc + 8 * half;
             const __m256i qh = qb_load256(x + 128 + 32 * half);
             const __m256i l0 = qb_load256(ql), l1 = qb_load256(ql + 32);
             const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
@@ -247,10 +261,11 @@ QB_DOT_DECL(QB_NAME(q_basic_dot_q6_k))
                                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
             const __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
-            isum = _mm256_add_epi32(isum, qb_dot_us_scaled(q1, qb_load256(q8), s[0], s[1]));
-            isum = _mm256_add_epi32(isum, qb_dot_us_scaled(q2, qb_load256(q8 + 32), s[2], s[3]));
-            isum = _mm256_add_epi32(isum, qb_dot_us_scaled(q3, qb_load256(q8 + 64), s[4], s[5]));
-            isum = _mm256_add_epi32(isum, qb_dot_us_scaled(q4, qb_load256(q8 + 96), s[6], s[7]));
+            const __m256i s16 = qb_scales16_half(scales8, half);
+            isum = _mm256_add_epi32(isum, qb_dot_us_scale16(q1, qb_load256(q8), qb_pick16_pair(s16, 0)));
+            isum = _mm256_add_epi32(isum, qb_dot_us_scale16(q2, qb_load256(q8 + 32), qb_pick16_pair(s16, 2)));
+            isum = _mm256_add_epi32(isum, qb_dot_us_scale16(q3, qb_load256(q8 + 64), qb_pick16_pair(s16, 4)));
+            isum = _mm256_add_epi32(isum, qb_dot_us_scale16(q4, qb_load256(q8 + 96), qb_pick16_pair(s16, 6)));
         }
         /* the bias is folded into lane 0 so the super-block stays one exact integer */
         isum = _mm256_sub_epi32(isum, _mm256_setr_epi32(32 * bias, 0, 0, 0, 0, 0, 0, 0));
@@ -318,15 +333,14 @@ QB_DOT_DECL(QB_NAME(q_basic_dot_q2_k))
     return qb_hsum_ps(acc) - mins;
 }
 
-/* Q3_K's sixteen signed 6-bit scales (the bias of 32 removed) from its 12 packed bytes. */
-static inline void qb_q3k_scales(const uint8_t *p, int sc[16])
+/* Q3_K's sixteen 6-bit scales, the bias of 32 removed, as int8, unpacked with word arithmetic. */
+static inline __m128i qb_q3k_scales8(const uint8_t *p)
 {
-    for (int j = 0; j < 4; j++) {
-        sc[j] = ((p[j] & 0xF) | (((p[8 + j] >> 0) & 3) << 4)) - 32;
-        sc[j + 4] = ((p[j + 4] & 0xF) | (((p[8 + j] >> 2) & 3) << 4)) - 32;
-        sc[j + 8] = ((p[j] >> 4) | (((p[8 + j] >> 4) & 3) << 4)) - 32;
-        sc[j + 12] = ((p[j + 4] >> 4) | (((p[8 + j] >> 6) & 3) << 4)) - 32;
-    }
+    const uint32_t a0 = qb_u32(p), a1 = qb_u32(p + 4), t = qb_u32(p + 8), k1 = 0x03030303u, k2 = 0x0f0f0f0fu;
+    const __m128i v = _mm_setr_epi32((int)((a0 & k2) | ((t & k1) << 4)), (int)((a1 & k2) | (((t >> 2) & k1) << 4)),
+                                     (int)(((a0 >> 4) & k2) | (((t >> 4) & k1) << 4)),
+                                     (int)(((a1 >> 4) & k2) | (((t >> 6) & k1) << 4)));
+    return _mm_sub_epi8(v, _mm_set1_epi8(32));
 }
 
 /* Q3_K: value = 2 low bits + 4 x (high bit) - 4, taken unsigned (0..7); the -4 comes back
@@ -339,21 +353,18 @@ QB_DOT_DECL(QB_NAME(q_basic_dot_q3_k))
     for (int64_t i = 0; i < n / 256; i++, x += 110, y += 292) {
         qb_prefetch(x);
         qb_prefetch(x + 64);
-        int sc[16], bias = 0;
-        qb_q3k_scales(x + 96, sc);
-        for (int j = 0; j < 16; j++)
-            bias += sc[j] * qb_q8k_bsum(y, j);
+        const __m128i scales8 = qb_q3k_scales8(x + 96);
+        const int bias = qb_scaled_bsum(scales8, y);
         const __m256i hm = qb_load256(x);
         const uint8_t *q8 = y + QB_Q8K_QS;
         __m256i isum = _mm256_setzero_si256();
         for (int half = 0; half < 2; half++) {
-            const __m256i q = qb_load256(x + 32 + 32 * half);
+            const __m256i q = qb_load256(x + 32 + 32 * half), s16 = qb_scales16_half(scales8, half);
             for (int j = 0; j < 4; j++) {
                 const __m256i bit = _mm256_set1_epi8((char)(1 << (4 * half + j)));
                 const __m256i high = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit), four);
                 const __m256i v = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m2), high);
-                const int is = 8 * half + 2 * j;
-                isum = _mm256_add_epi32(isum, qb_dot_us_scaled(v, qb_load256(q8 + 128 * half + 32 * j), sc[is], sc[is + 1]));
+                isum = _mm256_add_epi32(isum, qb_dot_us_scale16(v, qb_load256(q8 + 128 * half + 32 * j), qb_pick16_pair(s16, 2 * j)));
             }
         }
         isum = _mm256_sub_epi32(isum, _mm256_setr_epi32(4 * bias, 0, 0, 0, 0, 0, 0, 0));

@@ -7,6 +7,7 @@
  * The integer sums are exact, so each kernel differs from the scalar one only in the order of
  * the float additions of its per-block terms. */
 #include <immintrin.h>
+#include <math.h>
 
 #include "kernels/q_basic_simd.h"
 #include "kernels/q_block.h"
@@ -81,16 +82,16 @@ static inline __m256i qb_lookup32(const uint8_t *p, const int8_t table[16])
 }
 
 /* ---------------------------------------------------- Q8_0 activations --- */
-/* One float multiply-add per 32-value block; two accumulators in turn, so consecutive blocks
- * do not wait on each other's FMA latency. */
-#define QB_BLOCK32_LOOP(wbytes, block_term)                                                        \
+/* One float multiply-add per 32-value block, into one accumulator (Q8_0, Q4_0, Q5_0) or two in
+ * turn (IQ4_NL, MXFP4): the float steps of ggml-cpu's AVX2 code, so the sums are bit-identical. */
+#define QB_BLOCK32_LOOP(wbytes, block_term, nacc)                                                  \
     const uint8_t *x = w, *y = a;                                                                  \
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};                                    \
     for (int64_t i = 0; i < n / 32; i++, x += (wbytes), y += 34) {                                 \
         qb_prefetch(x);                                                                            \
-        acc[i & 1] = block_term(x, y, acc[i & 1]);                                                 \
+        acc[i % (nacc)] = block_term(x, y, acc[i % (nacc)]);                                       \
     }                                                                                              \
-    return qb_hsum_ps(_mm256_add_ps(acc[0], acc[1]))
+    return qb_hsum_ps((nacc) == 2 ? _mm256_add_ps(acc[0], acc[1]) : acc[0])
 
 static inline __m256 qb_term_q8_0(const uint8_t *x, const uint8_t *y, __m256 acc)
 {
@@ -144,11 +145,11 @@ static inline __m256 qb_term_q5_0(const uint8_t *x, const uint8_t *y, __m256 acc
     return _mm256_fmadd_ps(_mm256_set1_ps(qb_simd_half(x) * qb_simd_half(y)), _mm256_cvtepi32_ps(p), acc);
 }
 
-QB_DOT_DECL(QB_NAME(q_basic_dot_q8_0)) { QB_BLOCK32_LOOP(34, qb_term_q8_0); }
-QB_DOT_DECL(QB_NAME(q_basic_dot_q5_0)) { QB_BLOCK32_LOOP(22, qb_term_q5_0); }
-QB_DOT_DECL(QB_NAME(q_basic_dot_q4_0)) { QB_BLOCK32_LOOP(18, qb_term_q4_0); }
-QB_DOT_DECL(QB_NAME(q_basic_dot_iq4_nl)) { QB_BLOCK32_LOOP(18, qb_term_iq4_nl); }
-QB_DOT_DECL(QB_NAME(q_basic_dot_mxfp4)) { QB_BLOCK32_LOOP(17, qb_term_mxfp4); }
+QB_DOT_DECL(QB_NAME(q_basic_dot_q8_0)) { QB_BLOCK32_LOOP(34, qb_term_q8_0, 1); }
+QB_DOT_DECL(QB_NAME(q_basic_dot_q5_0)) { QB_BLOCK32_LOOP(22, qb_term_q5_0, 1); }
+QB_DOT_DECL(QB_NAME(q_basic_dot_q4_0)) { QB_BLOCK32_LOOP(18, qb_term_q4_0, 1); }
+QB_DOT_DECL(QB_NAME(q_basic_dot_iq4_nl)) { QB_BLOCK32_LOOP(18, qb_term_iq4_nl, 2); }
+QB_DOT_DECL(QB_NAME(q_basic_dot_mxfp4)) { QB_BLOCK32_LOOP(17, qb_term_mxfp4, 2); }
 
 /* ---------------------------------------------------- Q8_1 activations --- */
 /* Q4_1 / Q5_1: unsigned quants; the min term is the weight's min times the activation's stored
@@ -188,30 +189,38 @@ static inline __m256i qb_k4_scales_mins(const uint8_t *q)
     return _mm256_cvtepu8_epi16(_mm_setr_epi32((int)sc_lo, (int)sc_hi, (int)mn_lo, (int)mn_hi));
 }
 
-/* Sum over the 8 sub-blocks of min x (the two Q8_K block sums of its 32 values). */
-static inline int qb_k4_min_sum(__m256i scmn, const uint8_t *y)
+/* min x (the two Q8_K block sums of its 32 values), summed over pairs of sub-blocks: 4 lanes. */
+static inline __m128i qb_k4_min_prods(__m256i scmn, const uint8_t *y)
 {
     const __m128i b0 = _mm_loadu_si128((const __m128i *)(y + QB_Q8K_BSUMS));
     const __m128i b1 = _mm_loadu_si128((const __m128i *)(y + QB_Q8K_BSUMS + 16));
-    const __m128i p = _mm_madd_epi16(_mm_hadd_epi16(b0, b1), _mm256_extracti128_si256(scmn, 1));
-    __m128i s = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
+    return _mm_madd_epi16(_mm_hadd_epi16(b0, b1), _mm256_extracti128_si256(scmn, 1));
 }
 
 /* Q4_K and Q5_K: sum of scale x (unsigned quant . q8) per 32 values, minus the mins through the
- * activation's block sums; one float multiply-add per super-block. */
+ * activation's block sums; one float multiply-add per super-block. The float steps follow
+ * ggml-cpu's AVX2 code exactly (Q4_K: mins in 4 float lanes; Q5_K: one float), so the results
+ * are bit-identical to ggml's, not merely close: these models sit near routing ties. */
 static inline float qb_dot_q45_k(int64_t n, const uint8_t *x, const uint8_t *y, int block, bool five)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     __m256 acc = _mm256_setzero_ps();
-    float mins = 0.0f;
+    __m128 acc_m = _mm_setzero_ps();
+    float summs = 0.0f;
     for (int64_t i = 0; i < n / 256; i++, x += block, y += 292) {
         qb_prefetch(x);
         qb_prefetch(x + 64);
+        const float dq8 = qb_f32(y), d = dq8 * qb_simd_half(x), dmin = -dq8 * qb_simd_half(x + 2);
         const __m256i scmn = qb_k4_scales_mins(x + 4);
         const __m256i sc = _mm256_permute2x128_si256(scmn, scmn, 0x00);
-        const int msum = qb_k4_min_sum(scmn, y);
+        const __m128i mp = qb_k4_min_prods(scmn, y);
+        if (five) {
+            const __m128i h = _mm_add_epi32(mp, _mm_shuffle_epi32(mp, 0x4e));
+            /* ggml's `summs += dmin * m` is compiled to one FMA (gcc contracts it under -mfma) */
+            summs = fmaf(dmin, (float)_mm_cvtsi128_si32(_mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1))), summs);
+        } else {
+            acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(mp), acc_m);
+        }
         const uint8_t *qs = x + (five ? 48 : 16), *q8 = y + QB_Q8K_QS;
         const __m256i qh = five ? qb_load256(x + 16) : _mm256_setzero_si256();
         __m256i isum = _mm256_setzero_si256();
@@ -225,11 +234,11 @@ static inline float qb_dot_q45_k(int64_t n, const uint8_t *x, const uint8_t *y, 
             isum = _mm256_add_epi32(isum, qb_dot_us_scale16(lo, qb_load256(q8 + 64 * j), qb_pick16(sc, 2 * j)));
             isum = _mm256_add_epi32(isum, qb_dot_us_scale16(hi, qb_load256(q8 + 64 * j + 32), qb_pick16(sc, 2 * j + 1)));
         }
-        const float dq8 = qb_f32(y);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(qb_simd_half(x) * dq8), _mm256_cvtepi32_ps(isum), acc);
-        mins += qb_simd_half(x + 2) * dq8 * (float)msum;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
     }
-    return qb_hsum_ps(acc) - mins;
+    acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+    acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
+    return qb_hsum_ps(acc) + (five ? summs : _mm_cvtss_f32(acc_m));
 }
 
 QB_DOT_DECL(QB_NAME(q_basic_dot_q4_k)) { return qb_dot_q45_k(n, w, a, 144, false); }
@@ -257,7 +266,9 @@ QB_DOT_DECL(QB_NAME(q_basic_dot_q6_k))
         qb_prefetch(x + 64);
         qb_prefetch(x + 128);
         const __m128i scales8 = _mm_loadu_si128((const __m128i *)(x + 192));
-        const int bias = qb_scaled_bsum(scales8, y);
+        /* 32 x scale x block sum, pairs of groups per lane: the lanes ggml-cpu subtracts */
+        const __m256i bias = _mm256_slli_epi32(
+            _mm256_madd_epi16(qb_load256(y + QB_Q8K_BSUMS), _mm256_cvtepi8_epi16(scales8)), 5);
         __m256i isum = _mm256_setzero_si256();
         for (int half = 0; half < 2; half++) {
             const uint8_t *ql = x + 64 * half, *q8 = y + QB_Q8K_QS + 128 * half;
@@ -276,9 +287,8 @@ QB_DOT_DECL(QB_NAME(q_basic_dot_q6_k))
             isum = _mm256_add_epi32(isum, qb_dot_us_scale16(q3, qb_load256(q8 + 64), qb_pick16_pair(s16, 4)));
             isum = _mm256_add_epi32(isum, qb_dot_us_scale16(q4, qb_load256(q8 + 96), qb_pick16_pair(s16, 6)));
         }
-        /* the bias is folded into lane 0 so the super-block stays one exact integer */
-        isum = _mm256_sub_epi32(isum, _mm256_setr_epi32(32 * bias, 0, 0, 0, 0, 0, 0, 0));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(qb_simd_half(x + 208) * qb_f32(y)), _mm256_cvtepi32_ps(isum), acc);
+        isum = _mm256_sub_epi32(isum, bias);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(qb_f32(y) * qb_simd_half(x + 208)), _mm256_cvtepi32_ps(isum), acc);
     }
     return qb_hsum_ps(acc);
 }
@@ -313,18 +323,20 @@ QB_DOT_DECL(QB_NAME(q_basic_dot_iq4_xs))
     return qb_hsum_ps(acc);
 }
 
-/* Q2_K: 2-bit quants (unsigned) with a 4-bit scale and a 4-bit min per 16 values. */
+/* Q2_K: 2-bit quants (unsigned) with a 4-bit scale and a 4-bit min per 16 values. The mins go
+ * into the same float accumulator first, as in ggml-cpu's AVX2 code (bit-identical sums). */
 QB_DOT_DECL(QB_NAME(q_basic_dot_q2_k))
 {
     const uint8_t *x = w, *y = a;
     const __m256i m2 = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
-    float mins = 0.0f;
     for (int64_t i = 0; i < n / 256; i++, x += 84, y += 292) {
         qb_prefetch(x);
-        int msum = 0;
-        for (int j = 0; j < 16; j++)
-            msum += (x[j] >> 4) * qb_q8k_bsum(y, j);
+        const float dq8 = qb_f32(y), d = dq8 * qb_simd_half(x + 80), dmin = -dq8 * qb_simd_half(x + 82);
+        const __m128i packed = _mm_loadu_si128((const __m128i *)x);
+        const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F)));
+        const __m256i prod = _mm256_madd_epi16(mins, qb_load256(y + QB_Q8K_BSUMS));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prod), acc);
         const uint8_t *q8 = y + QB_Q8K_QS;
         __m256i isum = _mm256_setzero_si256();
         for (int half = 0; half < 2; half++) {
@@ -335,11 +347,9 @@ QB_DOT_DECL(QB_NAME(q_basic_dot_q2_k))
                 isum = _mm256_add_epi32(isum, qb_dot_us_scaled(v, qb_load256(q8 + 128 * half + 32 * j), x[is] & 0xF, x[is + 1] & 0xF));
             }
         }
-        const float dq8 = qb_f32(y);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dq8 * qb_simd_half(x + 80)), _mm256_cvtepi32_ps(isum), acc);
-        mins += dq8 * qb_simd_half(x + 82) * (float)msum;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
     }
-    return qb_hsum_ps(acc) - mins;
+    return qb_hsum_ps(acc);
 }
 
 /* Q3_K's sixteen 6-bit scales, the bias of 32 removed, as int8, unpacked with word arithmetic. */

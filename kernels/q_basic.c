@@ -1,6 +1,3 @@
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 /* q_basic.c: registers every non-grid ggml type: floats and 32-value blocks (q_legacy.c),
  * super-block K-quants and friends (q_kquants.c), then the SIMD dot products this CPU can run. */
 #include "kernels/q_basic_simd.h"
@@ -41,7 +38,6 @@ void q_register_basic(struct q_kernels *table, const struct q_cpu *cpu)
     const bool avx512 = avx2 && cpu->avx512f && cpu->avx512bw && cpu->avx512vl && cpu->avx512vnni;
     for (size_t i = 0; i < sizeof simd_dots / sizeof simd_dots[0]; i++) {
         struct q_kernels *k = &table[simd_dots[i].type];
-        { char nm[8]; snprintf(nm, 8, ",%d,", simd_dots[i].type); const char *e = getenv("QB_NOSIMD"); if (e && strstr(e, nm)) continue; }
         if (avx512) {
             k->dot = simd_dots[i].avx512;
             k->dot_isa = "avx512";

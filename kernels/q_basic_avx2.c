@@ -16,4 +16,7 @@ static inline __m256i qb_dot_us_scale16(__m256i u, __m256i s, __m256i scale16)
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scale16);
 }
 
+/* int16 pairs times int16 scales, summed to int32. */
+static inline __m256i qb_scale16(__m256i p16, __m256i scale16) { return _mm256_madd_epi16(p16, scale16); }
+
 #include "kernels/q_basic_simd_body.h"

@@ -3,7 +3,8 @@
 /* No include guard on purpose: the including file defines, before including this:
  *   QB_NAME(base)            the exported name of a kernel for its ISA,
  *   qb_dot_us(u, s)          int32 x 8: sums of 4 adjacent products of unsigned u8 and signed s8,
- *   qb_dot_us_scale16(u, s, sc)  the same but over pairs, each pair sum times its int16 in sc.
+ *   qb_dot_us_scale16(u, s, sc)  the same but over pairs, each pair sum times its int16 in sc,
+ *   qb_scale16(p16, sc)      int16 pair sums p16 times their int16 scales, summed to int32.
  * The integer sums are exact, so each kernel differs from the scalar one only in the order of
  * the float additions of its per-block terms. */
 #include <immintrin.h>
@@ -176,8 +177,6 @@ QB_DOT_DECL(QB_NAME(q_basic_dot_q5_1)) { return qb_dot_x_1(n, w, a, true); }
 
 /* ---------------------------------------------------- Q8_K activations --- */
 
-static inline int qb_q8k_bsum_pair(const uint8_t *y, int j) { return qb_q8k_bsum(y, 2 * j) + qb_q8k_bsum(y, 2 * j + 1); }
-
 /* The eight 6-bit scales (low 128 bits, as int16) and mins (high) of a Q4_K / Q5_K super-block,
  * unpacked from its 12 bytes with 32-bit word arithmetic, never through memory. */
 static inline __m256i qb_k4_scales_mins(const uint8_t *q)
@@ -243,16 +242,6 @@ static inline float qb_dot_q45_k(int64_t n, const uint8_t *x, const uint8_t *y, 
 
 QB_DOT_DECL(QB_NAME(q_basic_dot_q4_k)) { return qb_dot_q45_k(n, w, a, 144, false); }
 QB_DOT_DECL(QB_NAME(q_basic_dot_q5_k)) { return qb_dot_q45_k(n, w, a, 176, true); }
-
-/* Sum over the 16 groups of 16 values of (signed 8-bit scale) x (the group's Q8_K block sum). */
-static inline int qb_scaled_bsum(__m128i scales8, const uint8_t *y)
-{
-    const __m256i p = _mm256_madd_epi16(_mm256_cvtepi8_epi16(scales8), qb_load256(y + QB_Q8K_BSUMS));
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-}
 
 /* Q6_K: quants taken unsigned (0..63); the bias of 32 comes back through the block sums. Each
  * 32-value vector spans two 16-value scale groups, one per 128-bit half. */
@@ -362,8 +351,8 @@ static inline __m128i qb_q3k_scales8(const uint8_t *p)
     return _mm_sub_epi8(v, _mm_set1_epi8(32));
 }
 
-/* Q3_K: value = 2 low bits + 4 x (high bit) - 4, taken unsigned (0..7); the -4 comes back
- * through the block sums. */
+/* Q3_K: (2 low bits) . q8 minus (4 where the high bit is clear) . q8 in int16, then scaled: the
+ * lanes of ggml-cpu's AVX2 code, so the float sums are bit-identical to its. */
 QB_DOT_DECL(QB_NAME(q_basic_dot_q3_k))
 {
     const uint8_t *x = w, *y = a;
@@ -373,7 +362,6 @@ QB_DOT_DECL(QB_NAME(q_basic_dot_q3_k))
         qb_prefetch(x);
         qb_prefetch(x + 64);
         const __m128i scales8 = qb_q3k_scales8(x + 96);
-        const int bias = qb_scaled_bsum(scales8, y);
         const __m256i hm = qb_load256(x);
         const uint8_t *q8 = y + QB_Q8K_QS;
         __m256i isum = _mm256_setzero_si256();
@@ -381,13 +369,14 @@ QB_DOT_DECL(QB_NAME(q_basic_dot_q3_k))
             const __m256i q = qb_load256(x + 32 + 32 * half), s16 = qb_scales16_half(scales8, half);
             for (int j = 0; j < 4; j++) {
                 const __m256i bit = _mm256_set1_epi8((char)(1 << (4 * half + j)));
-                const __m256i high = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit), four);
-                const __m256i v = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m2), high);
-                isum = _mm256_add_epi32(isum, qb_dot_us_scale16(v, qb_load256(q8 + 128 * half + 32 * j), qb_pick16_pair(s16, 2 * j)));
+                const __m256i minus4 = _mm256_andnot_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit), four);
+                const __m256i low = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m2);
+                const __m256i yv = qb_load256(q8 + 128 * half + 32 * j);
+                const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(low, yv), _mm256_maddubs_epi16(minus4, yv));
+                isum = _mm256_add_epi32(isum, qb_scale16(p16, qb_pick16_pair(s16, 2 * j)));
             }
         }
-        isum = _mm256_sub_epi32(isum, _mm256_setr_epi32(4 * bias, 0, 0, 0, 0, 0, 0, 0));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(qb_simd_half(x + 108) * qb_f32(y)), _mm256_cvtepi32_ps(isum), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(qb_f32(y) * qb_simd_half(x + 108)), _mm256_cvtepi32_ps(isum), acc);
     }
     return qb_hsum_ps(acc);
 }

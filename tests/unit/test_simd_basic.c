@@ -1,10 +1,11 @@
-/* test_simd_basic.c: every SIMD dot product of the basic (non-grid) types against the scalar one,
- * on random valid blocks and activations quantized by the kernels' own quantizers; the table's choices. */
+/* test_simd_basic.c: every SIMD dot product of the basic (non-grid) types against the scalar one on
+ * random blocks, and bit for bit against ggml's vec_dot on testdata/quants.gguf; the table's choices. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/gguf.h"
 #include "kernels/q_basic_simd.h"
 #include "kernels/quants.h"
 #include "tests/test.h"
@@ -187,6 +188,45 @@ static void check_mxfp4_exponents(bool has_avx2, bool has_avx512)
     CHECK(bad == 0, "mxfp4: %d exponents where a SIMD dot differs from the scalar one", bad);
 }
 
+/* The SIMD kernels take ggml-cpu's AVX2 float steps, so on ggml's own test vectors they must
+ * return exactly its vec_dot (the float types excepted: their summation order differs). */
+static void check_bit_identical(bool has_avx2, bool has_avx512)
+{
+    char path[512], err[512];
+    struct gguf_file *f = gguf_open(testdata_path(path, sizeof path, "quants.gguf"), err, sizeof err);
+    REQUIRE_VOID(f);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const uint32_t t = cases[i].type;
+        if (t == Q_F32 || t == Q_F16 || t == Q_BF16)
+            continue;
+        const char *tn = q_type_traits(t)->name;
+        char name[96];
+        snprintf(name, sizeof name, "%s.q", tn);
+        const struct gguf_tensor *q = gguf_find_tensor(f, name);
+        snprintf(name, sizeof name, "%s.act", tn);
+        const struct gguf_tensor *act = gguf_find_tensor(f, name);
+        snprintf(name, sizeof name, "%s.vec_dot", tn);
+        const struct gguf_array *ref = gguf_get_arr(f, name, GGUF_F32);
+        CHECK(q && act && ref && ref->count == (uint64_t)q->ne[1], "%s: test vectors present", tn);
+        if (!q || !act || !ref || ref->count != (uint64_t)q->ne[1])
+            continue;
+        const uint64_t row_bytes = q->nbytes / (uint64_t)q->ne[1];
+        for (int64_t r = 0; r < q->ne[1]; r++) {
+            const void *w = (const uint8_t *)q->data + (uint64_t)r * row_bytes;
+            const float want = (float)gguf_arr_f64(ref, (uint64_t)r);
+            if (has_avx2) {
+                const float got = cases[i].avx2(q->ne[0], w, act->data);
+                CHECK(memcmp(&got, &want, 4) == 0, "%s row %lld: avx2 %.9g, ggml %.9g", tn, (long long)r, got, want);
+            }
+            if (has_avx512) {
+                const float got = cases[i].avx512(q->ne[0], w, act->data);
+                CHECK(memcmp(&got, &want, 4) == 0, "%s row %lld: avx512 %.9g, ggml %.9g", tn, (long long)r, got, want);
+            }
+        }
+    }
+    gguf_close(f);
+}
+
 int main(void)
 {
     const struct q_cpu *cpu = q_cpu_features();
@@ -211,5 +251,6 @@ int main(void)
         printf("%-7s max SIMD/scalar difference %.2e (relative to max(|dot|, 1%% of sum |w a|))\n", name, worst);
     }
     check_mxfp4_exponents(has_avx2, has_avx512);
+    check_bit_identical(has_avx2, has_avx512);
     return test_finish();
 }

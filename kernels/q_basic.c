@@ -1,9 +1,49 @@
 /* q_basic.c: registers every non-grid ggml type: floats and 32-value blocks (q_legacy.c),
- * super-block K-quants and friends (q_kquants.c). */
+ * super-block K-quants and friends (q_kquants.c), then the SIMD dot products this CPU can run. */
+#include "kernels/q_basic_simd.h"
 #include "kernels/q_block.h"
+
+struct simd_dots {
+    enum q_type type;
+    q_dot_fn avx2, avx512;
+};
+
+static const struct simd_dots simd_dots[] = {
+    {Q_Q8_0, q_basic_dot_q8_0_avx2, q_basic_dot_q8_0_avx512},
+    {Q_Q4_0, q_basic_dot_q4_0_avx2, q_basic_dot_q4_0_avx512},
+    {Q_IQ4_NL, q_basic_dot_iq4_nl_avx2, q_basic_dot_iq4_nl_avx512},
+    {Q_MXFP4, q_basic_dot_mxfp4_avx2, q_basic_dot_mxfp4_avx512},
+    {Q_Q5_0, q_basic_dot_q5_0_avx2, q_basic_dot_q5_0_avx512},
+    {Q_Q4_1, q_basic_dot_q4_1_avx2, q_basic_dot_q4_1_avx512},
+    {Q_Q5_1, q_basic_dot_q5_1_avx2, q_basic_dot_q5_1_avx512},
+    {Q_TQ2_0, q_basic_dot_tq2_0_avx2, q_basic_dot_tq2_0_avx512},
+    {Q_Q4_K, q_basic_dot_q4_k_avx2, q_basic_dot_q4_k_avx512},
+    {Q_Q5_K, q_basic_dot_q5_k_avx2, q_basic_dot_q5_k_avx512},
+    {Q_Q6_K, q_basic_dot_q6_k_avx2, q_basic_dot_q6_k_avx512},
+    {Q_IQ4_XS, q_basic_dot_iq4_xs_avx2, q_basic_dot_iq4_xs_avx512},
+    {Q_Q2_K, q_basic_dot_q2_k_avx2, q_basic_dot_q2_k_avx512},
+    {Q_Q3_K, q_basic_dot_q3_k_avx2, q_basic_dot_q3_k_avx512},
+    {Q_F32, q_basic_dot_f32_avx2, q_basic_dot_f32_avx512},
+    {Q_F16, q_basic_dot_f16_avx2, q_basic_dot_f16_avx512},
+    {Q_BF16, q_basic_dot_bf16_avx2, q_basic_dot_bf16_avx512},
+};
 
 void q_register_basic(struct q_kernels *table, const struct q_cpu *cpu)
 {
     q_register_legacy(table, cpu);
     q_register_kquants(table, cpu);
+    /* The SIMD files also use F16C (every AVX2 CPU has it); the AVX-512 one needs only VL+VNNI on
+     * 256-bit vectors, but is compiled with BW as well, so require it too. */
+    const bool avx2 = cpu->avx2 && cpu->fma && cpu->f16c;
+    const bool avx512 = avx2 && cpu->avx512f && cpu->avx512bw && cpu->avx512vl && cpu->avx512vnni;
+    for (size_t i = 0; i < sizeof simd_dots / sizeof simd_dots[0]; i++) {
+        struct q_kernels *k = &table[simd_dots[i].type];
+        if (avx512) {
+            k->dot = simd_dots[i].avx512;
+            k->dot_isa = "avx512";
+        } else if (avx2) {
+            k->dot = simd_dots[i].avx2;
+            k->dot_isa = "avx2";
+        }
+    }
 }

@@ -1,0 +1,48 @@
+/* q_basic_simd.h: internal to the basic kernels: every ISA's version of the hot dot products,
+ * declared here so tests can compare each one with the scalar reference (the table picks one). */
+#ifndef MOESERVE_Q_BASIC_SIMD_H
+#define MOESERVE_Q_BASIC_SIMD_H
+
+#include <stdint.h>
+
+#define QB_DOT_DECL(name) float name(int64_t n, const void *w, const void *a)
+
+/* Weights with Q8_0 activations (32-value blocks) unless marked. */
+QB_DOT_DECL(q_basic_dot_q8_0_avx2);
+QB_DOT_DECL(q_basic_dot_q4_0_avx2);
+QB_DOT_DECL(q_basic_dot_iq4_nl_avx2);
+QB_DOT_DECL(q_basic_dot_mxfp4_avx2);
+QB_DOT_DECL(q_basic_dot_q5_0_avx2);
+QB_DOT_DECL(q_basic_dot_q4_1_avx2); /* with Q8_1 */
+QB_DOT_DECL(q_basic_dot_q5_1_avx2); /* with Q8_1 */
+/* Weights with Q8_K activations (256-value super-blocks), then the float types with themselves. */
+QB_DOT_DECL(q_basic_dot_q4_k_avx2);
+QB_DOT_DECL(q_basic_dot_q5_k_avx2);
+QB_DOT_DECL(q_basic_dot_q6_k_avx2);
+QB_DOT_DECL(q_basic_dot_iq4_xs_avx2);
+QB_DOT_DECL(q_basic_dot_q2_k_avx2);
+QB_DOT_DECL(q_basic_dot_q3_k_avx2);
+QB_DOT_DECL(q_basic_dot_tq2_0_avx2);
+QB_DOT_DECL(q_basic_dot_f32_avx2);
+QB_DOT_DECL(q_basic_dot_f16_avx2);
+QB_DOT_DECL(q_basic_dot_bf16_avx2);
+
+QB_DOT_DECL(q_basic_dot_q8_0_avx512);
+QB_DOT_DECL(q_basic_dot_q4_0_avx512);
+QB_DOT_DECL(q_basic_dot_iq4_nl_avx512);
+QB_DOT_DECL(q_basic_dot_mxfp4_avx512);
+QB_DOT_DECL(q_basic_dot_q5_0_avx512);
+QB_DOT_DECL(q_basic_dot_q4_1_avx512); /* with Q8_1 */
+QB_DOT_DECL(q_basic_dot_q5_1_avx512); /* with Q8_1 */
+QB_DOT_DECL(q_basic_dot_q4_k_avx512);
+QB_DOT_DECL(q_basic_dot_q5_k_avx512);
+QB_DOT_DECL(q_basic_dot_q6_k_avx512);
+QB_DOT_DECL(q_basic_dot_iq4_xs_avx512);
+QB_DOT_DECL(q_basic_dot_q2_k_avx512);
+QB_DOT_DECL(q_basic_dot_q3_k_avx512);
+QB_DOT_DECL(q_basic_dot_tq2_0_avx512);
+QB_DOT_DECL(q_basic_dot_f32_avx512);
+QB_DOT_DECL(q_basic_dot_f16_avx512);
+QB_DOT_DECL(q_basic_dot_bf16_avx512);
+
+#endif

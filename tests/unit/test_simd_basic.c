@@ -1,0 +1,256 @@
+/* test_simd_basic.c: every SIMD dot product of the basic (non-grid) types against the scalar one on
+ * random blocks, and bit for bit against ggml's vec_dot on testdata/quants.gguf; the table's choices. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/gguf.h"
+#include "kernels/q_basic_simd.h"
+#include "kernels/quants.h"
+#include "tests/test.h"
+
+static uint64_t rng_state = 0x2545f4914f6cdd1dull;
+
+static uint64_t rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static float rng_normalish(void) { return (float)((int)(rng() % 2001) - 1000) / 250.0f; }
+
+/* A finite f16 scale of moderate size and random sign: 2^-8 .. 2^-1. */
+static uint16_t random_half(void)
+{
+    uint16_t exp = (uint16_t)(7 + rng() % 8), man = (uint16_t)(rng() & 0x3ff), sign = (uint16_t)(rng() & 1);
+    return (uint16_t)(sign << 15 | exp << 10 | man);
+}
+
+static void put_half(uint8_t *p) { uint16_t h = random_half(); memcpy(p, &h, 2); }
+
+/* nb random blocks of type t: random bytes (valid for every field but the scales), then sane
+ * scales. Q8_0 weights may hold -128 (ggml's quantizer never writes it, other tools might);
+ * the activations come from the quantizers, which keep within +-127 as the sign trick needs. */
+static void random_weights(uint32_t t, uint8_t *w, int nb)
+{
+    const uint32_t bytes = q_type_traits(t)->block_bytes;
+    for (size_t i = 0; i < (size_t)nb * bytes; i++)
+        w[i] = (uint8_t)rng();
+    if (t == Q_F32 || t == Q_F16 || t == Q_BF16) { /* float weights: through the type's quantizer */
+        float *f = malloc((size_t)nb * sizeof *f);
+        REQUIRE_VOID(f);
+        for (int i = 0; i < nb; i++)
+            f[i] = rng_normalish();
+        q_kernels_get(t)->quant(f, w, nb);
+        free(f);
+        return;
+    }
+    for (int i = 0; i < nb; i++) {
+        uint8_t *b = w + (size_t)i * bytes;
+        switch (t) {
+        case Q_MXFP4:
+            b[0] = (uint8_t)(110 + rng() % 30); /* 2^-18 .. 2^11 */
+            break;
+        case Q_Q4_K:
+        case Q_Q5_K:
+            put_half(b);
+            put_half(b + 2);
+            break;
+        case Q_Q6_K:
+            put_half(b + 208);
+            break;
+        case Q_Q2_K:
+            put_half(b + 80);
+            put_half(b + 82);
+            break;
+        case Q_Q3_K:
+            put_half(b + 108);
+            break;
+        case Q_Q4_1:
+        case Q_Q5_1:
+            put_half(b);
+            put_half(b + 2);
+            break;
+        case Q_TQ2_0:
+            put_half(b + 64); /* code 3 (value 2) never comes from ggml, but both dots agree on it */
+            break;
+        default: /* Q8_0, Q4_0, Q5_0, IQ4_NL, IQ4_XS: f16 scale first */
+            put_half(b);
+            break;
+        }
+    }
+}
+
+struct case_type {
+    uint32_t type;
+    q_dot_fn avx2, avx512;
+};
+
+static const struct case_type cases[] = {
+    {Q_Q8_0, q_basic_dot_q8_0_avx2, q_basic_dot_q8_0_avx512},
+    {Q_Q4_0, q_basic_dot_q4_0_avx2, q_basic_dot_q4_0_avx512},
+    {Q_IQ4_NL, q_basic_dot_iq4_nl_avx2, q_basic_dot_iq4_nl_avx512},
+    {Q_MXFP4, q_basic_dot_mxfp4_avx2, q_basic_dot_mxfp4_avx512},
+    {Q_Q5_0, q_basic_dot_q5_0_avx2, q_basic_dot_q5_0_avx512},
+    {Q_Q4_1, q_basic_dot_q4_1_avx2, q_basic_dot_q4_1_avx512},
+    {Q_Q5_1, q_basic_dot_q5_1_avx2, q_basic_dot_q5_1_avx512},
+    {Q_TQ2_0, q_basic_dot_tq2_0_avx2, q_basic_dot_tq2_0_avx512},
+    {Q_Q4_K, q_basic_dot_q4_k_avx2, q_basic_dot_q4_k_avx512},
+    {Q_Q5_K, q_basic_dot_q5_k_avx2, q_basic_dot_q5_k_avx512},
+    {Q_Q6_K, q_basic_dot_q6_k_avx2, q_basic_dot_q6_k_avx512},
+    {Q_IQ4_XS, q_basic_dot_iq4_xs_avx2, q_basic_dot_iq4_xs_avx512},
+    {Q_Q2_K, q_basic_dot_q2_k_avx2, q_basic_dot_q2_k_avx512},
+    {Q_Q3_K, q_basic_dot_q3_k_avx2, q_basic_dot_q3_k_avx512},
+    {Q_F32, q_basic_dot_f32_avx2, q_basic_dot_f32_avx512},
+    {Q_F16, q_basic_dot_f16_avx2, q_basic_dot_f16_avx512},
+    {Q_BF16, q_basic_dot_bf16_avx2, q_basic_dot_bf16_avx512},
+};
+
+/* Sum of |w_i a_i| over the dequantized rows: the scale that float rounding errors follow, so
+ * the tolerance stays meaningful when the dot product itself cancels to near zero. */
+static double abs_dot(const struct q_kernels *kw, const struct q_kernels *ka, const void *w, const void *a,
+                      int64_t n, float *fw, float *fa)
+{
+    kw->dequant(w, fw, n);
+    ka->dequant(a, fa, n);
+    double s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += fabs((double)fw[i] * fa[i]);
+    return s;
+}
+
+static void check_type(const struct case_type *c, bool has_avx2, bool has_avx512, double *worst)
+{
+    const struct q_kernels *kw = q_kernels_get(c->type);
+    const struct q_kernels *ka = q_kernels_get(kw->act_type);
+    const struct q_traits *tw = q_type_traits(c->type), *ta = q_type_traits(kw->act_type);
+    const char *name = tw->name;
+    const int64_t sizes[] = {tw->block_size, 2 * tw->block_size, 3 * tw->block_size, 1024, 2816, 4096};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        const int64_t n = sizes[si];
+        if (n % tw->block_size || n % ta->block_size)
+            continue;
+        const int nb = (int)(n / tw->block_size);
+        uint8_t *w = malloc((size_t)nb * tw->block_bytes);
+        uint8_t *a = malloc((size_t)(n / ta->block_size) * ta->block_bytes);
+        float *src = malloc((size_t)n * sizeof *src), *fw = malloc((size_t)n * sizeof *fw), *fa = malloc((size_t)n * sizeof *fa);
+        REQUIRE_VOID(w && a && src && fw && fa);
+        for (int rep = 0; rep < 4; rep++) {
+            random_weights(c->type, w, nb);
+            for (int64_t i = 0; i < n; i++)
+                src[i] = rng_normalish();
+            ka->quant(src, a, n);
+            const double ref = kw->dot_ref(n, w, a);
+            const double scale = fmax(fabs(ref), 1e-2 * abs_dot(kw, ka, w, a, n, fw, fa)) + 1e-30;
+            const double tol = 1e-5 * scale;
+            if (has_avx2) {
+                const double got = c->avx2(n, w, a), err = fabs(got - ref);
+                CHECK(err <= tol, "%s n=%lld avx2 %.9g scalar %.9g", name, (long long)n, got, ref);
+                *worst = fmax(*worst, err / scale);
+            }
+            if (has_avx512) {
+                const double got = c->avx512(n, w, a), err = fabs(got - ref);
+                CHECK(err <= tol, "%s n=%lld avx512 %.9g scalar %.9g", name, (long long)n, got, ref);
+                *worst = fmax(*worst, err / scale);
+            }
+        }
+        free(w);
+        free(a);
+        free(src);
+        free(fw);
+        free(fa);
+    }
+}
+
+/* One MXFP4 block per E8M0 exponent (the SIMD kernels read the scale from a table): denormal
+ * 2^-128 and 2^-127 included, up to where the product would overflow float. */
+static void check_mxfp4_exponents(bool has_avx2, bool has_avx512)
+{
+    const struct q_kernels *k = q_kernels_get(Q_MXFP4), *ka = q_kernels_get(Q_Q8_0);
+    uint8_t w[17], act[34];
+    float src[32];
+    int bad = 0;
+    for (int e = 0; e <= 240; e++) {
+        random_weights(Q_MXFP4, w, 1);
+        w[0] = (uint8_t)e;
+        for (int j = 0; j < 32; j++)
+            src[j] = rng_normalish();
+        ka->quant(src, act, 32);
+        const double ref = k->dot_ref(32, w, act), tol = 1e-6 * fabs(ref);
+        if (has_avx2 && fabs(q_basic_dot_mxfp4_avx2(32, w, act) - ref) > tol)
+            bad++;
+        if (has_avx512 && fabs(q_basic_dot_mxfp4_avx512(32, w, act) - ref) > tol)
+            bad++;
+    }
+    CHECK(bad == 0, "mxfp4: %d exponents where a SIMD dot differs from the scalar one", bad);
+}
+
+/* The SIMD kernels take ggml-cpu's AVX2 float steps, so on ggml's own test vectors they must
+ * return exactly its vec_dot (the float types excepted: their summation order differs). */
+static void check_bit_identical(bool has_avx2, bool has_avx512)
+{
+    char path[512], err[512];
+    struct gguf_file *f = gguf_open(testdata_path(path, sizeof path, "quants.gguf"), err, sizeof err);
+    REQUIRE_VOID(f);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const uint32_t t = cases[i].type;
+        if (t == Q_F32 || t == Q_F16 || t == Q_BF16)
+            continue;
+        const char *tn = q_type_traits(t)->name;
+        char name[96];
+        snprintf(name, sizeof name, "%s.q", tn);
+        const struct gguf_tensor *q = gguf_find_tensor(f, name);
+        snprintf(name, sizeof name, "%s.act", tn);
+        const struct gguf_tensor *act = gguf_find_tensor(f, name);
+        snprintf(name, sizeof name, "%s.vec_dot", tn);
+        const struct gguf_array *ref = gguf_get_arr(f, name, GGUF_F32);
+        CHECK(q && act && ref && ref->count == (uint64_t)q->ne[1], "%s: test vectors present", tn);
+        if (!q || !act || !ref || ref->count != (uint64_t)q->ne[1])
+            continue;
+        const uint64_t row_bytes = q->nbytes / (uint64_t)q->ne[1];
+        for (int64_t r = 0; r < q->ne[1]; r++) {
+            const void *w = (const uint8_t *)q->data + (uint64_t)r * row_bytes;
+            const float want = (float)gguf_arr_f64(ref, (uint64_t)r);
+            if (has_avx2) {
+                const float got = cases[i].avx2(q->ne[0], w, act->data);
+                CHECK(memcmp(&got, &want, 4) == 0, "%s row %lld: avx2 %.9g, ggml %.9g", tn, (long long)r, got, want);
+            }
+            if (has_avx512) {
+                const float got = cases[i].avx512(q->ne[0], w, act->data);
+                CHECK(memcmp(&got, &want, 4) == 0, "%s row %lld: avx512 %.9g, ggml %.9g", tn, (long long)r, got, want);
+            }
+        }
+    }
+    gguf_close(f);
+}
+
+int main(void)
+{
+    const struct q_cpu *cpu = q_cpu_features();
+    const bool has_avx2 = cpu->avx2 && cpu->fma && cpu->f16c;
+    const bool has_avx512 = has_avx2 && cpu->avx512f && cpu->avx512bw && cpu->avx512vl && cpu->avx512vnni;
+    if (!has_avx2)
+        printf("note: this CPU has no AVX2; only the table is checked\n");
+    else if (!has_avx512)
+        printf("note: this CPU has no AVX-512 VNNI; its kernels are not run\n");
+
+    const char *cap = getenv("MOESERVE_ISA");
+    const char *want = cap && strcmp(cap, "scalar") == 0 ? "scalar"
+                     : has_avx512 && !(cap && strcmp(cap, "avx2") == 0) ? "avx512"
+                     : has_avx2 ? "avx2" : "scalar";
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct q_kernels *k = q_kernels_get(cases[i].type);
+        const char *name = q_type_traits(cases[i].type)->name;
+        REQUIRE(k && k->dot && k->dot_ref && k->dequant, "%s: kernels registered", name);
+        CHECK(strcmp(k->dot_isa, want) == 0, "%s: table picked %s, expected %s", name, k->dot_isa, want);
+        double worst = 0;
+        check_type(&cases[i], has_avx2, has_avx512, &worst);
+        printf("%-7s max SIMD/scalar difference %.2e (relative to max(|dot|, 1%% of sum |w a|))\n", name, worst);
+    }
+    check_mxfp4_exponents(has_avx2, has_avx512);
+    check_bit_identical(has_avx2, has_avx512);
+    return test_finish();
+}

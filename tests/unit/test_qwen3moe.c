@@ -89,7 +89,7 @@ static void check_prompt(const char *name, struct model *m, struct prompt *p, in
      * at a reference near-tie (margin < 0.05), where llama.cpp flips against itself. One case is an
      * open investigation (docs/correctness.md): reported, not counted, and flagged once it passes. */
     bool top1_ok = agree * 100 >= p->n * 98 || clear_misses == 0;
-    bool known = strcmp(name, "tiny-qwen3moe-q4_k_m") == 0 && pi == 1;
+    bool known = strcmp(name, "tiny-qwen3moe-q4_k_m") == 0 && pi == 2;
     if (known)
         fprintf(stderr, "  KNOWN DEVIATION %s prompt %d: top-1 %zu/%zu (%s; see docs/correctness.md)\n", name, pi, agree,
                 p->n, top1_ok ? "now passes: remove the exception" : "still open");

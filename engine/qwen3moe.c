@@ -252,7 +252,7 @@ static void route(const struct model_hparams *hp, const float *logits, int32_t *
     const float inv = (float)(1.0 / sum);
     for (uint32_t e = 0; e < ne; e++)
         probs[e] *= inv;
-    float wsum = 0.0f;
+    double wsum = 0.0;  /* ggml_sum_rows adds in double */
     for (uint32_t j = 0; j < k; j++) {
         int32_t best = -1;
         for (uint32_t e = 0; e < ne; e++) {
@@ -266,8 +266,9 @@ static void route(const struct model_hparams *hp, const float *logits, int32_t *
         w[j] = probs[best];
         wsum += w[j];
     }
+    const float wsum_f = (float)wsum;
     for (uint32_t j = 0; j < k; j++)
-        w[j] /= wsum;
+        w[j] /= wsum_f;
 }
 
 /* x += MoE(ffn_norm(x)) for n rows. */

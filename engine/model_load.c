@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kernels/quants.h"
+#include "kernels/vexp.h"
 
 static bool get_u32(const struct gguf_file *f, const char *key, uint32_t *out, char *err, size_t errlen)
 {
@@ -141,7 +142,8 @@ static bool load_experts(const struct gguf_file *f, int il, const struct model_h
         return false;
     *w = (struct q_moe_weights){.gate = g->data, .up = u->data, .down = d->data,
                                 .gate_type = g->type, .up_type = u->type, .down_type = d->type,
-                                .n_embd = hp->n_embd, .n_ff = hp->n_ff_exp, .n_expert = hp->n_expert};
+                                .n_embd = hp->n_embd, .n_ff = hp->n_ff_exp, .n_expert = hp->n_expert,
+                                .silu_exp = q_vexp_default()};
     char why[160];
     if (!q_moe_check(w, why, sizeof why)) {
         snprintf(err, errlen, "%s: experts of layer %d: %s", f->path, il, why);

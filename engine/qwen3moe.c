@@ -4,13 +4,26 @@
 
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/quants.h"
+#include "kernels/vexp.h"
 
 #define KV_PAGE_TOKENS 256
+
+/* F16 -> F32 for every half value, built once (exact, as q_f16_to_f32). */
+static float f16_table[65536];
+static pthread_once_t f16_once = PTHREAD_ONCE_INIT;
+
+static void fill_f16_table(void)
+{
+    for (uint32_t h = 0; h < 65536; h++)
+        f16_table[h] = q_f16_to_f32((uint16_t)h);
+}
+
 
 struct model_ctx {
     const struct model *m;
@@ -26,6 +39,7 @@ struct model_ctx {
     float *thread_buf;
     struct q_scratch act;
     struct q_moe_scratch moe;
+    enum q_vexp_flavour vexp;       /* which expf llama.cpp's softmax and SiLU used */
 };
 
 void model_ctx_free(struct model_ctx *c)
@@ -61,6 +75,8 @@ struct model_ctx *model_ctx_new(const struct model *m, uint32_t n_slots, uint32_
     c->n_slots = n_slots;
     c->n_ctx = n_ctx;
     c->max_batch = max_batch;
+    c->vexp = q_vexp_default();
+    pthread_once(&f16_once, fill_f16_table);
     uint32_t kv_row = hp->n_head_kv * hp->head_dim * 2;
     uint32_t pages_per_slot = (n_ctx + KV_PAGE_TOKENS - 1) / KV_PAGE_TOKENS;
     if (!kvpool_init(&c->kv, hp->n_layer, kv_row, kv_row, KV_PAGE_TOKENS, pages_per_slot * n_slots,
@@ -82,8 +98,8 @@ struct model_ctx *model_ctx_new(const struct model *m, uint32_t n_slots, uint32_
     c->route_id = malloc(B * K * sizeof(int32_t));
     c->rows = malloc(B * sizeof(uint32_t));
     c->n_threads = omp_get_max_threads();
-    /* scores and F16 probabilities for n_ctx positions, F16 query, accumulator, one V row */
-    c->thread_stride = ((size_t)n_ctx * 3 / 2 + (size_t)hp->head_dim * 3 + 64 + 15) & ~(size_t)15;
+    /* scores for n_ctx positions, the rounded query, one accumulator per lane */
+    c->thread_stride = ((size_t)n_ctx + (size_t)hp->head_dim * 17 + 15) & ~(size_t)15;
     c->thread_buf = malloc((size_t)c->n_threads * c->thread_stride * sizeof(float));
     if (!c->x || !c->cur || !c->q || !c->k || !c->v || !c->attn || !c->router || !c->moe_out ||
         !c->route_w || !c->route_id || !c->rows || !c->thread_buf) {
@@ -154,6 +170,34 @@ static bool matmul(struct model_ctx *c, const struct q_mat *w, const float *x, i
     return false;
 }
 
+/* llama.cpp's attention products run in tinyBLAS on 16-lane AVX-512 vectors: lane l takes
+ * elements l, l+16, ... in order with FMA, then the lanes are summed pairwise. Following that
+ * order keeps every score bit-identical, so no F16 rounding of a probability flips. */
+#define ATT_LANES 16
+
+static float lane_tree_sum(float *v)
+{
+    for (int w = ATT_LANES / 2; w >= 1; w /= 2)
+        for (int i = 0; i < w; i++)
+            v[i] += v[i + w];
+    return v[0];
+}
+
+static float half_at(const uint8_t *p, int64_t i)
+{
+    uint16_t h;
+    memcpy(&h, p + 2 * i, sizeof h);
+    return f16_table[h];
+}
+
+static float dot_f16_lanes(int64_t n, const uint8_t *k16, const float *q)
+{
+    float acc[ATT_LANES] = {0};
+    for (int64_t d = 0; d < n; d++)
+        acc[d % ATT_LANES] = fmaf(half_at(k16, d), q[d], acc[d % ATT_LANES]);
+    return lane_tree_sum(acc);
+}
+
 /* One query head of one entry against positions [0, pos] of its slot's cache. */
 static void attend_head(const struct model_ctx *c, uint32_t il, uint32_t slot, uint32_t pos,
                         const float *q, uint32_t kvh, float *out, float *tbuf)
@@ -161,42 +205,39 @@ static void attend_head(const struct model_ctx *c, uint32_t il, uint32_t slot, u
     const struct model_hparams *hp = &c->m->hp;
     const int64_t hd = hp->head_dim;
     const uint32_t n_kv = pos + 1;
-    float *scores = tbuf;
-    uint16_t *p16 = (uint16_t *)(scores + c->n_ctx);
-    uint16_t *q16 = (uint16_t *)(scores + c->n_ctx + (c->n_ctx + 1) / 2);
-    float *acc = (float *)(q16 + hd) + 8, *vrow = acc + hd;
-    const struct q_kernels *f16 = q_kernels_get(Q_F16);
+    float *scores = tbuf;                       /* n_ctx */
+    float *qr = scores + c->n_ctx;              /* hd: the query rounded to F16 */
+    float *acc = qr + hd;                       /* ATT_LANES x hd */
+    for (int64_t d = 0; d < hd; d++)
+        qr[d] = q_f16_to_f32(q_f32_to_f16(q[d]));
     /* ggml multiplies F16 K by the query converted to F16, then scales inside the softmax */
-    f16->quant(q, q16, hd);
     const float scale = 1.0f / sqrtf((float)hd);
     const size_t off = (size_t)kvh * hd * sizeof(uint16_t);
     float max = -INFINITY;
     for (uint32_t j = 0; j < n_kv; j++) {
-        float s = f16->dot(hd, kvpool_k(&c->kv, il, slot, j) + off, q16) * scale;
+        float s = dot_f16_lanes(hd, kvpool_k(&c->kv, il, slot, j) + off, qr) * scale;
         scores[j] = s;
         if (s > max)
             max = s;
     }
-    double sum = 0.0;
-    for (uint32_t j = 0; j < n_kv; j++) {
-        float e = expf(scores[j] - max);
-        scores[j] = e;
-        sum += (double)e;
-    }
+    /* llama.cpp pads the cache view; the padding is masked, so vectors are full here too */
+    const double sum = q_vexp_softmax_sum(scores, scores, (int)n_kv, max, c->vexp, 1);
     const float inv = (float)(1.0 / sum);
-    /* probabilities are rounded to F16 before the product with F16 V */
-    for (uint32_t j = 0; j < n_kv; j++)
-        p16[j] = q_f32_to_f16(scores[j] * inv);
-    memset(acc, 0, (size_t)hd * sizeof(float));
+    memset(acc, 0, (size_t)ATT_LANES * hd * sizeof(float));
     for (uint32_t j = 0; j < n_kv; j++) {
-        const float p = q_f16_to_f32(p16[j]);
-        if (p == 0.0f)
-            continue;
-        f16->dequant(kvpool_v(&c->kv, il, slot, j) + off, vrow, hd);
+        /* probabilities are rounded to F16 before the product with F16 V */
+        const float p = q_f16_to_f32(q_f32_to_f16(scores[j] * inv));
+        const uint8_t *v = kvpool_v(&c->kv, il, slot, j) + off;
+        float *a = acc + (size_t)(j % ATT_LANES) * hd;
         for (int64_t d = 0; d < hd; d++)
-            acc[d] += p * vrow[d];
+            a[d] = fmaf(half_at(v, d), p, a[d]);
     }
-    memcpy(out, acc, (size_t)hd * sizeof(float));
+    for (int64_t d = 0; d < hd; d++) {
+        float lanes[ATT_LANES];
+        for (int l = 0; l < ATT_LANES; l++)
+            lanes[l] = acc[(size_t)l * hd + d];
+        out[d] = lane_tree_sum(lanes);
+    }
 }
 
 /* Q/K/V for n entries, per-head norms, RoPE, K/V stored F16, then attention into c->attn. */
@@ -237,18 +278,15 @@ static bool attention(struct model_ctx *c, uint32_t il, uint32_t n, const uint32
 }
 
 /* Router: softmax over expert logits, top k by probability, weights renormalised to sum 1. */
-static void route(const struct model_hparams *hp, const float *logits, int32_t *ids, float *w)
+static void route(const struct model_hparams *hp, enum q_vexp_flavour vexp, const float *logits,
+                  int32_t *ids, float *w)
 {
     const uint32_t ne = hp->n_expert, k = hp->n_expert_used;
     float probs[ne];
     float max = -INFINITY;
     for (uint32_t e = 0; e < ne; e++)
         max = logits[e] > max ? logits[e] : max;
-    double sum = 0.0;
-    for (uint32_t e = 0; e < ne; e++) {
-        probs[e] = expf(logits[e] - max);
-        sum += (double)probs[e];
-    }
+    const double sum = q_vexp_softmax_sum(logits, probs, (int)ne, max, vexp, 0);
     const float inv = (float)(1.0 / sum);
     for (uint32_t e = 0; e < ne; e++)
         probs[e] *= inv;
@@ -271,6 +309,29 @@ static void route(const struct model_hparams *hp, const float *logits, int32_t *
         w[j] /= wsum_f;
 }
 
+/* Router logits. An F32 router runs in tinyBLAS in llama.cpp: 16 FMA lanes over the row, summed
+ * pairwise; any other type takes the ordinary quantized product. */
+static bool router_logits(struct model_ctx *c, const struct q_mat *w, uint32_t n, char *err, size_t errlen)
+{
+    if (w->type != Q_F32)
+        return matmul(c, w, c->cur, n, c->router, err, errlen);
+    const int64_t cols = w->cols, rows = w->rows;
+#pragma omp parallel for schedule(static) if ((int64_t)n * rows * cols > 65536)
+    for (int64_t i = 0; i < (int64_t)n * rows; i++) {
+        const int64_t t = i / rows, r = i % rows;
+        const float *x = c->cur + t * cols;
+        const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+        float acc[ATT_LANES] = {0};
+        for (int64_t d = 0; d < cols; d++) {
+            float wv;
+            memcpy(&wv, wr + 4 * d, sizeof wv);
+            acc[d % ATT_LANES] = fmaf(wv, x[d], acc[d % ATT_LANES]);
+        }
+        c->router[i] = lane_tree_sum(acc);
+    }
+    return true;
+}
+
 /* x += MoE(ffn_norm(x)) for n rows. */
 static bool moe_ffn(struct model_ctx *c, uint32_t il, uint32_t n, char *err, size_t errlen)
 {
@@ -279,10 +340,10 @@ static bool moe_ffn(struct model_ctx *c, uint32_t il, uint32_t n, char *err, siz
     const int64_t E = hp->n_embd, K = hp->n_expert_used;
     for (uint32_t i = 0; i < n; i++)
         rms_norm(c->x + (size_t)i * E, L->ffn_norm, c->cur + (size_t)i * E, E, hp->rms_eps);
-    if (!matmul(c, &L->router, c->cur, n, c->router, err, errlen))
+    if (!router_logits(c, &L->router, n, err, errlen))
         return false;
     for (uint32_t i = 0; i < n; i++)
-        route(hp, c->router + (size_t)i * hp->n_expert, c->route_id + (size_t)i * K,
+        route(hp, c->vexp, c->router + (size_t)i * hp->n_expert, c->route_id + (size_t)i * K,
               c->route_w + (size_t)i * K);
     if (!q_moe_forward(&L->moe, n, c->cur, (int)K, c->route_id, c->route_w, c->moe_out, &c->moe,
                        err, errlen))

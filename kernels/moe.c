@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kernels/quants.h"
+#include "kernels/vexp.h"
 
 void q_moe_scratch_free(struct q_moe_scratch *s)
 {
@@ -39,10 +40,6 @@ bool q_moe_check(const struct q_moe_weights *w, char *err, size_t errlen)
     return true;
 }
 
-static float silu(float x)
-{
-    return x / (1.0f + expf(-x));
-}
 
 /* Buffers for n tokens x k experts; pointers into the scratch after growing it. */
 struct moe_bufs {
@@ -148,7 +145,7 @@ bool q_moe_forward(const struct q_moe_weights *w, int64_t n, const float *x, int
         float *g = b.g + i * ff;
         const float *u = b.u + i * ff;
         for (int64_t j = 0; j < ff; j++)
-            g[j] = silu(g[j]) * u[j];
+            g[j] = q_vsilu(g[j], w->silu_exp) * u[j];
         q_quantize_acts(w->down_type, g, 1, ff, b.hq + i * b.act_d, b.act_d);
     }
     for (int64_t e = 0; e < w->n_expert; e++) {

@@ -15,6 +15,7 @@ struct q_moe_weights {
     const void *gate, *up, *down;
     uint32_t gate_type, up_type, down_type;
     int64_t n_embd, n_ff, n_expert;
+    int silu_exp;   /* enum q_vexp_flavour of the SiLU's exp (0: plain expf) */
 };
 
 /* Reusable buffers; zero-initialise, free with q_moe_scratch_free. */

@@ -125,6 +125,11 @@ static void check_positions(const char *label, const struct prompt *p, const flo
         json_t *row = json_array_get(top20, i);
         if (json_integer_value(json_array_get(json_array_get(row, 0), 0)) == ours)
             agree++;
+        else
+            fprintf(stderr, "    position %u: ours %d, reference %lld (reference margin %.4f)\n", i, ours,
+                    json_integer_value(json_array_get(json_array_get(row, 0), 0)),
+                    json_real_value(json_array_get(json_array_get(row, 0), 1)) -
+                        json_real_value(json_array_get(json_array_get(row, 1), 1)));
         bool found = false;
         for (size_t r = 0; r < 5 && r < json_array_size(row); r++)
             found |= json_integer_value(json_array_get(json_array_get(row, r), 0)) == ours;

@@ -101,11 +101,17 @@ demo: moeserve $(DEMO_MODEL)
 
 # ---------------------------------------------------------------------- tests ---
 # Unit tests run under ASan+UBSan; integration tests drive the sanitizer-built binary.
-test: asan
-	@tests/run.sh $(UNIT_asan)
+# The model accuracy tests also run in the release build: under ASan they keep to short prompts.
+ACCURACY := test_qwen3moe
+test: asan $(ACCURACY:%=build/rel/tests/unit/%)
+	@tests/run.sh $(UNIT_asan) $(ACCURACY:%=build/rel/tests/unit/%)
 
 test-unit: $(UNIT_rel)
 	@tests/run.sh $(UNIT_rel)
+
+.PHONY: test-integration
+test-integration: build/asan/moeserve
+	@tests/integration/test_inspect.sh build/asan/moeserve
 
 # ---------------------------------------------------------------------- tools ---
 build/rel/loadgen: tools/loadgen.c
@@ -119,12 +125,21 @@ bench-kernels: build/rel/tests/bench/bench_kernels
 bench: bench-kernels
 
 # ------------------------------------------------------------------- fuzzing ---
-FUZZ_FLAGS := -std=c17 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined
-build/fuzz/fuzz_gguf: tests/fuzz/fuzz_gguf.c engine/gguf.c kernels/qtypes.c
+FUZZ_FLAGS := -std=c17 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+build/fuzz/fuzz_gguf: tests/fuzz/fuzz_gguf.c engine/gguf.c engine/gguf_meta.c engine/arch.c \
+		engine/validate.c kernels/qtypes.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) $^ -o $@
 
 fuzz: build/fuzz/fuzz_gguf
+
+# About a minute of fuzzing from the committed seeds (CI); new inputs go to build/fuzz/corpus.
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz-run
+fuzz-run: build/fuzz/fuzz_gguf
+	@mkdir -p build/fuzz/corpus
+	build/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 \
+		-print_final_stats=1 build/fuzz/corpus tests/fuzz/seeds
 
 # -------------------------------------------------------------- install/deps ---
 sysconfdir ?= /etc

@@ -1,258 +1,197 @@
-/* model_load.c: reads a qwen3moe GGUF into struct model (engine/model.h): hyperparameters from
- * the metadata, every tensor checked for presence, shape and a usable type; weights stay mapped. */
-#include "engine/model.h"
-
+/* model_load.c: qwen3moe hyperparameters and tensor references from a GGUF file.
+ * Weights stay in the mapping (zero copy); only the small norm vectors are copied out, so the
+ * forward pass can use them as plain float arrays whatever the file's alignment. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/model.h"
 #include "kernels/quants.h"
-#include "kernels/vexp.h"
 
-static bool get_u32(const struct gguf_file *f, const char *key, uint32_t *out, char *err, size_t errlen)
+static bool get_u32(const struct gguf_file *f, const char *arch, const char *key, uint32_t *out, bool required,
+                    char *err, size_t errlen)
 {
-    char full[128];
-    snprintf(full, sizeof full, "qwen3moe.%s", key);
-    if (gguf_get_u32(f, full, out) && *out > 0)
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    if (gguf_get_u32(f, k, out))
         return true;
-    snprintf(err, errlen, "%s: missing or invalid metadata key %s", f->path ? f->path : "model", full);
+    if (!required)
+        return true;
+    snprintf(err, errlen, "%s: key '%s' is missing or not an integer", f->path, k);
     return false;
 }
 
-static bool read_hparams(const struct gguf_file *f, struct model_hparams *hp, char *err, size_t errlen)
+static bool read_hparams(struct model_hparams *hp, const struct gguf_file *f, const char *arch, char *err,
+                         size_t errlen)
 {
-    char *arch = gguf_get_str_dup(f, "general.architecture");
-    bool is_moe = arch && strcmp(arch, "qwen3moe") == 0;
-    if (!is_moe) {
-        snprintf(err, errlen, "%s: architecture %s is not qwen3moe", f->path ? f->path : "model",
-                 arch ? arch : "(missing)");
-        free(arch);
+    char k[128];
+    hp->n_ctx_train = 4096;
+    bool ok = get_u32(f, arch, "block_count", &hp->n_layer, true, err, errlen) &&
+              get_u32(f, arch, "embedding_length", &hp->n_embd, true, err, errlen) &&
+              get_u32(f, arch, "attention.head_count", &hp->n_head, true, err, errlen) &&
+              get_u32(f, arch, "attention.head_count_kv", &hp->n_head_kv, true, err, errlen) &&
+              get_u32(f, arch, "expert_count", &hp->n_expert, true, err, errlen) &&
+              get_u32(f, arch, "expert_used_count", &hp->n_expert_used, true, err, errlen) &&
+              get_u32(f, arch, "expert_feed_forward_length", &hp->n_ff_exp, true, err, errlen) &&
+              get_u32(f, arch, "context_length", &hp->n_ctx_train, false, err, errlen);
+    if (!ok)
+        return false;
+    /* head sizes come from key_length/value_length; n_embd / n_head only as a fallback */
+    hp->head_k = hp->head_v = hp->n_head ? hp->n_embd / hp->n_head : 0;
+    get_u32(f, arch, "attention.key_length", &hp->head_k, false, err, errlen);
+    get_u32(f, arch, "attention.value_length", &hp->head_v, false, err, errlen);
+    hp->n_rot = hp->head_k;
+    get_u32(f, arch, "rope.dimension_count", &hp->n_rot, false, err, errlen);
+    hp->rope_base = 10000.0f;
+    snprintf(k, sizeof k, "%s.rope.freq_base", arch);
+    gguf_get_f32(f, k, &hp->rope_base);
+    snprintf(k, sizeof k, "%s.attention.layer_norm_rms_epsilon", arch);
+    if (!gguf_get_f32(f, k, &hp->rms_eps)) {
+        snprintf(err, errlen, "%s: key '%s' is missing", f->path, k);
         return false;
     }
-    free(arch);
-    uint32_t head_v = 0;
-    if (!get_u32(f, "block_count", &hp->n_layer, err, errlen) ||
-        !get_u32(f, "embedding_length", &hp->n_embd, err, errlen) ||
-        !get_u32(f, "attention.head_count", &hp->n_head, err, errlen) ||
-        !get_u32(f, "attention.head_count_kv", &hp->n_head_kv, err, errlen) ||
-        !get_u32(f, "attention.key_length", &hp->head_dim, err, errlen) ||
-        !get_u32(f, "attention.value_length", &head_v, err, errlen) ||
-        !get_u32(f, "expert_count", &hp->n_expert, err, errlen) ||
-        !get_u32(f, "expert_used_count", &hp->n_expert_used, err, errlen) ||
-        !get_u32(f, "expert_feed_forward_length", &hp->n_ff_exp, err, errlen) ||
-        !get_u32(f, "context_length", &hp->n_ctx_train, err, errlen))
-        return false;
-    if (!gguf_get_f32(f, "qwen3moe.rope.freq_base", &hp->rope_base))
-        hp->rope_base = 10000.0f;
-    if (!gguf_get_f32(f, "qwen3moe.attention.layer_norm_rms_epsilon", &hp->rms_eps)) {
-        snprintf(err, errlen, "%s: missing qwen3moe.attention.layer_norm_rms_epsilon", f->path);
-        return false;
-    }
-    const char *bad = NULL;
-    if (head_v != hp->head_dim)
-        bad = "value_length differs from key_length";
-    else if (hp->head_dim % 2)
-        bad = "odd head size";
-    else if (hp->n_head % hp->n_head_kv)
-        bad = "head_count is not a multiple of head_count_kv";
-    else if (hp->n_expert_used > hp->n_expert)
-        bad = "expert_used_count exceeds expert_count";
-    else if (hp->n_layer > 4096 || hp->n_embd > (1u << 20) || hp->head_dim > 4096 ||
-             hp->n_head > 4096 || hp->n_expert > 65536)
-        bad = "implausibly large hyperparameter";
-    if (bad) {
-        snprintf(err, errlen, "%s: qwen3moe hyperparameters: %s", f->path, bad);
+    if (!hp->n_layer || !hp->n_head || !hp->n_head_kv || hp->n_head % hp->n_head_kv || !hp->head_k ||
+        !hp->head_v || hp->n_rot > hp->head_k || hp->n_rot % 2 || !hp->n_expert || !hp->n_expert_used ||
+        hp->n_expert_used > hp->n_expert || !hp->n_ff_exp || hp->head_k > 512 || hp->head_v > 512) {
+        snprintf(err, errlen, "%s: inconsistent hyperparameters (layers %u, heads %u/%u, head size %u/%u, rope %u, experts %u/%u, ff %u)",
+                 f->path, hp->n_layer, hp->n_head, hp->n_head_kv, hp->head_k, hp->head_v, hp->n_rot, hp->n_expert_used,
+                 hp->n_expert, hp->n_ff_exp);
         return false;
     }
     return true;
 }
 
-/* A tensor of exactly the given shape (dims beyond n_dims must be 1) whose type is known. */
-static const struct gguf_tensor *find(const struct gguf_file *f, const char *name, int64_t ne0,
-                                      int64_t ne1, int64_t ne2, char *err, size_t errlen)
+/* A tensor with exactly the given shape (unused trailing dims 1), data 4-byte aligned. */
+static const struct gguf_tensor *need(const struct gguf_file *f, const char *name, int64_t a, int64_t b, int64_t c,
+                                      char *err, size_t errlen)
 {
     const struct gguf_tensor *t = gguf_find_tensor(f, name);
     if (!t) {
-        snprintf(err, errlen, "%s: missing tensor %s", f->path, name);
+        snprintf(err, errlen, "%s: tensor '%s' is missing", f->path, name);
         return NULL;
     }
-    int64_t want[GGUF_MAX_DIMS] = {ne0, ne1, ne2, 1};
-    for (int d = 0; d < GGUF_MAX_DIMS; d++)
-        if (t->ne[d] != want[d]) {
-            snprintf(err, errlen, "%s: tensor %s has shape [%lld, %lld, %lld, %lld], expected "
-                     "[%lld, %lld, %lld]", f->path, name, (long long)t->ne[0], (long long)t->ne[1],
-                     (long long)t->ne[2], (long long)t->ne[3], (long long)ne0, (long long)ne1,
-                     (long long)ne2);
-            return NULL;
-        }
-    if (!q_type_traits(t->type)) {
-        snprintf(err, errlen, "%s: tensor %s has unknown type %u", f->path, name, t->type);
+    if (t->ne[0] != a || t->ne[1] != b || t->ne[2] != c || t->ne[3] != 1) {
+        snprintf(err, errlen, "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld, %lld]", f->path,
+                 name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
+                 (long long)a, (long long)b, (long long)c);
+        return NULL;
+    }
+    const struct q_kernels *k = q_kernels_get(t->type);
+    if (!k || !k->dequant || !k->dot) {
+        const struct q_traits *tr = q_type_traits(t->type);
+        snprintf(err, errlen, "%s: tensor '%s' has type %s, which has no CPU kernels", f->path, name,
+                 tr ? tr->name : "unknown");
+        return NULL;
+    }
+    if ((uintptr_t)t->data % 4) {
+        snprintf(err, errlen, "%s: tensor '%s' data is not 4-byte aligned", f->path, name);
         return NULL;
     }
     return t;
 }
 
-static bool load_mat(const struct gguf_file *f, const char *name, int64_t cols, int64_t rows,
-                     struct q_mat *m, char *err, size_t errlen)
+static bool mat(struct q_mat *m, const struct gguf_file *f, const char *name, int64_t cols, int64_t rows, char *err,
+                size_t errlen)
 {
-    const struct gguf_tensor *t = find(f, name, cols, rows, 1, err, errlen);
-    if (!t)
-        return false;
-    char why[160];
-    if (!q_mat_init(m, t->data, t->type, rows, cols, why, sizeof why)) {
-        snprintf(err, errlen, "%s: tensor %s: %s", f->path, name, why);
-        return false;
-    }
-    return true;
+    const struct gguf_tensor *t = need(f, name, cols, rows, 1, err, errlen);
+    return t && q_mat_init(m, t->type, t->data, rows, cols);
 }
 
-/* Dequantizes a norm vector into the model's own F32 storage at *next. */
-static const float *load_norm(const struct gguf_file *f, const char *name, int64_t n, float **next,
-                              char *err, size_t errlen)
+static float *vec(const struct gguf_file *f, const char *name, int64_t n, char *err, size_t errlen)
 {
-    const struct gguf_tensor *t = find(f, name, n, 1, 1, err, errlen);
+    const struct gguf_tensor *t = need(f, name, n, 1, 1, err, errlen);
     if (!t)
         return NULL;
-    const struct q_kernels *k = q_kernels_get(t->type);
+    float *v = malloc((size_t)n * sizeof *v);
+    if (!v) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    q_kernels_get(t->type)->dequant(t->data, v, n);
+    return v;
+}
+
+static bool experts(struct model_experts *e, const struct gguf_file *f, const char *name, int64_t cols, int64_t rows,
+                    int64_t n, char *err, size_t errlen)
+{
+    const struct gguf_tensor *t = need(f, name, cols, rows, n, err, errlen);
+    if (!t)
+        return false;
     uint64_t rb;
-    if (!k || !k->dequant || !q_row_bytes(t->type, (uint64_t)n, &rb)) {
-        snprintf(err, errlen, "%s: tensor %s: type %s cannot be read as a norm vector", f->path,
-                 name, q_type_traits(t->type)->name);
-        return NULL;
-    }
-    float *dst = *next;
-    k->dequant(t->data, dst, n);
-    *next += n;
-    return dst;
-}
-
-static bool load_experts(const struct gguf_file *f, int il, const struct model_hparams *hp,
-                         struct q_moe_weights *w, char *err, size_t errlen)
-{
-    char name[96];
-    const struct gguf_tensor *g, *u, *d;
-    snprintf(name, sizeof name, "blk.%d.ffn_gate_exps.weight", il);
-    if (!(g = find(f, name, hp->n_embd, hp->n_ff_exp, hp->n_expert, err, errlen)))
-        return false;
-    snprintf(name, sizeof name, "blk.%d.ffn_up_exps.weight", il);
-    if (!(u = find(f, name, hp->n_embd, hp->n_ff_exp, hp->n_expert, err, errlen)))
-        return false;
-    snprintf(name, sizeof name, "blk.%d.ffn_down_exps.weight", il);
-    if (!(d = find(f, name, hp->n_ff_exp, hp->n_embd, hp->n_expert, err, errlen)))
-        return false;
-    *w = (struct q_moe_weights){.gate = g->data, .up = u->data, .down = d->data,
-                                .gate_type = g->type, .up_type = u->type, .down_type = d->type,
-                                .n_embd = hp->n_embd, .n_ff = hp->n_ff_exp, .n_expert = hp->n_expert,
-                                .silu_exp = q_vexp_default()};
-    char why[160];
-    if (!q_moe_check(w, why, sizeof why)) {
-        snprintf(err, errlen, "%s: experts of layer %d: %s", f->path, il, why);
-        return false;
-    }
+    q_row_bytes(t->type, (uint64_t)cols, &rb);
+    *e = (struct model_experts){.type = t->type, .data = t->data, .rows = rows, .cols = cols, .row_bytes = (size_t)rb,
+                                .expert_bytes = (size_t)rb * (size_t)rows};
     return true;
 }
 
-static bool load_layer(const struct gguf_file *f, int il, struct model *m, float **next,
+static bool load_layer(struct model_layer *L, const struct gguf_file *f, const struct model_hparams *hp, uint32_t i,
                        char *err, size_t errlen)
 {
-    const struct model_hparams *hp = &m->hp;
-    struct model_layer *L = &m->layers[il];
-    int64_t q_dim = (int64_t)hp->n_head * hp->head_dim, kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
-    char name[96];
-#define NAME(s) (snprintf(name, sizeof name, "blk.%d." s, il), name)
-    if (!(L->attn_norm = load_norm(f, NAME("attn_norm.weight"), hp->n_embd, next, err, errlen)) ||
-        !(L->attn_q_norm = load_norm(f, NAME("attn_q_norm.weight"), hp->head_dim, next, err, errlen)) ||
-        !(L->attn_k_norm = load_norm(f, NAME("attn_k_norm.weight"), hp->head_dim, next, err, errlen)) ||
-        !(L->ffn_norm = load_norm(f, NAME("ffn_norm.weight"), hp->n_embd, next, err, errlen)) ||
-        !load_mat(f, NAME("attn_q.weight"), hp->n_embd, q_dim, &L->wq, err, errlen) ||
-        !load_mat(f, NAME("attn_k.weight"), hp->n_embd, kv_dim, &L->wk, err, errlen) ||
-        !load_mat(f, NAME("attn_v.weight"), hp->n_embd, kv_dim, &L->wv, err, errlen) ||
-        !load_mat(f, NAME("attn_output.weight"), q_dim, hp->n_embd, &L->wo, err, errlen) ||
-        !load_mat(f, NAME("ffn_gate_inp.weight"), hp->n_embd, hp->n_expert, &L->router, err, errlen))
-        return false;
+    char n[96];
+    const int64_t e = hp->n_embd, q = (int64_t)hp->n_head * hp->head_k, k = (int64_t)hp->n_head_kv * hp->head_k;
+    const int64_t v = (int64_t)hp->n_head_kv * hp->head_v, o = (int64_t)hp->n_head * hp->head_v;
+#define NAME(s) (snprintf(n, sizeof n, "blk.%u.%s", i, (s)), n)
+    return (L->attn_norm = vec(f, NAME("attn_norm.weight"), e, err, errlen)) &&
+           (L->q_norm = vec(f, NAME("attn_q_norm.weight"), hp->head_k, err, errlen)) &&
+           (L->k_norm = vec(f, NAME("attn_k_norm.weight"), hp->head_k, err, errlen)) &&
+           (L->ffn_norm = vec(f, NAME("ffn_norm.weight"), e, err, errlen)) &&
+           mat(&L->wq, f, NAME("attn_q.weight"), e, q, err, errlen) &&
+           mat(&L->wk, f, NAME("attn_k.weight"), e, k, err, errlen) &&
+           mat(&L->wv, f, NAME("attn_v.weight"), e, v, err, errlen) &&
+           mat(&L->wo, f, NAME("attn_output.weight"), o, e, err, errlen) &&
+           mat(&L->router, f, NAME("ffn_gate_inp.weight"), e, hp->n_expert, err, errlen) &&
+           experts(&L->gate, f, NAME("ffn_gate_exps.weight"), e, hp->n_ff_exp, hp->n_expert, err, errlen) &&
+           experts(&L->up, f, NAME("ffn_up_exps.weight"), e, hp->n_ff_exp, hp->n_expert, err, errlen) &&
+           experts(&L->down, f, NAME("ffn_down_exps.weight"), hp->n_ff_exp, e, hp->n_expert, err, errlen);
 #undef NAME
-    return load_experts(f, il, hp, &L->moe, err, errlen);
 }
 
-static bool load_globals(const struct gguf_file *f, struct model *m, float **next, char *err, size_t errlen)
+bool model_load(struct model *m, const struct gguf_file *f, char *err, size_t errlen)
 {
-    const struct gguf_tensor *emb = gguf_find_tensor(f, "token_embd.weight");
-    if (!emb) {
-        snprintf(err, errlen, "%s: missing tensor token_embd.weight", f->path);
+    memset(m, 0, sizeof *m);
+    m->file = f;
+    char *arch = gguf_get_str_dup(f, "general.architecture");
+    bool ok = arch && strcmp(arch, "qwen3moe") == 0;
+    if (!ok)
+        snprintf(err, errlen, "%s: architecture '%s' is not qwen3moe", f->path, arch ? arch : "(none)");
+    ok = ok && read_hparams(&m->hp, f, arch, err, errlen);
+    free(arch);
+    if (!ok)
         return false;
-    }
-    if (emb->ne[1] <= 0 || emb->ne[1] > (1 << 24)) {
-        snprintf(err, errlen, "%s: token_embd.weight has an invalid vocabulary size", f->path);
+    const struct gguf_tensor *emb = gguf_find_tensor(f, "token_embd.weight");
+    if (!emb || emb->n_dims != 2 || emb->ne[0] != m->hp.n_embd) {
+        snprintf(err, errlen, "%s: tensor 'token_embd.weight' is missing or not [%u, n_vocab]", f->path, m->hp.n_embd);
         return false;
     }
     m->hp.n_vocab = (uint32_t)emb->ne[1];
-    if (!(emb = find(f, "token_embd.weight", m->hp.n_embd, m->hp.n_vocab, 1, err, errlen)))
-        return false;
-    const struct q_kernels *k = q_kernels_get(emb->type);
-    uint64_t rb;
-    if (!k->dequant || !q_row_bytes(emb->type, m->hp.n_embd, &rb)) {
-        snprintf(err, errlen, "%s: token_embd.weight: type %s has no dequantizer", f->path,
-                 q_type_traits(emb->type)->name);
-        return false;
+    ok = mat(&m->token_embd, f, "token_embd.weight", m->hp.n_embd, m->hp.n_vocab, err, errlen) &&
+         (m->output_norm = vec(f, "output_norm.weight", m->hp.n_embd, err, errlen)) != NULL;
+    if (ok && gguf_find_tensor(f, "output.weight"))
+        ok = mat(&m->output, f, "output.weight", m->hp.n_embd, m->hp.n_vocab, err, errlen);
+    else if (ok)
+        m->output = m->token_embd; /* tied embeddings */
+    m->layers = ok ? calloc(m->hp.n_layer, sizeof *m->layers) : NULL;
+    if (ok && !m->layers) {
+        snprintf(err, errlen, "out of memory");
+        ok = false;
     }
-    m->tok_embd = emb->data;
-    m->tok_embd_type = emb->type;
-    m->tok_embd_row_bytes = rb;
-    if (!(m->output_norm = load_norm(f, "output_norm.weight", m->hp.n_embd, next, err, errlen)))
-        return false;
-    const char *out_name = gguf_find_tensor(f, "output.weight") ? "output.weight" : "token_embd.weight";
-    return load_mat(f, out_name, m->hp.n_embd, m->hp.n_vocab, &m->output, err, errlen);
-}
-
-struct model *model_from_gguf(struct gguf_file *f, bool take_ownership, char *err, size_t errlen)
-{
-    struct model *m = calloc(1, sizeof *m);
-    if (!m) {
-        snprintf(err, errlen, "out of memory loading a model");
-        if (take_ownership)
-            gguf_close(f);
-        return NULL;
-    }
-    m->gguf = f;
-    m->owns_gguf = take_ownership;
-    if (!read_hparams(f, &m->hp, err, errlen))
-        goto fail;
-    const struct model_hparams *hp = &m->hp;
-    size_t norm_floats = (size_t)hp->n_embd +
-                         (size_t)hp->n_layer * (2 * (size_t)hp->n_embd + 2 * (size_t)hp->head_dim);
-    m->norms = malloc(norm_floats * sizeof(float));
-    m->layers = calloc(hp->n_layer, sizeof *m->layers);
-    if (!m->norms || !m->layers) {
-        snprintf(err, errlen, "out of memory loading %s", f->path);
-        goto fail;
-    }
-    float *next = m->norms;
-    if (!load_globals(f, m, &next, err, errlen))
-        goto fail;
-    for (uint32_t il = 0; il < hp->n_layer; il++)
-        if (!load_layer(f, (int)il, m, &next, err, errlen))
-            goto fail;
-    return m;
-fail:
-    model_free(m);
-    return NULL;
-}
-
-struct model *model_load(const char *path, char *err, size_t errlen)
-{
-    struct gguf_file *f = gguf_open(path, err, errlen);
-    if (!f)
-        return NULL;
-    return model_from_gguf(f, true, err, errlen);
+    for (uint32_t i = 0; ok && i < m->hp.n_layer; i++)
+        ok = load_layer(&m->layers[i], f, &m->hp, i, err, errlen);
+    if (!ok)
+        model_free(m);
+    return ok;
 }
 
 void model_free(struct model *m)
 {
-    if (!m)
-        return;
-    if (m->owns_gguf)
-        gguf_close(m->gguf);
+    if (m->layers)
+        for (uint32_t i = 0; i < m->hp.n_layer; i++) {
+            free(m->layers[i].attn_norm);
+            free(m->layers[i].q_norm);
+            free(m->layers[i].k_norm);
+            free(m->layers[i].ffn_norm);
+        }
     free(m->layers);
-    free(m->norms);
-    free(m);
+    free(m->output_norm);
+    memset(m, 0, sizeof *m);
 }

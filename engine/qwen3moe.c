@@ -1,108 +1,78 @@
-/* qwen3moe.c: the qwen3moe forward pass on the CPU (engine/model.h), following ggml-cpu's
- * numerics: quantized activations per product, F16 K/V, F16 query and probabilities in attention. */
-#include "engine/model.h"
-
+/* qwen3moe.c: the qwen3moe forward pass on the CPU (engine/model.h): embeddings, per layer
+ * RMS norm, Q/K/V, per-head q/k norm, NeoX RoPE, causal GQA attention over the paged F16 KV
+ * cache, output projection, then the routed SwiGLU experts; final norm and logits on request. */
 #include <math.h>
 #include <omp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/model.h"
+#include "kernels/ops.h"
 #include "kernels/quants.h"
-#include "kernels/vexp.h"
-
-#define KV_PAGE_TOKENS 256
-
-/* F16 -> F32 for every half value, built once (exact, as q_f16_to_f32). */
-static float f16_table[65536];
-static pthread_once_t f16_once = PTHREAD_ONCE_INIT;
-
-static void fill_f16_table(void)
-{
-    for (uint32_t h = 0; h < 65536; h++)
-        f16_table[h] = q_f16_to_f32((uint16_t)h);
-}
-
 
 struct model_ctx {
     const struct model *m;
     struct kvpool kv;
-    uint32_t n_slots, n_ctx, max_batch;
-    /* activations of one piece of a batch, max_batch rows each */
-    float *x, *cur, *q, *k, *v, *attn, *router, *moe_out, *route_w;
-    int32_t *route_id;
-    uint32_t *rows;                 /* entry indexes (output rows of the last layer) */
-    /* per-thread attention buffers */
+    uint32_t max_batch, max_seq_tokens;
+    float *x, *h, *q, *k, *v, *att, *tmp, *probs;   /* per-token activations */
+    float *scores;                                   /* per thread: one attention row */
+    int32_t *sel;                                    /* per token: chosen experts */
+    float *sel_w;                                    /* and their weights */
+    int32_t *group;                                  /* (token, slot) pairs routed to one expert */
+    float *ff_gate, *ff_up, *ff_out;                 /* expert products of one group */
+    float *expert_out;                               /* per (token, slot): weighted down output */
+    struct q_scratch act, act2, act_down, gathered;
     int n_threads;
-    size_t thread_stride;           /* floats */
-    float *thread_buf;
-    struct q_scratch act;
-    struct q_moe_scratch moe;
-    enum q_vexp_flavour vexp;       /* which expf llama.cpp's softmax and SiLU used */
 };
 
-void model_ctx_free(struct model_ctx *c)
+/* ------------------------------------------------------------------ set-up --- */
+
+static float *falloc(size_t n, bool *ok)
 {
-    if (!c)
-        return;
-    kvpool_free(&c->kv);
-    float *bufs[] = {c->x, c->cur, c->q, c->k, c->v, c->attn, c->router, c->moe_out, c->route_w,
-                     c->thread_buf};
-    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
-        free(bufs[i]);
-    free(c->route_id);
-    free(c->rows);
-    q_scratch_free(&c->act);
-    q_moe_scratch_free(&c->moe);
-    free(c);
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    *ok = *ok && p;
+    return p;
 }
 
-struct model_ctx *model_ctx_new(const struct model *m, uint32_t n_slots, uint32_t n_ctx,
+struct model_ctx *model_ctx_new(const struct model *m, uint32_t n_seqs, uint32_t pool_tokens, uint32_t max_seq_tokens,
                                 uint32_t max_batch, char *err, size_t errlen)
 {
     const struct model_hparams *hp = &m->hp;
-    if (!n_slots || !n_ctx || !max_batch) {
-        snprintf(err, errlen, "model context: slots, context and batch size must be positive");
-        return NULL;
-    }
     struct model_ctx *c = calloc(1, sizeof *c);
     if (!c) {
-        snprintf(err, errlen, "out of memory for the model context");
+        snprintf(err, errlen, "out of memory");
         return NULL;
     }
     c->m = m;
-    c->n_slots = n_slots;
-    c->n_ctx = n_ctx;
     c->max_batch = max_batch;
-    c->vexp = q_vexp_default();
-    pthread_once(&f16_once, fill_f16_table);
-    uint32_t kv_row = hp->n_head_kv * hp->head_dim * 2;
-    uint32_t pages_per_slot = (n_ctx + KV_PAGE_TOKENS - 1) / KV_PAGE_TOKENS;
-    if (!kvpool_init(&c->kv, hp->n_layer, kv_row, kv_row, KV_PAGE_TOKENS, pages_per_slot * n_slots,
-                     n_slots, n_ctx, err, errlen)) {
+    c->max_seq_tokens = max_seq_tokens;
+    c->n_threads = omp_get_max_threads();
+    const uint32_t page = 32, pages = (pool_tokens + page - 1) / page;
+    if (!kvpool_init(&c->kv, hp->n_layer, hp->n_head_kv * hp->head_k * 2, hp->n_head_kv * hp->head_v * 2, page, pages,
+                     n_seqs, max_seq_tokens, err, errlen)) {
         free(c);
         return NULL;
     }
-    size_t B = max_batch, E = hp->n_embd, HD = (size_t)hp->n_head * hp->head_dim;
-    size_t KVD = (size_t)hp->n_head_kv * hp->head_dim, K = hp->n_expert_used;
-    c->x = malloc(B * E * sizeof(float));
-    c->cur = malloc(B * E * sizeof(float));
-    c->q = malloc(B * HD * sizeof(float));
-    c->k = malloc(B * KVD * sizeof(float));
-    c->v = malloc(B * KVD * sizeof(float));
-    c->attn = malloc(B * HD * sizeof(float));
-    c->router = malloc(B * hp->n_expert * sizeof(float));
-    c->moe_out = malloc(B * E * sizeof(float));
-    c->route_w = malloc(B * K * sizeof(float));
-    c->route_id = malloc(B * K * sizeof(int32_t));
-    c->rows = malloc(B * sizeof(uint32_t));
-    c->n_threads = omp_get_max_threads();
-    /* scores for n_ctx positions, the rounded query, one accumulator per lane */
-    c->thread_stride = ((size_t)n_ctx + (size_t)hp->head_dim * 17 + 15) & ~(size_t)15;
-    c->thread_buf = malloc((size_t)c->n_threads * c->thread_stride * sizeof(float));
-    if (!c->x || !c->cur || !c->q || !c->k || !c->v || !c->attn || !c->router || !c->moe_out ||
-        !c->route_w || !c->route_id || !c->rows || !c->thread_buf) {
+    const size_t n = max_batch, e = hp->n_embd, k = hp->n_expert_used;
+    bool ok = true;
+    c->x = falloc(n * e, &ok);
+    c->h = falloc(n * e, &ok);
+    c->tmp = falloc(n * e, &ok);
+    c->q = falloc(n * hp->n_head * hp->head_k, &ok);
+    c->k = falloc(n * hp->n_head_kv * hp->head_k, &ok);
+    c->v = falloc(n * hp->n_head_kv * hp->head_v, &ok);
+    c->att = falloc(n * hp->n_head * hp->head_v, &ok);
+    c->probs = falloc(n * hp->n_expert, &ok);
+    c->scores = falloc((size_t)c->n_threads * max_seq_tokens, &ok);
+    c->sel_w = falloc(n * k, &ok);
+    c->ff_gate = falloc(n * k * hp->n_ff_exp, &ok);
+    c->ff_up = falloc(n * k * hp->n_ff_exp, &ok);
+    c->ff_out = falloc(n * k * e, &ok);
+    c->expert_out = falloc(n * k * e, &ok);
+    c->sel = malloc(n * k * sizeof *c->sel);
+    c->group = malloc(n * k * sizeof *c->group);
+    if (!ok || !c->sel || !c->group) {
         snprintf(err, errlen, "out of memory for a batch of %u tokens", max_batch);
         model_ctx_free(c);
         return NULL;
@@ -110,355 +80,322 @@ struct model_ctx *model_ctx_new(const struct model *m, uint32_t n_slots, uint32_
     return c;
 }
 
-const struct kvpool *model_kv(const struct model_ctx *c)
+void model_ctx_free(struct model_ctx *c)
+{
+    if (!c)
+        return;
+    kvpool_free(&c->kv);
+    float *bufs[] = {c->x, c->h, c->tmp, c->q, c->k, c->v, c->att, c->probs, c->scores, c->sel_w,
+                     c->ff_gate, c->ff_up, c->ff_out, c->expert_out};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
+    free(c->sel);
+    free(c->group);
+    q_scratch_free(&c->act);
+    q_scratch_free(&c->act2);
+    q_scratch_free(&c->act_down);
+    q_scratch_free(&c->gathered);
+    free(c);
+}
+
+struct kvpool *model_ctx_kv(struct model_ctx *c)
 {
     return &c->kv;
 }
 
-uint32_t model_slot_len(const struct model_ctx *c, uint32_t slot)
-{
-    return slot < c->n_slots ? c->kv.seqs[slot].n_tokens : 0;
-}
+/* --------------------------------------------------------------- attention --- */
 
-void model_slot_keep(struct model_ctx *c, uint32_t slot, uint32_t n_keep)
+/* Per-head q/k RMS norm and RoPE, then K and V rows into the cache as F16. */
+static void prepare_qkv(struct model_ctx *c, const struct model_layer *L, uint32_t layer, uint32_t n,
+                        const uint32_t *pos, const uint32_t *seq)
 {
-    if (slot < c->n_slots)
-        kvpool_truncate(&c->kv, slot, n_keep);
-}
-
-bool model_slot_copy(struct model_ctx *c, uint32_t src, uint32_t dst, uint32_t n)
-{
-    if (src >= c->n_slots || dst >= c->n_slots)
-        return false;
-    return kvpool_copy_prefix(&c->kv, src, dst, n);
-}
-
-/* ------------------------------------------------------------------- pieces --- */
-
-/* y = x / sqrt(mean(x^2) + eps) * w, with ggml's double sum and float scale. */
-static void rms_norm(const float *x, const float *w, float *y, int64_t n, float eps)
-{
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; i++)
-        sum += (double)(x[i] * x[i]);
-    const float mean = (float)(sum / (double)n);
-    const float scale = 1.0f / sqrtf(mean + eps);
-    for (int64_t i = 0; i < n; i++)
-        y[i] = x[i] * scale * w[i];
-}
-
-/* NeoX RoPE on one head: pairs (i, i + d/2), angle pos * base^(-2i/d) built up as ggml does. */
-static void rope_neox(float *x, int64_t d, uint32_t pos, float base)
-{
-    const float theta_scale = powf(base, -2.0f / (float)d);
-    float theta = (float)pos;
-    for (int64_t i = 0; i < d / 2; i++) {
-        const float c = cosf(theta), s = sinf(theta);
-        const float x0 = x[i], x1 = x[i + d / 2];
-        x[i] = x0 * c - x1 * s;
-        x[i + d / 2] = x0 * s + x1 * c;
-        theta *= theta_scale;
+    const struct model_hparams *hp = &c->m->hp;
+    const int64_t hk = hp->head_k, hv = hp->head_v, nq = hp->n_head, nkv = hp->n_head_kv;
+#pragma omp parallel for schedule(static)
+    for (uint32_t t = 0; t < n; t++) {
+        for (int64_t h = 0; h < nq; h++) {
+            float *qh = c->q + ((size_t)t * nq + h) * hk;
+            op_rms_norm(qh, L->q_norm, hk, hp->rms_eps, qh);
+            op_rope_neox(qh, hp->n_rot, (int32_t)pos[t], hp->rope_base);
+        }
+        uint8_t *krow = kvpool_k(&c->kv, layer, seq[t], pos[t]), *vrow = kvpool_v(&c->kv, layer, seq[t], pos[t]);
+        for (int64_t h = 0; h < nkv; h++) {
+            float *kh = c->k + ((size_t)t * nkv + h) * hk;
+            op_rms_norm(kh, L->k_norm, hk, hp->rms_eps, kh);
+            op_rope_neox(kh, hp->n_rot, (int32_t)pos[t], hp->rope_base);
+            for (int64_t d = 0; d < hk; d++) {
+                uint16_t f = q_f32_to_f16(kh[d]);
+                memcpy(krow + 2 * (h * hk + d), &f, 2);
+            }
+            for (int64_t d = 0; d < hv; d++) {
+                uint16_t f = q_f32_to_f16(c->v[((size_t)t * nkv + h) * hv + d]);
+                memcpy(vrow + 2 * (h * hv + d), &f, 2);
+            }
+        }
     }
 }
 
-static bool matmul(struct model_ctx *c, const struct q_mat *w, const float *x, int64_t n, float *y,
-                   char *err, size_t errlen)
-{
-    if (q_matmul(w, x, n, y, &c->act))
-        return true;
-    snprintf(err, errlen, "out of memory for activations");
-    return false;
-}
-
-/* llama.cpp's attention products run in tinyBLAS on 16-lane AVX-512 vectors: lane l takes
- * elements l, l+16, ... in order with FMA, then the lanes are summed pairwise. Following that
- * order keeps every score bit-identical, so no F16 rounding of a probability flips. */
-#define ATT_LANES 16
-
-static float lane_tree_sum(float *v)
-{
-    for (int w = ATT_LANES / 2; w >= 1; w /= 2)
-        for (int i = 0; i < w; i++)
-            v[i] += v[i + w];
-    return v[0];
-}
-
-static float half_at(const uint8_t *p, int64_t i)
+static inline float f16_at(const uint8_t *row, int64_t i)
 {
     uint16_t h;
-    memcpy(&h, p + 2 * i, sizeof h);
-    return f16_table[h];
+    memcpy(&h, row + 2 * i, 2);
+    return q_f16_to_f32(h);
 }
 
-static float dot_f16_lanes(int64_t n, const uint8_t *k16, const float *q)
-{
-    float acc[ATT_LANES] = {0};
-    for (int64_t d = 0; d < n; d++)
-        acc[d % ATT_LANES] = fmaf(half_at(k16, d), q[d], acc[d % ATT_LANES]);
-    return lane_tree_sum(acc);
-}
-
-/* One query head of one entry against positions [0, pos] of its slot's cache. */
-static void attend_head(const struct model_ctx *c, uint32_t il, uint32_t slot, uint32_t pos,
-                        const float *q, uint32_t kvh, float *out, float *tbuf)
+/* One query head over positions 0..p of its sequence. As ggml without flash attention: the
+ * query is rounded to F16 for the K products, the probabilities to F16 for the V products. */
+static void attend(struct model_ctx *c, uint32_t layer, uint32_t s, uint32_t p, int64_t kvh, const float *q,
+                   float *out, float *scores)
 {
     const struct model_hparams *hp = &c->m->hp;
-    const int64_t hd = hp->head_dim;
-    const uint32_t n_kv = pos + 1;
-    float *scores = tbuf;                       /* n_ctx */
-    float *qr = scores + c->n_ctx;              /* hd: the query rounded to F16 */
-    float *acc = qr + hd;                       /* ATT_LANES x hd */
-    for (int64_t d = 0; d < hd; d++)
-        qr[d] = q_f16_to_f32(q_f32_to_f16(q[d]));
-    /* ggml multiplies F16 K by the query converted to F16, then scales inside the softmax */
-    const float scale = 1.0f / sqrtf((float)hd);
-    const size_t off = (size_t)kvh * hd * sizeof(uint16_t);
-    float max = -INFINITY;
-    for (uint32_t j = 0; j < n_kv; j++) {
-        float s = dot_f16_lanes(hd, kvpool_k(&c->kv, il, slot, j) + off, qr) * scale;
-        scores[j] = s;
-        if (s > max)
-            max = s;
+    const int64_t hk = hp->head_k, hv = hp->head_v;
+    const float scale = 1.0f / sqrtf((float)hk);
+    float q16[512];
+    for (int64_t d = 0; d < hk; d++)
+        q16[d] = q_f16_to_f32(q_f32_to_f16(q[d]));
+    for (uint32_t j = 0; j <= p; j++) {
+        const uint8_t *kr = kvpool_k(&c->kv, layer, s, j) + 2 * kvh * hk;
+        double dot = 0;
+        for (int64_t d = 0; d < hk; d++)
+            dot += (double)(q16[d] * f16_at(kr, d));
+        scores[j] = (float)dot * scale;
     }
-    /* llama.cpp pads the cache view; the padding is masked, so vectors are full here too */
-    const double sum = q_vexp_softmax_sum(scores, scores, (int)n_kv, max, c->vexp, 1);
-    const float inv = (float)(1.0 / sum);
-    memset(acc, 0, (size_t)ATT_LANES * hd * sizeof(float));
-    for (uint32_t j = 0; j < n_kv; j++) {
-        /* probabilities are rounded to F16 before the product with F16 V */
-        const float p = q_f16_to_f32(q_f32_to_f16(scores[j] * inv));
-        const uint8_t *v = kvpool_v(&c->kv, il, slot, j) + off;
-        float *a = acc + (size_t)(j % ATT_LANES) * hd;
-        for (int64_t d = 0; d < hd; d++)
-            a[d] = fmaf(half_at(v, d), p, a[d]);
+    op_softmax(scores, (int64_t)p + 1);
+    double acc[512] = {0};
+    for (uint32_t j = 0; j <= p; j++) {
+        const float w = q_f16_to_f32(q_f32_to_f16(scores[j]));
+        const uint8_t *vr = kvpool_v(&c->kv, layer, s, j) + 2 * kvh * hv;
+        for (int64_t d = 0; d < hv; d++)
+            acc[d] += (double)(w * f16_at(vr, d));
     }
-    for (int64_t d = 0; d < hd; d++) {
-        float lanes[ATT_LANES];
-        for (int l = 0; l < ATT_LANES; l++)
-            lanes[l] = acc[(size_t)l * hd + d];
-        out[d] = lane_tree_sum(lanes);
-    }
+    for (int64_t d = 0; d < hv; d++)
+        out[d] = (float)acc[d];
 }
 
-/* Q/K/V for n entries, per-head norms, RoPE, K/V stored F16, then attention into c->attn. */
-static bool attention(struct model_ctx *c, uint32_t il, uint32_t n, const uint32_t *pos,
-                      const uint32_t *slot, char *err, size_t errlen)
+static void attention(struct model_ctx *c, uint32_t layer, uint32_t n, const uint32_t *pos, const uint32_t *seq)
 {
     const struct model_hparams *hp = &c->m->hp;
-    const struct model_layer *L = &c->m->layers[il];
-    const int64_t hd = hp->head_dim, nh = hp->n_head, nkv = hp->n_head_kv;
-    if (!matmul(c, &L->wq, c->cur, n, c->q, err, errlen) ||
-        !matmul(c, &L->wk, c->cur, n, c->k, err, errlen) ||
-        !matmul(c, &L->wv, c->cur, n, c->v, err, errlen))
-        return false;
-    const struct q_kernels *f16 = q_kernels_get(Q_F16);
-    for (uint32_t i = 0; i < n; i++) {
-        for (int64_t h = 0; h < nh; h++) {
-            float *qh = c->q + ((size_t)i * nh + h) * hd;
-            rms_norm(qh, L->attn_q_norm, qh, hd, hp->rms_eps);
-            rope_neox(qh, hd, pos[i], hp->rope_base);
-        }
-        for (int64_t h = 0; h < nkv; h++) {
-            float *kh = c->k + ((size_t)i * nkv + h) * hd;
-            rms_norm(kh, L->attn_k_norm, kh, hd, hp->rms_eps);
-            rope_neox(kh, hd, pos[i], hp->rope_base);
-        }
-        f16->quant(c->k + (size_t)i * nkv * hd, kvpool_k(&c->kv, il, slot[i], pos[i]), nkv * hd);
-        f16->quant(c->v + (size_t)i * nkv * hd, kvpool_v(&c->kv, il, slot[i], pos[i]), nkv * hd);
+    const int64_t nq = hp->n_head, group = hp->n_head / hp->n_head_kv;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t i = 0; i < (int64_t)n * nq; i++) {
+        const uint32_t t = (uint32_t)(i / nq);
+        const int64_t h = i % nq;
+        float *scores = c->scores + (size_t)omp_get_thread_num() * c->max_seq_tokens;
+        attend(c, layer, seq[t], pos[t], h / group, c->q + ((size_t)t * nq + h) * hp->head_k,
+               c->att + ((size_t)t * nq + h) * hp->head_v, scores);
     }
-    const int64_t group = nh / nkv, pairs = (int64_t)n * nh;
-#pragma omp parallel for schedule(dynamic, 1) if (pairs > 1)
-    for (int64_t ph = 0; ph < pairs; ph++) {
-        int64_t i = ph / nh, h = ph % nh;
-        float *tbuf = c->thread_buf + (size_t)omp_get_thread_num() * c->thread_stride;
-        attend_head(c, il, slot[i], pos[i], c->q + (size_t)ph * hd, (uint32_t)(h / group),
-                    c->attn + (size_t)ph * hd, tbuf);
-    }
-    return true;
 }
 
-/* Router: softmax over expert logits, top k by probability, weights renormalised to sum 1. */
-static void route(const struct model_hparams *hp, enum q_vexp_flavour vexp, const float *logits,
-                  int32_t *ids, float *w)
-{
-    const uint32_t ne = hp->n_expert, k = hp->n_expert_used;
-    float probs[ne];
-    float max = -INFINITY;
-    for (uint32_t e = 0; e < ne; e++)
-        max = logits[e] > max ? logits[e] : max;
-    const double sum = q_vexp_softmax_sum(logits, probs, (int)ne, max, vexp, 0);
-    const float inv = (float)(1.0 / sum);
-    for (uint32_t e = 0; e < ne; e++)
-        probs[e] *= inv;
-    double wsum = 0.0;  /* ggml_sum_rows adds in double */
-    for (uint32_t j = 0; j < k; j++) {
-        int32_t best = -1;
-        for (uint32_t e = 0; e < ne; e++) {
-            bool taken = false;
-            for (uint32_t q = 0; q < j; q++)
-                taken |= ids[q] == (int32_t)e;
-            if (!taken && (best < 0 || probs[e] > probs[best]))
-                best = (int32_t)e;
-        }
-        ids[j] = best;
-        w[j] = probs[best];
-        wsum += w[j];
-    }
-    const float wsum_f = (float)wsum;
-    for (uint32_t j = 0; j < k; j++)
-        w[j] /= wsum_f;
-}
+/* --------------------------------------------------------------------- MoE --- */
 
-/* Router logits. An F32 router runs in tinyBLAS in llama.cpp: 16 FMA lanes over the row, summed
- * pairwise; any other type takes the ordinary quantized product. */
-static bool router_logits(struct model_ctx *c, const struct q_mat *w, uint32_t n, char *err, size_t errlen)
-{
-    if (w->type != Q_F32)
-        return matmul(c, w, c->cur, n, c->router, err, errlen);
-    const int64_t cols = w->cols, rows = w->rows;
-#pragma omp parallel for schedule(static) if ((int64_t)n * rows * cols > 65536)
-    for (int64_t i = 0; i < (int64_t)n * rows; i++) {
-        const int64_t t = i / rows, r = i % rows;
-        const float *x = c->cur + t * cols;
-        const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
-        float acc[ATT_LANES] = {0};
-        for (int64_t d = 0; d < cols; d++) {
-            float wv;
-            memcpy(&wv, wr + 4 * d, sizeof wv);
-            acc[d % ATT_LANES] = fmaf(wv, x[d], acc[d % ATT_LANES]);
-        }
-        c->router[i] = lane_tree_sum(acc);
-    }
-    return true;
-}
-
-/* x += MoE(ffn_norm(x)) for n rows. */
-static bool moe_ffn(struct model_ctx *c, uint32_t il, uint32_t n, char *err, size_t errlen)
+/* Router: softmax over the experts, top-k (ties to the lower index), weights renormalised to 1. */
+static void route(struct model_ctx *c, uint32_t n)
 {
     const struct model_hparams *hp = &c->m->hp;
-    const struct model_layer *L = &c->m->layers[il];
-    const int64_t E = hp->n_embd, K = hp->n_expert_used;
-    for (uint32_t i = 0; i < n; i++)
-        rms_norm(c->x + (size_t)i * E, L->ffn_norm, c->cur + (size_t)i * E, E, hp->rms_eps);
-    if (!router_logits(c, &L->router, n, err, errlen))
-        return false;
-    for (uint32_t i = 0; i < n; i++)
-        route(hp, c->vexp, c->router + (size_t)i * hp->n_expert, c->route_id + (size_t)i * K,
-              c->route_w + (size_t)i * K);
-    if (!q_moe_forward(&L->moe, n, c->cur, (int)K, c->route_id, c->route_w, c->moe_out, &c->moe,
-                       err, errlen))
-        return false;
-    for (size_t i = 0; i < (size_t)n * E; i++)
-        c->x[i] += c->moe_out[i];
-    return true;
-}
-
-/* Keeps rows rows[0..n_out) of a n x width matrix, in place. */
-static void compact_rows(float *a, const uint32_t *rows, uint32_t n_out, int64_t width)
-{
-    for (uint32_t r = 0; r < n_out; r++)
-        if (rows[r] != r)
-            memmove(a + (size_t)r * width, a + (size_t)rows[r] * width, (size_t)width * sizeof(float));
-}
-
-/* One piece of at most max_batch entries whose slots have room reserved. */
-static bool decode_piece(struct model_ctx *c, uint32_t n, const int32_t *token, const uint32_t *pos,
-                         const uint32_t *slot, const bool *want, float *logits, char *err, size_t errlen)
-{
-    const struct model *m = c->m;
-    const struct model_hparams *hp = &m->hp;
-    const int64_t E = hp->n_embd, HD = (int64_t)hp->n_head * hp->head_dim;
-    const struct q_kernels *emb = q_kernels_get(m->tok_embd_type);
-    for (uint32_t i = 0; i < n; i++)
-        emb->dequant(m->tok_embd + (size_t)token[i] * m->tok_embd_row_bytes, c->x + (size_t)i * E, E);
-    uint32_t n_out = 0;
-    for (uint32_t i = 0; i < n; i++)
-        if (want[i])
-            c->rows[n_out++] = i;
-    for (uint32_t il = 0; il < hp->n_layer; il++) {
-        const struct model_layer *L = &m->layers[il];
-        for (uint32_t i = 0; i < n; i++)
-            rms_norm(c->x + (size_t)i * E, L->attn_norm, c->cur + (size_t)i * E, E, hp->rms_eps);
-        if (!attention(c, il, n, pos, slot, err, errlen))
-            return false;
-        uint32_t rows = n;
-        if (il + 1 == hp->n_layer) {
-            /* only entries that want logits need the last FFN */
-            compact_rows(c->attn, c->rows, n_out, HD);
-            compact_rows(c->x, c->rows, n_out, E);
-            rows = n_out;
-        }
-        if (!rows)
-            return true;
-        if (!matmul(c, &L->wo, c->attn, rows, c->cur, err, errlen))
-            return false;
-        for (size_t i = 0; i < (size_t)rows * E; i++)
-            c->x[i] += c->cur[i];
-        if (!moe_ffn(c, il, rows, err, errlen))
-            return false;
-    }
-    for (uint32_t i = 0; i < n_out; i++)
-        rms_norm(c->x + (size_t)i * E, m->output_norm, c->cur + (size_t)i * E, E, hp->rms_eps);
-    return matmul(c, &m->output, c->cur, n_out, logits, err, errlen);
-}
-
-/* Checks every entry and makes room in the KV cache; a slot restarted below its length is cut. */
-static bool prepare_batch(struct model_ctx *c, uint32_t n, const int32_t *token, const uint32_t *pos,
-                          const uint32_t *slot, char *err, size_t errlen)
-{
-    for (uint32_t i = 0; i < n; i++) {
-        if (token[i] < 0 || (uint32_t)token[i] >= c->m->hp.n_vocab) {
-            snprintf(err, errlen, "batch entry %u: token %d outside the vocabulary", i, token[i]);
-            return false;
-        }
-        if (slot[i] >= c->n_slots || pos[i] >= c->n_ctx) {
-            snprintf(err, errlen, "batch entry %u: slot %u / position %u out of range", i, slot[i], pos[i]);
-            return false;
-        }
-    }
-    for (uint32_t s = 0; s < c->n_slots; s++) {
-        uint32_t count = 0, lo = UINT32_MAX, hi = 0;
-        for (uint32_t i = 0; i < n; i++)
-            if (slot[i] == s) {
-                count++;
-                lo = pos[i] < lo ? pos[i] : lo;
-                hi = pos[i] > hi ? pos[i] : hi;
+    const int64_t ne = hp->n_expert, k = hp->n_expert_used;
+    for (uint32_t t = 0; t < n; t++) {
+        float *p = c->probs + (size_t)t * ne;
+        op_softmax(p, ne);
+        int32_t *sel = c->sel + (size_t)t * k;
+        float *w = c->sel_w + (size_t)t * k, sum = 0;
+        for (int64_t j = 0; j < k; j++) {
+            int32_t best = -1;
+            for (int64_t e = 0; e < ne; e++) {
+                bool taken = false;
+                for (int64_t i = 0; i < j; i++)
+                    taken |= sel[i] == e;
+                if (!taken && (best < 0 || p[e] > p[best]))
+                    best = (int32_t)e;
             }
-        if (!count)
+            sel[j] = best;
+            w[j] = p[best];
+            sum += w[j];
+        }
+        for (int64_t j = 0; j < k; j++)
+            w[j] /= sum;
+    }
+}
+
+/* Copies the quantized activation rows of the group's tokens next to each other. */
+static void *gather(struct q_scratch *dst, const void *act, size_t row_bytes, const int32_t *group, int64_t g,
+                    int64_t k)
+{
+    if (!q_scratch_reserve(dst, row_bytes * (size_t)g))
+        return NULL;
+    for (int64_t i = 0; i < g; i++)
+        memcpy((uint8_t *)dst->buf + (size_t)i * row_bytes, (const uint8_t *)act + (size_t)(group[i] / k) * row_bytes,
+               row_bytes);
+    return dst->buf;
+}
+
+static struct q_mat expert_mat(const struct model_experts *x, int64_t e)
+{
+    return (struct q_mat){.type = x->type, .data = x->data + (size_t)e * x->expert_bytes, .rows = x->rows,
+                          .cols = x->cols, .row_bytes = x->row_bytes};
+}
+
+/* Every used expert runs once over just the tokens routed to it; outputs land per (token, slot). */
+static bool moe(struct model_ctx *c, const struct model_layer *L, uint32_t n, float *out)
+{
+    const struct model_hparams *hp = &c->m->hp;
+    const int64_t k = hp->n_expert_used, ff = hp->n_ff_exp, e = hp->n_embd;
+    if (!q_matmul(&L->router, c->h, n, c->probs, &c->act))
+        return false;
+    route(c, n);
+    /* the FFN input quantized once for gate/up (and again only if up's type differs) */
+    const size_t arb = q_act_bytes(L->gate.type, e, 1), urb = q_act_bytes(L->up.type, e, 1);
+    if (!q_scratch_reserve(&c->act, arb * n) || !q_scratch_reserve(&c->act2, urb * n))
+        return false;
+    q_quantize_act(L->gate.type, c->h, e, n, c->act.buf);
+    const bool same = q_kernels_get(L->gate.type)->act_type == q_kernels_get(L->up.type)->act_type;
+    if (!same)
+        q_quantize_act(L->up.type, c->h, e, n, c->act2.buf);
+    bool ok = true;
+    for (int64_t ex = 0; ok && ex < hp->n_expert; ex++) {
+        int64_t g = 0;
+        for (int64_t i = 0; i < (int64_t)n * k; i++)
+            if (c->sel[i] == ex)
+                c->group[g++] = (int32_t)i;
+        if (!g)
             continue;
-        if (lo < c->kv.seqs[s].n_tokens)
-            kvpool_truncate(&c->kv, s, lo);
-        uint32_t len = c->kv.seqs[s].n_tokens;
-        if (hi >= len + count) {
-            snprintf(err, errlen, "slot %u: batch positions up to %u leave a gap after %u cached", s, hi, len);
+        struct q_mat gm = expert_mat(&L->gate, ex), um = expert_mat(&L->up, ex), dm = expert_mat(&L->down, ex);
+        void *xa = gather(&c->gathered, c->act.buf, arb, c->group, g, k);
+        ok = xa != NULL;
+        if (!ok)
+            break;
+        q_matmul_act(&gm, xa, g, c->ff_gate);
+        if (!same) {
+            xa = gather(&c->gathered, c->act2.buf, urb, c->group, g, k);
+            ok = xa != NULL;
+            if (!ok)
+                break;
+        }
+        q_matmul_act(&um, xa, g, c->ff_up);
+        for (int64_t i = 0; i < g * ff; i++)
+            c->ff_gate[i] = op_silu(c->ff_gate[i]) * c->ff_up[i];
+        ok = q_matmul(&dm, c->ff_gate, g, c->ff_out, &c->act_down);
+        for (int64_t i = 0; ok && i < g; i++) {
+            const int32_t ts = c->group[i];
+            const float w = c->sel_w[ts];
+            float *dst = c->expert_out + (size_t)ts * e, *src = c->ff_out + (size_t)i * e;
+            for (int64_t d = 0; d < e; d++)
+                dst[d] = src[d] * w;
+        }
+    }
+    /* experts summed per token in slot order, as the reference adds them */
+    for (uint32_t t = 0; ok && t < n; t++) {
+        float *o = out + (size_t)t * e;
+        memcpy(o, c->expert_out + (size_t)t * k * e, (size_t)e * sizeof *o);
+        for (int64_t j = 1; j < k; j++) {
+            const float *src = c->expert_out + ((size_t)t * k + j) * e;
+            for (int64_t d = 0; d < e; d++)
+                o[d] += src[d];
+        }
+    }
+    return ok;
+}
+
+/* ------------------------------------------------------------------ decode --- */
+
+/* Each sequence's entries must continue its cache without gaps; pages are reserved up front. */
+static bool check_batch(struct model_ctx *c, uint32_t n, const int32_t *token, const uint32_t *pos,
+                        const uint32_t *seq, char *err, size_t errlen)
+{
+    if (n == 0 || n > c->max_batch) {
+        snprintf(err, errlen, "batch of %u tokens (1 to %u allowed)", n, c->max_batch);
+        return false;
+    }
+    for (uint32_t t = 0; t < n; t++) {
+        if (seq[t] >= c->kv.n_seqs || token[t] < 0 || (uint32_t)token[t] >= c->m->hp.n_vocab) {
+            snprintf(err, errlen, "entry %u: sequence %u or token %d out of range", t, seq[t], token[t]);
             return false;
         }
-        if (!kvpool_reserve(&c->kv, s, hi + 1)) {
-            snprintf(err, errlen, "slot %u: KV cache full (%u positions)", s, hi + 1);
+        uint32_t expect = c->kv.seqs[seq[t]].n_tokens;
+        for (uint32_t u = 0; u < t; u++)
+            expect += seq[u] == seq[t];
+        if (pos[t] != expect || pos[t] >= c->max_seq_tokens) {
+            snprintf(err, errlen, "entry %u: position %u of sequence %u, expected %u (at most %u)", t, pos[t], seq[t],
+                     expect, c->max_seq_tokens - 1);
             return false;
         }
     }
+    for (uint32_t t = 0; t < n; t++)
+        if (!kvpool_reserve(&c->kv, seq[t], pos[t] + 1)) {
+            snprintf(err, errlen, "the KV pool is full (%llu free tokens)",
+                     (unsigned long long)kvpool_free_tokens(&c->kv));
+            return false;
+        }
     return true;
 }
 
-bool model_decode(struct model_ctx *c, uint32_t n, const int32_t *token, const uint32_t *pos,
-                  const uint32_t *slot, const bool *want_logits, float *logits,
-                  char *err, size_t errlen)
+static void embed(struct model_ctx *c, uint32_t n, const int32_t *token)
 {
-    if (!prepare_batch(c, n, token, pos, slot, err, errlen))
+    const struct q_mat *emb = &c->m->token_embd;
+    const q_dequant_fn dq = q_kernels_get(emb->type)->dequant;
+    for (uint32_t t = 0; t < n; t++)
+        dq(emb->data + (size_t)token[t] * emb->row_bytes, c->x + (size_t)t * emb->cols, emb->cols);
+}
+
+static void norm_rows(const float *x, const float *w, uint32_t n, int64_t e, float eps, float *y)
+{
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (uint32_t t = 0; t < n; t++)
+        op_rms_norm(x + (size_t)t * e, w, e, eps, y + (size_t)t * e);
+}
+
+static void add_rows(float *x, const float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] += y[i];
+}
+
+static bool layer_forward(struct model_ctx *c, uint32_t l, uint32_t n, const uint32_t *pos, const uint32_t *seq)
+{
+    const struct model_hparams *hp = &c->m->hp;
+    const struct model_layer *L = &c->m->layers[l];
+    const int64_t e = hp->n_embd;
+    norm_rows(c->x, L->attn_norm, n, e, hp->rms_eps, c->h);
+    if (!q_matmul(&L->wq, c->h, n, c->q, &c->act) || !q_matmul(&L->wk, c->h, n, c->k, &c->act) ||
+        !q_matmul(&L->wv, c->h, n, c->v, &c->act))
         return false;
-    const uint32_t n_vocab = c->m->hp.n_vocab;
-    for (uint32_t at = 0; at < n; at += c->max_batch) {
-        uint32_t piece = n - at < c->max_batch ? n - at : c->max_batch;
-        if (!decode_piece(c, piece, token + at, pos + at, slot + at, want_logits + at, logits, err, errlen))
+    prepare_qkv(c, L, l, n, pos, seq);
+    attention(c, l, n, pos, seq);
+    if (!q_matmul(&L->wo, c->att, n, c->tmp, &c->act))
+        return false;
+    add_rows(c->x, c->tmp, (size_t)n * e);
+    norm_rows(c->x, L->ffn_norm, n, e, hp->rms_eps, c->h);
+    if (!moe(c, L, n, c->tmp))
+        return false;
+    add_rows(c->x, c->tmp, (size_t)n * e);
+    return true;
+}
+
+bool model_decode(struct model_ctx *c, uint32_t n, const int32_t *token, const uint32_t *pos, const uint32_t *seq,
+                  const bool *want_logits, float *logits, char *err, size_t errlen)
+{
+    if (!check_batch(c, n, token, pos, seq, err, errlen))
+        return false;
+    const struct model_hparams *hp = &c->m->hp;
+    embed(c, n, token);
+    for (uint32_t l = 0; l < hp->n_layer; l++)
+        if (!layer_forward(c, l, n, pos, seq)) {
+            snprintf(err, errlen, "out of memory in layer %u", l);
             return false;
-        for (uint32_t i = at; i < at + piece; i++) {
-            struct kv_seq *q = &c->kv.seqs[slot[i]];
-            if (pos[i] + 1 > q->n_tokens)
-                q->n_tokens = pos[i] + 1;
-            if (want_logits[i])
-                logits += n_vocab;
         }
+    for (uint32_t t = 0; t < n; t++)
+        if (c->kv.seqs[seq[t]].n_tokens < pos[t] + 1)
+            c->kv.seqs[seq[t]].n_tokens = pos[t] + 1;
+    /* final norm and the output head, only for the rows that want logits */
+    uint32_t m = 0;
+    for (uint32_t t = 0; t < n; t++)
+        if (want_logits[t]) {
+            op_rms_norm(c->x + (size_t)t * hp->n_embd, c->m->output_norm, hp->n_embd, hp->rms_eps,
+                        c->h + (size_t)m * hp->n_embd);
+            m++;
+        }
+    if (m && !q_matmul(&c->m->output, c->h, m, logits, &c->act)) {
+        snprintf(err, errlen, "out of memory for logits");
+        return false;
     }
     return true;
 }

@@ -1,5 +1,5 @@
-/* matmul.h: y = W x for a batch of tokens, W a 2-D weight matrix of any ggml type.
- * Activations are quantized once per row to the weight type's dot-product type, as ggml-cpu does. */
+/* matmul.h: y = W x for a batch of tokens, W in any ggml type, x in F32, following ggml's
+ * numerics: each x row is quantized once to W's activation type, then dotted with every W row. */
 #ifndef MOESERVE_MATMUL_H
 #define MOESERVE_MATMUL_H
 
@@ -7,41 +7,38 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A weight matrix: `rows` rows of `cols` values of `type`, rows `row_bytes` apart. */
+/* A 2-D weight matrix (or one expert's slice of a 3-D tensor): rows of `cols` values. */
 struct q_mat {
-    const void *data;
     uint32_t type;
+    const uint8_t *data;
     int64_t rows, cols;
     size_t row_bytes;
 };
 
-/* Caller-owned growable buffer for quantized activations (no malloc per call once grown). */
+/* Growable scratch owned by the caller; reused across calls so steady state never allocates. */
 struct q_scratch {
     void *buf;
     size_t cap;
 };
 
-/* Grows s to at least `bytes` (64-byte aligned). False on allocation failure. */
+/* Makes a q_mat over `rows` rows of `data`; false if cols is not a whole number of blocks. */
+bool q_mat_init(struct q_mat *m, uint32_t type, const void *data, int64_t rows, int64_t cols);
+
+/* Ensures the scratch holds `bytes`; false on allocation failure. */
 bool q_scratch_reserve(struct q_scratch *s, size_t bytes);
 void q_scratch_free(struct q_scratch *s);
 
-/* Describes a matrix; false with a message when the type has no dot kernel or cols is not a
- * whole number of blocks. */
-bool q_mat_init(struct q_mat *m, const void *data, uint32_t type, int64_t rows, int64_t cols,
-                char *err, size_t errlen);
+/* Bytes needed to hold n rows of `cols` values quantized for W's type. */
+size_t q_act_bytes(uint32_t wtype, int64_t cols, int64_t n);
 
-/* Bytes of one activation row of `cols` values quantized for weight type `wtype`. */
-size_t q_act_row_bytes(uint32_t wtype, int64_t cols);
+/* Quantizes n rows of x (cols each) for W's type into act (q_act_bytes long). */
+void q_quantize_act(uint32_t wtype, const float *x, int64_t cols, int64_t n, void *act);
 
-/* Quantizes n rows of x (n x cols F32) for weight type `wtype` into dst (rows `stride` apart). */
-void q_quantize_acts(uint32_t wtype, const float *x, int64_t n, int64_t cols, void *dst, size_t stride);
+/* y[t * rows + r] = W[r] . x[t] for t < n, from activations already quantized by q_quantize_act.
+ * Rows are split across the OpenMP threads. */
+void q_matmul_act(const struct q_mat *w, const void *act, int64_t n, float *y);
 
-/* y (n x rows, row t at y + t*y_stride) = W * activations already quantized by q_quantize_acts
- * (row t at xq + t*xq_stride). Runs on the OpenMP threads unless `serial`. */
-void q_matmul_q(const struct q_mat *w, const void *xq, size_t xq_stride, int64_t n,
-                float *y, size_t y_stride, bool serial);
-
-/* y (n x rows) = W x (x: n x cols F32). False only when scratch cannot grow. */
+/* Quantize and multiply in one call. False only on allocation failure. */
 bool q_matmul(const struct q_mat *w, const float *x, int64_t n, float *y, struct q_scratch *s);
 
 #endif

@@ -1,0 +1,199 @@
+/* memplan.c: the arithmetic of engine/memplan.h (see docs/memory.md for the derivation and a
+ * worked example). Sizes saturate at UINT64_MAX instead of wrapping. */
+#include "engine/memplan.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "kernels/qtypes.h"
+
+static uint64_t mul(uint64_t a, uint64_t b)
+{
+    return b && a > UINT64_MAX / b ? UINT64_MAX : a * b;
+}
+
+static uint64_t add(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static uint64_t max3(uint64_t a, uint64_t b, uint64_t c)
+{
+    uint64_t m = a > b ? a : b;
+    return m > c ? m : c;
+}
+
+const char *mp_part_name(enum mp_part p)
+{
+    static const char *const names[MP_PART_COUNT] = {"weights", "KV cache", "recurrent state",
+                                                     "compute buffers", "runtime overhead"};
+    return (unsigned)p < MP_PART_COUNT ? names[p] : "?";
+}
+
+/* Bytes of n values of the KV type (rounded up to whole blocks). */
+static uint64_t kv_row(uint32_t kv_type, uint64_t n)
+{
+    const struct q_traits *tr = q_type_traits(kv_type);
+    if (!tr)
+        return mul(n, 4);
+    uint64_t blocks = (n + tr->block_size - 1) / tr->block_size;
+    return mul(blocks, tr->block_bytes);
+}
+
+uint64_t mp_kv_bytes(const struct arch_hparams *hp, uint64_t n_ctx, uint64_t n_slots, uint32_t kv_type)
+{
+    uint64_t cells = mul(mul(arch_n_attn_layers(hp), n_ctx), n_slots);
+    uint64_t per_cell = add(mul(hp->n_head_kv, kv_row(kv_type, hp->head_k)),
+                            mul(hp->n_head_kv, kv_row(kv_type, hp->head_v)));
+    return mul(cells, per_cell);
+}
+
+uint64_t mp_recurrent_bytes(const struct arch_hparams *hp, uint64_t n_slots)
+{
+    if (hp->arch != ARCH_QWEN3NEXT)
+        return 0;
+    uint64_t layers = hp->n_layer - arch_n_attn_layers(hp);
+    uint64_t conv_ch = arch_dim_value(hp, AD_CONV_CH);
+    uint64_t conv = mul(hp->ssm_conv_kernel ? hp->ssm_conv_kernel - 1 : 0, conv_ch);
+    uint64_t state = mul(hp->ssm_dt_rank, mul(hp->ssm_state, hp->ssm_state));
+    return mul(mul(mul(layers, n_slots), add(conv, state)), 4);
+}
+
+/* Estimated from what a forward pass holds at once, all F32 unless said:
+ *  - residual stream, normed input, attention output and FFN output: 4 x n_embd;
+ *  - q (with gate for qwen3next), k, v: the attention projections' widths
+ *    (or DeltaNet's fused qkv + gate + beta/alpha);
+ *  - attention scores of one layer, all heads: n_head x n_ctx (no flash attention);
+ *  - MoE: router logits n_expert, then per used expert gate+up (2 x n_ff_exp) and output n_embd,
+ *    plus the shared expert's 2 x n_ff_shexp;
+ *  - activations quantized for the dot products: at most 2 bytes per value of the widest input;
+ *  - logits: n_vocab. */
+uint64_t mp_compute_bytes(const struct arch_hparams *hp, uint64_t n_batch, uint64_t n_ctx)
+{
+    uint64_t proj = add(add(arch_dim_value(hp, hp->arch == ARCH_QWEN3NEXT ? AD_Q_GATED : AD_Q),
+                            arch_dim_value(hp, AD_K)), arch_dim_value(hp, AD_V));
+    if (hp->arch == ARCH_QWEN3NEXT) {
+        uint64_t dn = add(add(arch_dim_value(hp, AD_CONV_CH), hp->ssm_inner), mul(2, hp->ssm_dt_rank));
+        proj = proj > dn ? proj : dn;
+    }
+    uint64_t moe = add(add(hp->n_expert, mul(hp->n_expert_used, add(mul(2, hp->n_ff_exp), hp->n_embd))),
+                       mul(2, hp->n_ff_shexp));
+    uint64_t per_token = add(add(add(mul(4, hp->n_embd), proj), mul(hp->n_head, n_ctx)),
+                             add(moe, hp->n_vocab));
+    uint64_t widest = max3(hp->n_embd, mul(hp->n_head, hp->head_v), max3(hp->n_ff_exp, hp->n_ff_shexp, hp->ssm_inner));
+    return add(mul(mul(n_batch, per_token), 4), mul(mul(n_batch, widest), 2));
+}
+
+uint64_t mp_weight_bytes(const struct gguf_file *f)
+{
+    uint64_t sum = 0;
+    for (uint64_t i = 0; i < f->n_tensors; i++)
+        sum = add(sum, f->tensors[i].nbytes);
+    return sum;
+}
+
+static void fill_device(const struct arch_hparams *hp, uint64_t weights, uint64_t n_ctx,
+                        uint64_t n_slots, const struct mp_request *rq, uint64_t budget,
+                        struct mp_device *d)
+{
+    uint64_t batch = rq->n_batch ? rq->n_batch : MP_DEFAULT_BATCH;
+    uint64_t ctx_all = mul(n_ctx, n_slots);
+    if (batch > ctx_all)
+        batch = ctx_all ? ctx_all : 1;
+    memset(d, 0, sizeof *d);
+    d->name = "cpu";
+    d->part[MP_WEIGHTS] = weights;
+    d->part[MP_KV] = mp_kv_bytes(hp, n_ctx, n_slots, rq->kv_type);
+    d->part[MP_RECURRENT] = mp_recurrent_bytes(hp, n_slots);
+    d->part[MP_COMPUTE] = mp_compute_bytes(hp, batch, n_ctx);
+    d->part[MP_OVERHEAD] = MP_RUNTIME_OVERHEAD;
+    for (int p = 0; p < MP_PART_COUNT; p++)
+        d->total = add(d->total, d->part[p]);
+    d->budget = budget;
+    d->fits = d->total <= budget;
+}
+
+/* Largest x in [0, hi] with fits(x), for a requirement that grows with x. */
+static uint64_t largest_fitting(const struct arch_hparams *hp, uint64_t weights,
+                                const struct mp_request *rq, uint64_t budget, bool vary_ctx, uint64_t hi)
+{
+    uint64_t lo = 0;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo + 1) / 2;
+        struct mp_device d;
+        fill_device(hp, weights, vary_ctx ? mid : rq->n_ctx, vary_ctx ? rq->n_slots : mid, rq, budget, &d);
+        if (d.fits)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+void mp_plan_cpu(const struct arch_hparams *hp, uint64_t weights, const struct mp_request *rq,
+                 uint64_t budget, struct mp_plan *out)
+{
+    memset(out, 0, sizeof *out);
+    out->n_dev = 1;
+    fill_device(hp, weights, rq->n_ctx, rq->n_slots, rq, budget, &out->dev[0]);
+    out->max_ctx = largest_fitting(hp, weights, rq, budget, true, UINT64_C(1) << 32);
+    out->max_slots = largest_fitting(hp, weights, rq, budget, false, UINT64_C(1) << 20);
+}
+
+bool mp_parse_size(const char *s, uint64_t *out)
+{
+    if (!s || !isdigit((unsigned char)*s))
+        return false;
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (errno || end == s || !(v >= 0))
+        return false;
+    static const struct { const char *suffix; double mul; } units[] = {
+        {"", 1}, {"B", 1},
+        {"K", 1024.0}, {"KiB", 1024.0}, {"KB", 1e3},
+        {"M", 1048576.0}, {"MiB", 1048576.0}, {"MB", 1e6},
+        {"G", 1073741824.0}, {"GiB", 1073741824.0}, {"GB", 1e9},
+        {"T", 1099511627776.0}, {"TiB", 1099511627776.0}, {"TB", 1e12},
+    };
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcasecmp(end, units[i].suffix) != 0)
+            continue;
+        if (i < 2 && strchr(s, '.'))     /* fractional bytes make no sense */
+            return false;
+        double bytes = v * units[i].mul;
+        if (bytes >= 18446744073709551615.0)
+            return false;
+        *out = (uint64_t)llround(bytes);
+        return true;
+    }
+    return false;
+}
+
+bool mp_mem_available(uint64_t *out, char *err, size_t errlen)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) {
+        snprintf(err, errlen, "/proc/meminfo: %s", strerror(errno));
+        return false;
+    }
+    char line[256];
+    bool found = false;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long kb;
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+            *out = mul(kb, 1024);
+            found = true;
+            break;
+        }
+    }
+    fclose(f);
+    if (!found)
+        snprintf(err, errlen, "/proc/meminfo: no MemAvailable line");
+    return found;
+}

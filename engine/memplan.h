@@ -1,0 +1,63 @@
+/* memplan.h: memory-fit planner: what a model needs per device (weights, KV cache, recurrent
+ * state, compute buffers, runtime overhead) for a context and slot count, against a budget. */
+#ifndef MOESERVE_MEMPLAN_H
+#define MOESERVE_MEMPLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/arch.h"
+#include "engine/gguf.h"
+
+enum mp_part { MP_WEIGHTS, MP_KV, MP_RECURRENT, MP_COMPUTE, MP_OVERHEAD, MP_PART_COUNT };
+
+/* Fixed cost of the process beyond the model: code, HTTP, tokenizer tables, thread stacks. */
+#define MP_RUNTIME_OVERHEAD (UINT64_C(256) << 20)
+#define MP_DEFAULT_BATCH 512
+#define MP_MAX_DEVICES 4
+
+struct mp_request {
+    uint64_t n_ctx;              /* context per slot */
+    uint64_t n_slots;            /* parallel sequences */
+    uint64_t n_batch;            /* largest batch of tokens in one forward pass */
+    uint32_t kv_type;            /* Q_F16 or Q_Q8_0 */
+};
+
+struct mp_device {
+    const char *name;            /* "cpu" */
+    uint64_t part[MP_PART_COUNT];
+    uint64_t total, budget;
+    bool fits;
+};
+
+struct mp_plan {
+    struct mp_device dev[MP_MAX_DEVICES];
+    size_t n_dev;
+    uint64_t max_ctx;            /* largest context per slot that fits with rq->n_slots */
+    uint64_t max_slots;          /* most slots that fit with rq->n_ctx */
+};
+
+const char *mp_part_name(enum mp_part p);
+
+/* K and V of every attention layer: layers x ctx x slots x kv heads x head size x bytes. */
+uint64_t mp_kv_bytes(const struct arch_hparams *hp, uint64_t n_ctx, uint64_t n_slots, uint32_t kv_type);
+/* qwen3next DeltaNet state per slot (conv window and the per-head state matrices), F32. */
+uint64_t mp_recurrent_bytes(const struct arch_hparams *hp, uint64_t n_slots);
+/* Scratch of one forward pass over n_batch tokens attending to n_ctx positions. */
+uint64_t mp_compute_bytes(const struct arch_hparams *hp, uint64_t n_batch, uint64_t n_ctx);
+/* Bytes of all tensor data (mmap'd weights count as resident). */
+uint64_t mp_weight_bytes(const struct gguf_file *f);
+
+/* Plans everything on one CPU device with the given budget. */
+void mp_plan_cpu(const struct arch_hparams *hp, uint64_t weights, const struct mp_request *rq,
+                 uint64_t budget, struct mp_plan *out);
+
+/* "16G", "16GiB", "512M", "1.5G", "123456" (bytes); K/M/G/T and KiB.. are powers of 1024,
+ * KB/MB/GB/TB powers of 1000. False on anything else. */
+bool mp_parse_size(const char *s, uint64_t *out);
+
+/* MemAvailable from /proc/meminfo. */
+bool mp_mem_available(uint64_t *out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,77 @@
+/* ops.c: RMS norm, NeoX RoPE and softmax rows (kernels/ops.h), computed in the same order and
+ * precision as ggml-cpu so logits stay within the reference tolerances. */
+#include "kernels/ops.h"
+
+#include <math.h>
+
+void op_rms_norm(const float *x, const float *w, int64_t n, float eps, float *y)
+{
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++)
+        sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / (double)n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i] * scale;
+    if (w)
+        for (int64_t i = 0; i < n; i++)
+            y[i] = y[i] * w[i];
+}
+
+void op_rope_neox(float *head, int64_t n_rot, int32_t pos, float freq_base)
+{
+    const float theta_scale = powf(freq_base, -2.0f / (float)n_rot);
+    float theta = (float)pos;
+    const int64_t half = n_rot / 2;
+    for (int64_t i = 0; i < half; i++) {
+        const float c = cosf(theta), s = sinf(theta);
+        const float x0 = head[i], x1 = head[i + half];
+        head[i] = x0 * c - x1 * s;
+        head[i + half] = x0 * s + x1 * c;
+        theta *= theta_scale;
+    }
+}
+
+/* ggml's vectorised exp (a degree-5 polynomial after range reduction, fused multiply-adds),
+ * evaluated lane by lane: softmax rows then round exactly as the reference's do. */
+static float ggml_expf(float x)
+{
+    const float r = 0x1.8p23f;
+    const float z = fmaf(x, 0x1.715476p+0f, r);
+    const float n = z - r;
+    const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    if (fabsf(n) > 192)
+        return n <= 0 ? 0.0f : INFINITY;
+    const float u = b * b;
+    const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+                         fmaf(0x1.ffffecp-1f, b, 1.0f));
+    return ldexpf(j, (int)n);
+}
+
+/* Sum of 16 lanes in the order an AVX-512 horizontal add takes them. */
+static float reduce16(const float *v)
+{
+    float a[8], b[4];
+    for (int i = 0; i < 8; i++)
+        a[i] = v[8 + i] + v[i];
+    for (int i = 0; i < 4; i++)
+        b[i] = a[4 + i] + a[i];
+    return (b[0] + b[2]) + (b[1] + b[3]);
+}
+
+void op_softmax(float *x, int64_t n)
+{
+    float max = -INFINITY;
+    for (int64_t i = 0; i < n; i++)
+        max = x[i] > max ? x[i] : max;
+    double sum = 0;
+    for (int64_t i = 0; i < n; i += 16) {
+        float lane[16] = {0};
+        for (int64_t l = 0; l < 16 && i + l < n; l++)
+            lane[l] = x[i + l] = ggml_expf(x[i + l] - max);
+        sum += (double)reduce16(lane);
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int64_t i = 0; i < n; i++)
+        x[i] *= inv;
+}

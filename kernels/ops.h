@@ -1,0 +1,23 @@
+/* ops.h: the small per-row operations of a transformer layer on the CPU, with ggml's numerics:
+ * RMS norm, NeoX rotary embedding, softmax, SiLU. */
+#ifndef MOESERVE_OPS_H
+#define MOESERVE_OPS_H
+
+#include <stdint.h>
+
+/* y = x / sqrt(mean(x^2) + eps) * w (w may be NULL), over n values; y may alias x. */
+void op_rms_norm(const float *x, const float *w, int64_t n, float eps, float *y);
+
+/* NeoX rotary embedding in place on the first n_rot dims of one head: pairs (i, i + n_rot/2)
+ * rotated by pos * base^(-2i/n_rot), the angle built by repeated multiplication as ggml does. */
+void op_rope_neox(float *head, int64_t n_rot, int32_t pos, float freq_base);
+
+/* In-place softmax over n values (max subtracted, sum in double as ggml). */
+void op_softmax(float *x, int64_t n);
+
+static inline float op_silu(float x)
+{
+    return x / (1.0f + __builtin_expf(-x));
+}
+
+#endif

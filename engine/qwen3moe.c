@@ -271,8 +271,8 @@ static bool moe(struct model_ctx *c, const struct model_layer *L, uint32_t n, fl
                 break;
         }
         q_matmul_act(&um, xa, g, c->ff_up);
-        for (int64_t i = 0; i < g * ff; i++)
-            c->ff_gate[i] = op_silu(c->ff_gate[i]) * c->ff_up[i];
+        for (int64_t i = 0; i < g; i++)
+            op_swiglu(c->ff_gate + i * ff, c->ff_up + i * ff, ff);
         ok = q_matmul(&dm, c->ff_gate, g, c->ff_out, &c->act_down);
         for (int64_t i = 0; ok && i < g; i++) {
             const int32_t ts = c->group[i];

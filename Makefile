@@ -18,7 +18,7 @@ FLAGS_avx2   := -mavx2 -mfma -mf16c
 FLAGS_avx512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
 
 MODE_rel  := -O2 -g
-MODE_asan := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+MODE_asan := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -DMOESERVE_TEST_HOOKS
 LINK_asan := -fsanitize=address,undefined
 
 LIB_SRC   := $(filter-out server/main.c,$(wildcard engine/*.c kernels/*.c server/*.c))
@@ -40,11 +40,15 @@ moeserve: build/rel/moeserve
 # #includes into a static const uint32_t[].
 GLSLC        ?= glslc
 SHADER_TYPES := f32 f16 bf16 q8_0 q4_0 q4_K q5_K q6_K q2_K q3_K iq2_xxs iq2_xs iq2_s iq3_xxs \
-                iq3_s iq4_nl iq4_xs mxfp4
+                iq3_s iq4_nl iq4_xs mxfp4 q4_1 q5_0 q5_1 iq1_s iq1_m tq1_0 tq2_0 nvfp4
 SHADER_INCS  := $(wildcard shaders/*.glsl)
 SHADER_OUT   := $(foreach k,matvec matmul,$(SHADER_TYPES:%=build/shaders/$(k)_%.spv.h))
+# The GPU operations of the forward pass (engine/vk_ops.c): three per weight type, the rest once.
+OP_SHADERS   := rms_norm rope kv_store attention attention_merge router moe_group moe_combine elementwise
+OP_OUT       := $(foreach k,get_rows moe_matvec moe_matmul,$(SHADER_TYPES:%=build/shaders/$(k)_%.spv.h)) \
+                $(OP_SHADERS:%=build/shaders/op_%.spv.h)
 
-shaders: $(SHADER_OUT)
+shaders: $(SHADER_OUT) $(OP_OUT)
 
 build/shaders/matvec_%.spv.h: shaders/matvec.comp $(SHADER_INCS) Makefile
 	@mkdir -p $(dir $@)
@@ -56,7 +60,28 @@ build/shaders/matmul_%.spv.h: shaders/matmul.comp $(SHADER_INCS) Makefile
 	@echo "GLSL $@"
 	@$(GLSLC) --target-env=vulkan1.2 -O -mfmt=c -DQTYPE_$* $< -o $@
 
+build/shaders/get_rows_%.spv.h: shaders/get_rows.comp $(SHADER_INCS) Makefile
+	@mkdir -p $(dir $@)
+	@echo "GLSL $@"
+	@$(GLSLC) --target-env=vulkan1.2 -O -mfmt=c -DQTYPE_$* $< -o $@
+
+build/shaders/moe_matvec_%.spv.h: shaders/moe_matvec.comp $(SHADER_INCS) Makefile
+	@mkdir -p $(dir $@)
+	@echo "GLSL $@"
+	@$(GLSLC) --target-env=vulkan1.2 -O -mfmt=c -DQTYPE_$* $< -o $@
+
+build/shaders/moe_matmul_%.spv.h: shaders/moe_matmul.comp $(SHADER_INCS) Makefile
+	@mkdir -p $(dir $@)
+	@echo "GLSL $@"
+	@$(GLSLC) --target-env=vulkan1.2 -O -mfmt=c -DQTYPE_$* $< -o $@
+
+build/shaders/op_%.spv.h: shaders/%.comp $(SHADER_INCS) Makefile
+	@mkdir -p $(dir $@)
+	@echo "GLSL $@"
+	@$(GLSLC) --target-env=vulkan1.2 -O -mfmt=c $< -o $@
+
 build/rel/engine/vk_shaders.o build/asan/engine/vk_shaders.o: $(SHADER_OUT)
+build/rel/engine/vk_ops_shaders.o build/asan/engine/vk_ops_shaders.o: $(OP_OUT)
 
 # ---------------------------------------------------------------- build rules ---
 define variant
@@ -96,15 +121,26 @@ $(DEMO_MODEL): build/rel/moeserve
 	@mkdir -p $(dir $@)
 	build/rel/moeserve synth --tiny -o $@
 
+DEMO_PORT ?= 8080
 demo: moeserve $(DEMO_MODEL)
-	build/rel/moeserve inspect $(DEMO_MODEL)
+	@echo
+	@echo "moeserve is starting on http://127.0.0.1:$(DEMO_PORT) with a small random-weight model. Try:"
+	@echo
+	@echo "  curl http://127.0.0.1:$(DEMO_PORT)/v1/chat/completions -H 'Content-Type: application/json' \\"
+	@echo "       -d '{\"messages\":[{\"role\":\"user\",\"content\":\"Hello!\"}],\"max_tokens\":16}'"
+	@echo
+	@echo "(Ctrl-C stops it. The model's weights are random: expect fluent-looking nonsense.)"
+	@echo
+	build/rel/moeserve serve -m $(DEMO_MODEL) --port $(DEMO_PORT)
 
 # ---------------------------------------------------------------------- tests ---
 # Unit tests run under ASan+UBSan; integration tests drive the sanitizer-built binary.
 # The model accuracy tests also run in the release build: under ASan they keep to short prompts.
 ACCURACY := test_qwen3moe
-test: asan $(ACCURACY:%=build/rel/tests/unit/%)
-	@tests/run.sh $(UNIT_asan) $(ACCURACY:%=build/rel/tests/unit/%)
+# Integration tests start the real (sanitizer-built) server on loopback and call it.
+INTEGRATION := $(wildcard tests/integration/test_*.sh)
+test: asan build/asan/moeserve $(ACCURACY:%=build/rel/tests/unit/%)
+	@tests/run.sh $(UNIT_asan) $(ACCURACY:%=build/rel/tests/unit/%) $(INTEGRATION)
 
 test-unit: $(UNIT_rel)
 	@tests/run.sh $(UNIT_rel)

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 struct engine;
+struct tokenizer;
 
 struct engine_params {
     const char *path;
@@ -59,6 +60,8 @@ int32_t *engine_tokenize(const struct engine *e, const char *text, size_t len, b
 size_t engine_token_bytes(const struct engine *e, int32_t id, char *buf, size_t cap);
 /* End of generation: eos, <|im_end|>, <|endoftext|>, <|fim_pad|>... */
 bool engine_is_eog(const struct engine *e, int32_t id);
+/* The tokenizer itself (streaming decoder, lookups). */
+const struct tokenizer *engine_tokenizer(const struct engine *e);
 /* Control tokens never shown in generated text. */
 bool engine_is_control(const struct engine *e, int32_t id);
 

@@ -1,5 +1,5 @@
 /* vk_internal.h: the Vulkan context's private state, shared by vk_device.c, vk_buffer.c,
- * vk_pipeline.c and vk_matmul.c (nothing outside the vk_ files includes it). */
+ * vk_pipeline.c, vk_matmul.c and vk_ops.c (nothing outside the vk_ files includes it). */
 #ifndef MOESERVE_VK_INTERNAL_H
 #define MOESERVE_VK_INTERNAL_H
 
@@ -59,9 +59,35 @@ struct vk_shader_set {
 /* NULL if the type has no shaders. */
 const struct vk_shader_set *vk_shaders_for(uint32_t type);
 
+/* The compiled shaders of the forward-pass operations (vk_ops_shaders.c). */
+struct vk_spirv {
+    const uint32_t *code;
+    size_t bytes;
+};
+
+struct vk_op_shader_set {
+    uint32_t type;                 /* enum q_type */
+    const uint32_t *get_rows;
+    size_t get_rows_bytes;
+    const uint32_t *moe_matvec;
+    size_t moe_matvec_bytes;
+    const uint32_t *moe_matmul;
+    size_t moe_matmul_bytes;
+};
+
+/* NULL if the type has no shaders. */
+const struct vk_op_shader_set *vk_op_shaders_for(uint32_t type);
+
+enum vk_op_shader {
+    VK_OP_RMS_NORM, VK_OP_ROPE, VK_OP_KV_STORE, VK_OP_ATTENTION, VK_OP_ATTENTION_MERGE, VK_OP_ROUTER,
+    VK_OP_MOE_GROUP, VK_OP_MOE_COMBINE, VK_OP_ELEMENTWISE, VK_OP_SHADER_COUNT
+};
+
+const struct vk_spirv *vk_op_spirv(enum vk_op_shader s);
+
 /* The IQ grids, bound at binding 3 of the matvec/matmul shaders (vk_iq_tables.c). Large constant
  * arrays inside the shaders made lavapipe about 30x slower than this storage buffer. */
-#define VK_IQ_TABLE_WORDS 4352
+#define VK_IQ_TABLE_WORDS 8448
 extern const uint32_t vk_iq_tables[VK_IQ_TABLE_WORDS];
 
 #endif

@@ -112,6 +112,55 @@ static const uint32_t spv_matmul_mxfp4[] =
 #include "build/shaders/matmul_mxfp4.spv.h"
 ;
 
+static const uint32_t spv_matvec_q4_1[] =
+#include "build/shaders/matvec_q4_1.spv.h"
+;
+static const uint32_t spv_matmul_q4_1[] =
+#include "build/shaders/matmul_q4_1.spv.h"
+;
+static const uint32_t spv_matvec_q5_0[] =
+#include "build/shaders/matvec_q5_0.spv.h"
+;
+static const uint32_t spv_matmul_q5_0[] =
+#include "build/shaders/matmul_q5_0.spv.h"
+;
+static const uint32_t spv_matvec_q5_1[] =
+#include "build/shaders/matvec_q5_1.spv.h"
+;
+static const uint32_t spv_matmul_q5_1[] =
+#include "build/shaders/matmul_q5_1.spv.h"
+;
+static const uint32_t spv_matvec_iq1_s[] =
+#include "build/shaders/matvec_iq1_s.spv.h"
+;
+static const uint32_t spv_matmul_iq1_s[] =
+#include "build/shaders/matmul_iq1_s.spv.h"
+;
+static const uint32_t spv_matvec_iq1_m[] =
+#include "build/shaders/matvec_iq1_m.spv.h"
+;
+static const uint32_t spv_matmul_iq1_m[] =
+#include "build/shaders/matmul_iq1_m.spv.h"
+;
+static const uint32_t spv_matvec_tq1_0[] =
+#include "build/shaders/matvec_tq1_0.spv.h"
+;
+static const uint32_t spv_matmul_tq1_0[] =
+#include "build/shaders/matmul_tq1_0.spv.h"
+;
+static const uint32_t spv_matvec_tq2_0[] =
+#include "build/shaders/matvec_tq2_0.spv.h"
+;
+static const uint32_t spv_matmul_tq2_0[] =
+#include "build/shaders/matmul_tq2_0.spv.h"
+;
+static const uint32_t spv_matvec_nvfp4[] =
+#include "build/shaders/matvec_nvfp4.spv.h"
+;
+static const uint32_t spv_matmul_nvfp4[] =
+#include "build/shaders/matmul_nvfp4.spv.h"
+;
+
 #define SET(T, t) {T, spv_matvec_##t, sizeof spv_matvec_##t, spv_matmul_##t, sizeof spv_matmul_##t}
 static const struct vk_shader_set sets[] = {
     SET(Q_F32, f32),
@@ -132,6 +181,14 @@ static const struct vk_shader_set sets[] = {
     SET(Q_IQ4_NL, iq4_nl),
     SET(Q_IQ4_XS, iq4_xs),
     SET(Q_MXFP4, mxfp4),
+    SET(Q_Q4_1, q4_1),
+    SET(Q_Q5_0, q5_0),
+    SET(Q_Q5_1, q5_1),
+    SET(Q_IQ1_S, iq1_s),
+    SET(Q_IQ1_M, iq1_m),
+    SET(Q_TQ1_0, tq1_0),
+    SET(Q_TQ2_0, tq2_0),
+    SET(Q_NVFP4, nvfp4),
 };
 
 const struct vk_shader_set *vk_shaders_for(uint32_t type)

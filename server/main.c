@@ -12,6 +12,7 @@ struct command {
 };
 
 static const struct command commands[] = {
+    {"serve", cmd_serve, "serve a model over the OpenAI-compatible HTTP API"},
     {"inspect", cmd_inspect, "show a GGUF model's architecture, tokenizer and quant layout"},
     {"synth", cmd_synth, "write a random-weight model of any shape and quant recipe"},
 };

@@ -1,5 +1,6 @@
-// dequant_iq.glsl: the i-quants with 256-value super-blocks: IQ2_XXS, IQ2_XS, IQ2_S (8-value
-// grid entries), IQ3_XXS, IQ3_S (4-value grid entries) and IQ4_XS (non-linear 4-bit codebook).
+// dequant_iq.glsl: the i-quants with 256-value super-blocks: IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S
+// (8-value grid entries), IQ3_XXS, IQ3_S (4-value grid entries) and IQ4_XS (non-linear 4-bit
+// codebook).
 
 #define QK 256
 
@@ -10,6 +11,7 @@
 #define IQ2S_AT 1536u
 #define IQ3XXS_AT 3584u
 #define IQ3S_AT 3840u
+#define IQ1S_AT 4352u
 
 uvec2 grid64(uint at, uint i)
 {
@@ -105,4 +107,44 @@ void dequant8(uint bo, uint g, out vec4 lo, out vec4 hi)
     hi = dl * vec4(kvalue_iq4nl(a1 & 15u), kvalue_iq4nl((a1 >> 8) & 15u),
                    kvalue_iq4nl((a1 >> 16) & 15u), kvalue_iq4nl((a1 >> 24) & 15u));
 }
+#elif defined(QTYPE_iq1_s) || defined(QTYPE_iq1_m)
+// Grid entries of IQ1 are 8 bytes of -1, 0 or 1, shifted by +-1/8 (the delta) and scaled.
+void grid8_iq1(uint idx, float dl, float delta, out vec4 lo, out vec4 hi)
+{
+    uvec2 e = grid64(IQ1S_AT, idx);
+    lo = dl * (vec4(sbyte_of(e.x, 0u), sbyte_of(e.x, 1u), sbyte_of(e.x, 2u), sbyte_of(e.x, 3u)) + delta);
+    hi = dl * (vec4(sbyte_of(e.y, 0u), sbyte_of(e.y, 1u), sbyte_of(e.y, 2u), sbyte_of(e.y, 3u)) + delta);
+}
+
+#if defined(QTYPE_iq1_s)
+#define BLOCK_BYTES 50
+// {f16 d; u8 qs[32] (grid index, low 8 bits); u16 qh[8] per 32 values: 4 x 3 high index bits,
+// a 3-bit scale, the delta's sign}
+void dequant8(uint bo, uint g, out vec4 lo, out vec4 hi)
+{
+    uint ib = g >> 2, l = g & 3u;
+    uint qh = ld_u16(bo + 34u + 2u * ib);
+    float dl = ld_f16(bo) * float(2u * ((qh >> 12) & 7u) + 1u);
+    float delta = (qh & 0x8000u) != 0u ? -0.125 : 0.125;
+    grid8_iq1(ld_u8(bo + 2u + g) | (((qh >> (3u * l)) & 7u) << 8), dl, delta, lo, hi);
+}
+#else
+#define BLOCK_BYTES 56
+// {u8 qs[32]; u8 qh[16] (per 8 values: 3 high index bits and the delta's sign); u8 scales[8]
+// (3-bit scales per 16 values; the top nibbles of the four u16 words form the F16 block scale)}
+void dequant8(uint bo, uint g, out vec4 lo, out vec4 hi)
+{
+    uint ib = g >> 2, l = g & 3u;
+    uint s0 = ld_u16(bo + 48u), s1 = ld_u16(bo + 50u), s2 = ld_u16(bo + 52u), s3 = ld_u16(bo + 54u);
+    uint dbits = (s0 >> 12) | ((s1 >> 8) & 0xF0u) | ((s2 >> 4) & 0xF00u) | (s3 & 0xF000u);
+    float d = unpackHalf2x16(dbits).x;
+    uint sc = ld_u16(bo + 48u + 2u * (ib >> 1));
+    float dl = d * float(2u * ((sc >> (6u * (ib & 1u) + (l < 2u ? 0u : 3u))) & 7u) + 1u);
+    uint qh = ld_u8(bo + 32u + 2u * ib + (l >> 1));
+    uint hi_bits = (l & 1u) == 0u ? (qh << 8) : (qh << 4);
+    uint sign_bit = (l & 1u) == 0u ? 0x08u : 0x80u;
+    float delta = (qh & sign_bit) != 0u ? -0.125 : 0.125;
+    grid8_iq1(ld_u8(bo + g) | (hi_bits & 0x700u), dl, delta, lo, hi);
+}
+#endif
 #endif

@@ -238,7 +238,7 @@ static void check_errors(struct env *e)
     a.ncols = 256;
     a.nrows = 64; /* 64 rows of Q4_K = 9216 bytes > 4096 */
     CHECK(!vk_matmul_record(e->mm, &a, err, sizeof err) && strstr(err, "outside"), "overrun refused: %s", err);
-    a.type = Q_TQ1_0;
+    a.type = Q_Q8_K;
     CHECK(!vk_matmul_record(e->mm, &a, err, sizeof err), "unsupported type refused");
     CHECK(vk_submit_wait(e->ctx, err, sizeof err), "empty submit: %s", err);
     CHECK(!vk_buffer_upload(e->ctx, &b, 4000, err, 200, err, sizeof err), "upload overrun refused");
@@ -322,7 +322,7 @@ int main(void)
             tested++;
         }
     }
-    CHECK(tested == 18, "all 18 shader types tested (%d)", tested);
+    CHECK(tested == 26, "all 26 shader types tested (%d)", tested);
 
     struct vk_config split_cfg = VK_CONFIG_DEFAULT;
     split_cfg.validation = cfg.validation;

@@ -1,0 +1,218 @@
+/* engine.c: the server's handle on a model (engine/engine.h): validation, the memory plan,
+ * weights, tokenizer and KV pool opened in that order, so nothing is served from a file that
+ * is not what it claims to be or that would not fit. */
+#include "engine/engine.h"
+
+#include <libgen.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/gguf.h"
+#include "engine/memplan.h"
+#include "engine/model.h"
+#include "engine/tokenizer.h"
+#include "engine/validate.h"
+#include "kernels/qtypes.h"
+
+struct engine {
+    struct gguf_file *f;
+    struct model model;
+    bool model_loaded;
+    struct model_ctx *ctx;
+    struct tokenizer *tok;
+    struct engine_info info;
+    char *name, *tmpl;
+};
+
+static void progress(const struct engine_params *p, const char *stage, double fraction)
+{
+    if (p->progress)
+        p->progress(p->progress_ctx, stage, fraction);
+}
+
+/* Every validation problem, one per line after a heading that names the file. */
+static bool validate(struct engine *e, const struct engine_params *p, struct arch_hparams *hp, char *err,
+                     size_t errlen)
+{
+    struct val_report rep = {0};
+    size_t n = val_check(e->f, val_cpu_caps(), hp, &rep);
+    if (n == 0) {
+        val_report_free(&rep);
+        return true;
+    }
+    size_t len = (size_t)snprintf(err, errlen, "%s: %zu problem%s:", p->path, n, n == 1 ? "" : "s");
+    for (size_t i = 0; i < rep.n && len < errlen; i++)
+        len += (size_t)snprintf(err + len, errlen - len, "\n  %s", rep.msgs[i]);
+    val_report_free(&rep);
+    return false;
+}
+
+/* Checks the KV pool and the weights against the budget; with fit, shrinks the pool instead. */
+static bool plan(struct engine *e, const struct engine_params *p, const struct arch_hparams *hp, uint32_t *ctx_size,
+                 char *err, size_t errlen)
+{
+    uint64_t budget = p->mem_budget;
+    if (!budget && !mp_mem_available(&budget, err, errlen))
+        return false;
+    struct mp_request rq = {.n_ctx = *ctx_size, .n_slots = 1, .n_batch = p->batch_tokens,
+                            .kv_type = p->kv_type && strcmp(p->kv_type, "q8_0") == 0 ? Q_Q8_0 : Q_F16};
+    struct mp_plan pl;
+    mp_plan_cpu(hp, mp_weight_bytes(e->f), &rq, budget, &pl);
+    if (pl.dev[0].fits)
+        return true;
+    if (p->fit && pl.max_ctx >= 256) {
+        *ctx_size = (uint32_t)(pl.max_ctx < *ctx_size ? pl.max_ctx : *ctx_size);
+        return true;
+    }
+    size_t len = (size_t)snprintf(err, errlen, "%s does not fit in %.2f GiB with a KV pool of %u tokens:", p->path,
+                                  (double)budget / (1u << 30), *ctx_size);
+    for (int i = 0; i < MP_PART_COUNT && len < errlen; i++)
+        len += (size_t)snprintf(err + len, errlen - len, "\n  %-12s %8.2f GiB", mp_part_name((enum mp_part)i),
+                                (double)pl.dev[0].part[i] / (1u << 30));
+    if (len < errlen)
+        snprintf(err + len, errlen - len, "\n  total        %8.2f GiB\n  the largest pool that fits: %llu tokens (--ctx-size), or use --fit",
+                 (double)pl.dev[0].total / (1u << 30), (unsigned long long)pl.max_ctx);
+    return false;
+}
+
+static int32_t find_token(const struct tokenizer *t, const char *text)
+{
+    return tok_find(t, text, strlen(text));
+}
+
+static void fill_info(struct engine *e, const struct engine_params *p, uint32_t ctx_size)
+{
+    const struct model_hparams *hp = &e->model.hp;
+    struct engine_info *i = &e->info;
+    i->arch = "qwen3moe";
+    i->name = e->name;
+    i->n_vocab = hp->n_vocab;
+    i->n_ctx_train = hp->n_ctx_train;
+    i->n_layer = hp->n_layer;
+    i->n_embd = hp->n_embd;
+    i->n_expert = hp->n_expert;
+    i->n_expert_used = hp->n_expert_used;
+    i->slots = p->slots;
+    i->ctx_size = ctx_size;
+    uint32_t max_ctx = p->max_ctx ? p->max_ctx : hp->n_ctx_train;
+    i->max_ctx = max_ctx < ctx_size ? max_ctx : ctx_size;
+    i->chat_template = e->tmpl;
+    i->eos = tok_eos(e->tok);
+    i->fim_prefix = find_token(e->tok, "<|fim_prefix|>");
+    i->fim_suffix = find_token(e->tok, "<|fim_suffix|>");
+    i->fim_middle = find_token(e->tok, "<|fim_middle|>");
+    i->fim_pad = find_token(e->tok, "<|fim_pad|>");
+    i->repo_name = find_token(e->tok, "<|repo_name|>");
+    i->file_sep = find_token(e->tok, "<|file_sep|>");
+    i->device_name = "cpu";
+    i->weight_bytes = mp_weight_bytes(e->f);
+    i->kv_bytes = kvpool_bytes(model_ctx_kv(e->ctx));
+}
+
+struct engine *engine_open(const struct engine_params *p, char *err, size_t errlen)
+{
+    struct engine *e = calloc(1, sizeof *e);
+    if (!e) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (p->device && strcmp(p->device, "vulkan") == 0) {
+        snprintf(err, errlen, "--device vulkan: the Vulkan forward pass is not available yet (use cpu or auto)");
+        free(e);
+        return NULL;
+    }
+    if (p->threads)
+        omp_set_num_threads((int)p->threads);
+    progress(p, "validating", 0);
+    struct arch_hparams hp;
+    uint32_t ctx_size = p->ctx_size;
+    bool ok = (e->f = gguf_open(p->path, err, errlen)) != NULL && validate(e, p, &hp, err, errlen) &&
+              plan(e, p, &hp, &ctx_size, err, errlen);
+    progress(p, "loading", 0.3);
+    ok = ok && (e->model_loaded = model_load(&e->model, e->f, err, errlen));
+    ok = ok && (e->tok = tok_load_gguf(e->f, err, errlen)) != NULL;
+    if (ok && tok_vocab_size(e->tok) != e->model.hp.n_vocab) {
+        snprintf(err, errlen, "%s: the tokenizer has %u tokens but token_embd has %u rows", p->path,
+                 tok_vocab_size(e->tok), e->model.hp.n_vocab);
+        ok = false;
+    }
+    uint32_t max_seq = p->max_ctx ? p->max_ctx : e->model.hp.n_ctx_train;
+    if (ok && max_seq > ctx_size)
+        max_seq = ctx_size;
+    ok = ok && (e->ctx = model_ctx_new(&e->model, p->slots, ctx_size, max_seq, p->batch_tokens + p->slots, err,
+                                       errlen)) != NULL;
+    if (ok) {
+        char *base = strdup(p->path);
+        char *gname = gguf_get_str_dup(e->f, "general.name");
+        e->name = gname ? gname : strdup(base ? basename(base) : "model");
+        free(base);
+        e->tmpl = gguf_get_str_dup(e->f, "tokenizer.chat_template");
+        fill_info(e, p, ctx_size);
+        e->info.max_ctx = max_seq;
+        progress(p, "ready", 1.0);
+        return e;
+    }
+    engine_close(e);
+    return NULL;
+}
+
+void engine_close(struct engine *e)
+{
+    if (!e)
+        return;
+    model_ctx_free(e->ctx);
+    if (e->model_loaded)
+        model_free(&e->model);
+    tok_free(e->tok);
+    gguf_close(e->f);
+    free(e->name);
+    free(e->tmpl);
+    free(e);
+}
+
+const struct engine_info *engine_info(const struct engine *e)
+{
+    return &e->info;
+}
+
+bool engine_decode(struct engine *e, uint32_t n, const int32_t *token, const uint32_t *pos, const uint32_t *seq,
+                   const bool *want_logits, float *logits, char *err, size_t errlen)
+{
+    return model_decode(e->ctx, n, token, pos, seq, want_logits, logits, err, errlen);
+}
+
+void engine_seq_keep(struct engine *e, uint32_t seq, uint32_t n_keep)
+{
+    kvpool_truncate(model_ctx_kv(e->ctx), seq, n_keep);
+}
+
+int32_t *engine_tokenize(const struct engine *e, const char *text, size_t len, bool special, size_t *n)
+{
+    return tok_encode(e->tok, text, len, special, n);
+}
+
+size_t engine_token_bytes(const struct engine *e, int32_t id, char *buf, size_t cap)
+{
+    size_t len = 0;
+    const char *b = tok_token_bytes(e->tok, id, &len);
+    if (b && buf)
+        memcpy(buf, b, len < cap ? len : cap);
+    return b ? len : 0;
+}
+
+bool engine_is_eog(const struct engine *e, int32_t id)
+{
+    return tok_is_eog(e->tok, id);
+}
+
+bool engine_is_control(const struct engine *e, int32_t id)
+{
+    return tok_is_control(e->tok, id);
+}
+
+const struct tokenizer *engine_tokenizer(const struct engine *e)
+{
+    return e->tok;
+}

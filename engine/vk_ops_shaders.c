@@ -1,0 +1,325 @@
+/* vk_ops_shaders.c: the SPIR-V of the forward-pass operations (engine/vk_ops.c): get_rows,
+ * moe_matvec and moe_matmul per weight type, the others once, compiled into build/shaders. */
+#include "engine/vk_internal.h"
+#include "kernels/qtypes.h"
+
+static const uint32_t spv_get_rows_f32[] =
+#include "build/shaders/get_rows_f32.spv.h"
+;
+static const uint32_t spv_get_rows_f16[] =
+#include "build/shaders/get_rows_f16.spv.h"
+;
+static const uint32_t spv_get_rows_bf16[] =
+#include "build/shaders/get_rows_bf16.spv.h"
+;
+static const uint32_t spv_get_rows_q8_0[] =
+#include "build/shaders/get_rows_q8_0.spv.h"
+;
+static const uint32_t spv_get_rows_q4_0[] =
+#include "build/shaders/get_rows_q4_0.spv.h"
+;
+static const uint32_t spv_get_rows_q4_K[] =
+#include "build/shaders/get_rows_q4_K.spv.h"
+;
+static const uint32_t spv_get_rows_q5_K[] =
+#include "build/shaders/get_rows_q5_K.spv.h"
+;
+static const uint32_t spv_get_rows_q6_K[] =
+#include "build/shaders/get_rows_q6_K.spv.h"
+;
+static const uint32_t spv_get_rows_q2_K[] =
+#include "build/shaders/get_rows_q2_K.spv.h"
+;
+static const uint32_t spv_get_rows_q3_K[] =
+#include "build/shaders/get_rows_q3_K.spv.h"
+;
+static const uint32_t spv_get_rows_iq2_xxs[] =
+#include "build/shaders/get_rows_iq2_xxs.spv.h"
+;
+static const uint32_t spv_get_rows_iq2_xs[] =
+#include "build/shaders/get_rows_iq2_xs.spv.h"
+;
+static const uint32_t spv_get_rows_iq2_s[] =
+#include "build/shaders/get_rows_iq2_s.spv.h"
+;
+static const uint32_t spv_get_rows_iq3_xxs[] =
+#include "build/shaders/get_rows_iq3_xxs.spv.h"
+;
+static const uint32_t spv_get_rows_iq3_s[] =
+#include "build/shaders/get_rows_iq3_s.spv.h"
+;
+static const uint32_t spv_get_rows_iq4_nl[] =
+#include "build/shaders/get_rows_iq4_nl.spv.h"
+;
+static const uint32_t spv_get_rows_iq4_xs[] =
+#include "build/shaders/get_rows_iq4_xs.spv.h"
+;
+static const uint32_t spv_get_rows_mxfp4[] =
+#include "build/shaders/get_rows_mxfp4.spv.h"
+;
+static const uint32_t spv_moe_matvec_f32[] =
+#include "build/shaders/moe_matvec_f32.spv.h"
+;
+static const uint32_t spv_moe_matvec_f16[] =
+#include "build/shaders/moe_matvec_f16.spv.h"
+;
+static const uint32_t spv_moe_matvec_bf16[] =
+#include "build/shaders/moe_matvec_bf16.spv.h"
+;
+static const uint32_t spv_moe_matvec_q8_0[] =
+#include "build/shaders/moe_matvec_q8_0.spv.h"
+;
+static const uint32_t spv_moe_matvec_q4_0[] =
+#include "build/shaders/moe_matvec_q4_0.spv.h"
+;
+static const uint32_t spv_moe_matvec_q4_K[] =
+#include "build/shaders/moe_matvec_q4_K.spv.h"
+;
+static const uint32_t spv_moe_matvec_q5_K[] =
+#include "build/shaders/moe_matvec_q5_K.spv.h"
+;
+static const uint32_t spv_moe_matvec_q6_K[] =
+#include "build/shaders/moe_matvec_q6_K.spv.h"
+;
+static const uint32_t spv_moe_matvec_q2_K[] =
+#include "build/shaders/moe_matvec_q2_K.spv.h"
+;
+static const uint32_t spv_moe_matvec_q3_K[] =
+#include "build/shaders/moe_matvec_q3_K.spv.h"
+;
+static const uint32_t spv_moe_matvec_iq2_xxs[] =
+#include "build/shaders/moe_matvec_iq2_xxs.spv.h"
+;
+static const uint32_t spv_moe_matvec_iq2_xs[] =
+#include "build/shaders/moe_matvec_iq2_xs.spv.h"
+;
+static const uint32_t spv_moe_matvec_iq2_s[] =
+#include "build/shaders/moe_matvec_iq2_s.spv.h"
+;
+static const uint32_t spv_moe_matvec_iq3_xxs[] =
+#include "build/shaders/moe_matvec_iq3_xxs.spv.h"
+;
+static const uint32_t spv_moe_matvec_iq3_s[] =
+#include "build/shaders/moe_matvec_iq3_s.spv.h"
+;
+static const uint32_t spv_moe_matvec_iq4_nl[] =
+#include "build/shaders/moe_matvec_iq4_nl.spv.h"
+;
+static const uint32_t spv_moe_matvec_iq4_xs[] =
+#include "build/shaders/moe_matvec_iq4_xs.spv.h"
+;
+static const uint32_t spv_moe_matvec_mxfp4[] =
+#include "build/shaders/moe_matvec_mxfp4.spv.h"
+;
+static const uint32_t spv_moe_matmul_f32[] =
+#include "build/shaders/moe_matmul_f32.spv.h"
+;
+static const uint32_t spv_moe_matmul_f16[] =
+#include "build/shaders/moe_matmul_f16.spv.h"
+;
+static const uint32_t spv_moe_matmul_bf16[] =
+#include "build/shaders/moe_matmul_bf16.spv.h"
+;
+static const uint32_t spv_moe_matmul_q8_0[] =
+#include "build/shaders/moe_matmul_q8_0.spv.h"
+;
+static const uint32_t spv_moe_matmul_q4_0[] =
+#include "build/shaders/moe_matmul_q4_0.spv.h"
+;
+static const uint32_t spv_moe_matmul_q4_K[] =
+#include "build/shaders/moe_matmul_q4_K.spv.h"
+;
+static const uint32_t spv_moe_matmul_q5_K[] =
+#include "build/shaders/moe_matmul_q5_K.spv.h"
+;
+static const uint32_t spv_moe_matmul_q6_K[] =
+#include "build/shaders/moe_matmul_q6_K.spv.h"
+;
+static const uint32_t spv_moe_matmul_q2_K[] =
+#include "build/shaders/moe_matmul_q2_K.spv.h"
+;
+static const uint32_t spv_moe_matmul_q3_K[] =
+#include "build/shaders/moe_matmul_q3_K.spv.h"
+;
+static const uint32_t spv_moe_matmul_iq2_xxs[] =
+#include "build/shaders/moe_matmul_iq2_xxs.spv.h"
+;
+static const uint32_t spv_moe_matmul_iq2_xs[] =
+#include "build/shaders/moe_matmul_iq2_xs.spv.h"
+;
+static const uint32_t spv_moe_matmul_iq2_s[] =
+#include "build/shaders/moe_matmul_iq2_s.spv.h"
+;
+static const uint32_t spv_moe_matmul_iq3_xxs[] =
+#include "build/shaders/moe_matmul_iq3_xxs.spv.h"
+;
+static const uint32_t spv_moe_matmul_iq3_s[] =
+#include "build/shaders/moe_matmul_iq3_s.spv.h"
+;
+static const uint32_t spv_moe_matmul_iq4_nl[] =
+#include "build/shaders/moe_matmul_iq4_nl.spv.h"
+;
+static const uint32_t spv_moe_matmul_iq4_xs[] =
+#include "build/shaders/moe_matmul_iq4_xs.spv.h"
+;
+static const uint32_t spv_moe_matmul_mxfp4[] =
+#include "build/shaders/moe_matmul_mxfp4.spv.h"
+;
+static const uint32_t spv_moe_matmul_q4_1[] =
+#include "build/shaders/moe_matmul_q4_1.spv.h"
+;
+static const uint32_t spv_moe_matmul_q5_0[] =
+#include "build/shaders/moe_matmul_q5_0.spv.h"
+;
+static const uint32_t spv_moe_matmul_q5_1[] =
+#include "build/shaders/moe_matmul_q5_1.spv.h"
+;
+static const uint32_t spv_moe_matmul_iq1_s[] =
+#include "build/shaders/moe_matmul_iq1_s.spv.h"
+;
+static const uint32_t spv_moe_matmul_iq1_m[] =
+#include "build/shaders/moe_matmul_iq1_m.spv.h"
+;
+static const uint32_t spv_moe_matmul_tq1_0[] =
+#include "build/shaders/moe_matmul_tq1_0.spv.h"
+;
+static const uint32_t spv_moe_matmul_tq2_0[] =
+#include "build/shaders/moe_matmul_tq2_0.spv.h"
+;
+static const uint32_t spv_moe_matmul_nvfp4[] =
+#include "build/shaders/moe_matmul_nvfp4.spv.h"
+;
+static const uint32_t spv_op_rms_norm[] =
+#include "build/shaders/op_rms_norm.spv.h"
+;
+static const uint32_t spv_op_rope[] =
+#include "build/shaders/op_rope.spv.h"
+;
+static const uint32_t spv_op_kv_store[] =
+#include "build/shaders/op_kv_store.spv.h"
+;
+static const uint32_t spv_op_attention[] =
+#include "build/shaders/op_attention.spv.h"
+;
+static const uint32_t spv_op_attention_merge[] =
+#include "build/shaders/op_attention_merge.spv.h"
+;
+static const uint32_t spv_op_router[] =
+#include "build/shaders/op_router.spv.h"
+;
+static const uint32_t spv_op_moe_group[] =
+#include "build/shaders/op_moe_group.spv.h"
+;
+static const uint32_t spv_op_moe_combine[] =
+#include "build/shaders/op_moe_combine.spv.h"
+;
+static const uint32_t spv_op_elementwise[] =
+#include "build/shaders/op_elementwise.spv.h"
+;
+
+static const uint32_t spv_get_rows_q4_1[] =
+#include "build/shaders/get_rows_q4_1.spv.h"
+;
+static const uint32_t spv_moe_matvec_q4_1[] =
+#include "build/shaders/moe_matvec_q4_1.spv.h"
+;
+static const uint32_t spv_get_rows_q5_0[] =
+#include "build/shaders/get_rows_q5_0.spv.h"
+;
+static const uint32_t spv_moe_matvec_q5_0[] =
+#include "build/shaders/moe_matvec_q5_0.spv.h"
+;
+static const uint32_t spv_get_rows_q5_1[] =
+#include "build/shaders/get_rows_q5_1.spv.h"
+;
+static const uint32_t spv_moe_matvec_q5_1[] =
+#include "build/shaders/moe_matvec_q5_1.spv.h"
+;
+static const uint32_t spv_get_rows_iq1_s[] =
+#include "build/shaders/get_rows_iq1_s.spv.h"
+;
+static const uint32_t spv_moe_matvec_iq1_s[] =
+#include "build/shaders/moe_matvec_iq1_s.spv.h"
+;
+static const uint32_t spv_get_rows_iq1_m[] =
+#include "build/shaders/get_rows_iq1_m.spv.h"
+;
+static const uint32_t spv_moe_matvec_iq1_m[] =
+#include "build/shaders/moe_matvec_iq1_m.spv.h"
+;
+static const uint32_t spv_get_rows_tq1_0[] =
+#include "build/shaders/get_rows_tq1_0.spv.h"
+;
+static const uint32_t spv_moe_matvec_tq1_0[] =
+#include "build/shaders/moe_matvec_tq1_0.spv.h"
+;
+static const uint32_t spv_get_rows_tq2_0[] =
+#include "build/shaders/get_rows_tq2_0.spv.h"
+;
+static const uint32_t spv_moe_matvec_tq2_0[] =
+#include "build/shaders/moe_matvec_tq2_0.spv.h"
+;
+static const uint32_t spv_get_rows_nvfp4[] =
+#include "build/shaders/get_rows_nvfp4.spv.h"
+;
+static const uint32_t spv_moe_matvec_nvfp4[] =
+#include "build/shaders/moe_matvec_nvfp4.spv.h"
+;
+
+#define SET(T, t)                                                                                  \
+    {T, spv_get_rows_##t, sizeof spv_get_rows_##t, spv_moe_matvec_##t, sizeof spv_moe_matvec_##t,   \
+     spv_moe_matmul_##t, sizeof spv_moe_matmul_##t}
+static const struct vk_op_shader_set sets[] = {
+    SET(Q_F32, f32),
+    SET(Q_F16, f16),
+    SET(Q_BF16, bf16),
+    SET(Q_Q8_0, q8_0),
+    SET(Q_Q4_0, q4_0),
+    SET(Q_Q4_K, q4_K),
+    SET(Q_Q5_K, q5_K),
+    SET(Q_Q6_K, q6_K),
+    SET(Q_Q2_K, q2_K),
+    SET(Q_Q3_K, q3_K),
+    SET(Q_IQ2_XXS, iq2_xxs),
+    SET(Q_IQ2_XS, iq2_xs),
+    SET(Q_IQ2_S, iq2_s),
+    SET(Q_IQ3_XXS, iq3_xxs),
+    SET(Q_IQ3_S, iq3_s),
+    SET(Q_IQ4_NL, iq4_nl),
+    SET(Q_IQ4_XS, iq4_xs),
+    SET(Q_MXFP4, mxfp4),
+    SET(Q_Q4_1, q4_1),
+    SET(Q_Q5_0, q5_0),
+    SET(Q_Q5_1, q5_1),
+    SET(Q_IQ1_S, iq1_s),
+    SET(Q_IQ1_M, iq1_m),
+    SET(Q_TQ1_0, tq1_0),
+    SET(Q_TQ2_0, tq2_0),
+    SET(Q_NVFP4, nvfp4),
+};
+
+const struct vk_op_shader_set *vk_op_shaders_for(uint32_t type)
+{
+    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
+        if (sets[i].type == type)
+            return &sets[i];
+    return NULL;
+}
+
+#define SPV(s) {spv_op_##s, sizeof spv_op_##s}
+static const struct vk_spirv op_spirv[VK_OP_SHADER_COUNT] = {
+    [VK_OP_RMS_NORM] = SPV(rms_norm),
+    [VK_OP_ROPE] = SPV(rope),
+    [VK_OP_KV_STORE] = SPV(kv_store),
+    [VK_OP_ATTENTION] = SPV(attention),
+    [VK_OP_ATTENTION_MERGE] = SPV(attention_merge),
+    [VK_OP_ROUTER] = SPV(router),
+    [VK_OP_MOE_GROUP] = SPV(moe_group),
+    [VK_OP_MOE_COMBINE] = SPV(moe_combine),
+    [VK_OP_ELEMENTWISE] = SPV(elementwise),
+};
+
+const struct vk_spirv *vk_op_spirv(enum vk_op_shader s)
+{
+    return &op_spirv[s];
+}

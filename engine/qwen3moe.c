@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "engine/model.h"
+#include "kernels/moe.h"
 #include "kernels/ops.h"
 #include "kernels/quants.h"
 
@@ -19,10 +20,8 @@ struct model_ctx {
     float *scores;                                   /* per thread: one attention row */
     int32_t *sel;                                    /* per token: chosen experts */
     float *sel_w;                                    /* and their weights */
-    int32_t *group;                                  /* (token, slot) pairs routed to one expert */
-    float *ff_gate, *ff_up, *ff_out;                 /* expert products of one group */
-    float *expert_out;                               /* per (token, slot): weighted down output */
-    struct q_scratch act, act2, act_down, gathered;
+    struct q_scratch act;
+    struct q_moe_scratch moe;
     int n_threads;
 };
 
@@ -66,13 +65,8 @@ struct model_ctx *model_ctx_new(const struct model *m, uint32_t n_seqs, uint32_t
     c->probs = falloc(n * hp->n_expert, &ok);
     c->scores = falloc((size_t)c->n_threads * max_seq_tokens, &ok);
     c->sel_w = falloc(n * k, &ok);
-    c->ff_gate = falloc(n * k * hp->n_ff_exp, &ok);
-    c->ff_up = falloc(n * k * hp->n_ff_exp, &ok);
-    c->ff_out = falloc(n * k * e, &ok);
-    c->expert_out = falloc(n * k * e, &ok);
     c->sel = malloc(n * k * sizeof *c->sel);
-    c->group = malloc(n * k * sizeof *c->group);
-    if (!ok || !c->sel || !c->group) {
+    if (!ok || !c->sel) {
         snprintf(err, errlen, "out of memory for a batch of %u tokens", max_batch);
         model_ctx_free(c);
         return NULL;
@@ -85,16 +79,12 @@ void model_ctx_free(struct model_ctx *c)
     if (!c)
         return;
     kvpool_free(&c->kv);
-    float *bufs[] = {c->x, c->h, c->tmp, c->q, c->k, c->v, c->att, c->probs, c->scores, c->sel_w,
-                     c->ff_gate, c->ff_up, c->ff_out, c->expert_out};
+    float *bufs[] = {c->x, c->h, c->tmp, c->q, c->k, c->v, c->att, c->probs, c->scores, c->sel_w};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(c->sel);
-    free(c->group);
     q_scratch_free(&c->act);
-    q_scratch_free(&c->act2);
-    q_scratch_free(&c->act_down);
-    q_scratch_free(&c->gathered);
+    q_moe_scratch_free(&c->moe);
     free(c);
 }
 
@@ -220,83 +210,19 @@ static void route(struct model_ctx *c, uint32_t n)
     }
 }
 
-/* Copies the quantized activation rows of the group's tokens next to each other. */
-static void *gather(struct q_scratch *dst, const void *act, size_t row_bytes, const int32_t *group, int64_t g,
-                    int64_t k)
-{
-    if (!q_scratch_reserve(dst, row_bytes * (size_t)g))
-        return NULL;
-    for (int64_t i = 0; i < g; i++)
-        memcpy((uint8_t *)dst->buf + (size_t)i * row_bytes, (const uint8_t *)act + (size_t)(group[i] / k) * row_bytes,
-               row_bytes);
-    return dst->buf;
-}
-
-static struct q_mat expert_mat(const struct model_experts *x, int64_t e)
-{
-    return (struct q_mat){.type = x->type, .data = x->data + (size_t)e * x->expert_bytes, .rows = x->rows,
-                          .cols = x->cols, .row_bytes = x->row_bytes};
-}
-
-/* Every used expert runs once over just the tokens routed to it; outputs land per (token, slot). */
+/* Router, then every used expert once over just the tokens routed to it (kernels/moe.c). */
 static bool moe(struct model_ctx *c, const struct model_layer *L, uint32_t n, float *out)
 {
     const struct model_hparams *hp = &c->m->hp;
-    const int64_t k = hp->n_expert_used, ff = hp->n_ff_exp, e = hp->n_embd;
     if (!q_matmul(&L->router, c->h, n, c->probs, &c->act))
         return false;
     route(c, n);
-    /* the FFN input quantized once for gate/up (and again only if up's type differs) */
-    const size_t arb = q_act_bytes(L->gate.type, e, 1), urb = q_act_bytes(L->up.type, e, 1);
-    if (!q_scratch_reserve(&c->act, arb * n) || !q_scratch_reserve(&c->act2, urb * n))
-        return false;
-    q_quantize_act(L->gate.type, c->h, e, n, c->act.buf);
-    const bool same = q_kernels_get(L->gate.type)->act_type == q_kernels_get(L->up.type)->act_type;
-    if (!same)
-        q_quantize_act(L->up.type, c->h, e, n, c->act2.buf);
-    bool ok = true;
-    for (int64_t ex = 0; ok && ex < hp->n_expert; ex++) {
-        int64_t g = 0;
-        for (int64_t i = 0; i < (int64_t)n * k; i++)
-            if (c->sel[i] == ex)
-                c->group[g++] = (int32_t)i;
-        if (!g)
-            continue;
-        struct q_mat gm = expert_mat(&L->gate, ex), um = expert_mat(&L->up, ex), dm = expert_mat(&L->down, ex);
-        void *xa = gather(&c->gathered, c->act.buf, arb, c->group, g, k);
-        ok = xa != NULL;
-        if (!ok)
-            break;
-        q_matmul_act(&gm, xa, g, c->ff_gate);
-        if (!same) {
-            xa = gather(&c->gathered, c->act2.buf, urb, c->group, g, k);
-            ok = xa != NULL;
-            if (!ok)
-                break;
-        }
-        q_matmul_act(&um, xa, g, c->ff_up);
-        for (int64_t i = 0; i < g * ff; i++)
-            c->ff_gate[i] = op_silu(c->ff_gate[i]) * c->ff_up[i];
-        ok = q_matmul(&dm, c->ff_gate, g, c->ff_out, &c->act_down);
-        for (int64_t i = 0; ok && i < g; i++) {
-            const int32_t ts = c->group[i];
-            const float w = c->sel_w[ts];
-            float *dst = c->expert_out + (size_t)ts * e, *src = c->ff_out + (size_t)i * e;
-            for (int64_t d = 0; d < e; d++)
-                dst[d] = src[d] * w;
-        }
-    }
-    /* experts summed per token in slot order, as the reference adds them */
-    for (uint32_t t = 0; ok && t < n; t++) {
-        float *o = out + (size_t)t * e;
-        memcpy(o, c->expert_out + (size_t)t * k * e, (size_t)e * sizeof *o);
-        for (int64_t j = 1; j < k; j++) {
-            const float *src = c->expert_out + ((size_t)t * k + j) * e;
-            for (int64_t d = 0; d < e; d++)
-                o[d] += src[d];
-        }
-    }
-    return ok;
+    const struct q_moe_weights w = {
+        .gate = L->gate.data, .up = L->up.data, .down = L->down.data,
+        .gate_type = L->gate.type, .up_type = L->up.type, .down_type = L->down.type,
+        .n_embd = hp->n_embd, .n_ff = hp->n_ff_exp, .n_expert = hp->n_expert};
+    char err[128];
+    return q_moe_forward(&w, n, c->h, (int)hp->n_expert_used, c->sel, c->sel_w, out, &c->moe, err, sizeof err);
 }
 
 /* ------------------------------------------------------------------ decode --- */

@@ -1,11 +1,17 @@
 /* matmul.c: the batched matrix-vector products every layer is made of (kernels/matmul.h).
- * Threads take contiguous runs of rows, so each writes its own part of y and reads each weight
- * row once for all tokens of the batch. */
+ * Threads take contiguous runs of 16-row chunks, so each writes its own cache lines of y, and read
+ * each weight row once per cache-sized tile of tokens. */
 #include "kernels/matmul.h"
 
+#include <omp.h>
 #include <stdlib.h>
 
 #include "kernels/quants.h"
+
+/* 16 floats: one cache line of y per token at every chunk boundary */
+#define ROW_CHUNK 16
+/* quantized activations of one tile of tokens (fits in L2 with room for weights) */
+#define TILE_BYTES (128 * 1024)
 
 bool q_mat_init(struct q_mat *m, uint32_t type, const void *data, int64_t rows, int64_t cols)
 {
@@ -50,20 +56,43 @@ void q_quantize_act(uint32_t wtype, const float *x, int64_t cols, int64_t n, voi
         ak->quant(x + t * cols, (uint8_t *)act + (size_t)t * rb, cols);
 }
 
+/* Rows [r0, r1) for tokens in tiles: each weight row is read once per tile of tokens whose
+ * quantized activations stay in cache. */
+static void matmul_rows(const struct q_mat *w, q_dot_fn dot, const uint8_t *act, size_t arb, int64_t n,
+                        float *y, int64_t r0, int64_t r1)
+{
+    const int64_t tile = arb ? (int64_t)(TILE_BYTES / arb) + 1 : n;
+    for (int64_t t0 = 0; t0 < n; t0 += tile) {
+        const int64_t t1 = t0 + tile < n ? t0 + tile : n;
+        for (int64_t r = r0; r < r1; r++) {
+            const uint8_t *wr = w->data + (size_t)r * w->row_bytes;
+            for (int64_t t = t0; t < t1; t++)
+                y[t * w->rows + r] = dot(w->cols, wr, act + (size_t)t * arb);
+        }
+    }
+}
+
 void q_matmul_act(const struct q_mat *w, const void *act, int64_t n, float *y)
 {
     const q_dot_fn dot = q_kernels_get(w->type)->dot;
     const size_t arb = q_act_bytes(w->type, w->cols, 1);
-    const int64_t rows = w->rows, cols = w->cols;
+    const int64_t rows = w->rows;
     /* Waking the thread team costs tens of microseconds, and on a loaded machine its spinning
      * workers take the cores the real work needs: only products of ~a million multiply-adds or
      * more are split (a 2048 x 768 expert matrix for one token is 1.5 million). */
-    const int serial = rows * cols * n < (1 << 20);
-#pragma omp parallel for schedule(static) if (!serial)
-    for (int64_t r = 0; r < rows; r++) {
-        const uint8_t *wr = w->data + (size_t)r * w->row_bytes;
-        for (int64_t t = 0; t < n; t++)
-            y[t * rows + r] = dot(cols, wr, (const uint8_t *)act + (size_t)t * arb);
+    if (rows * w->cols * n < (1 << 20) || rows <= ROW_CHUNK) {
+        matmul_rows(w, dot, act, arb, n, y, 0, rows);
+        return;
+    }
+    /* threads take whole 16-row chunks (64 bytes of y per token), so no cache line of y is
+     * written by two threads */
+#pragma omp parallel
+    {
+        const int64_t nth = omp_get_num_threads(), ith = omp_get_thread_num();
+        const int64_t chunks = (rows + ROW_CHUNK - 1) / ROW_CHUNK, per = (chunks + nth - 1) / nth;
+        const int64_t r0 = ith * per * ROW_CHUNK, r1 = r0 + per * ROW_CHUNK < rows ? r0 + per * ROW_CHUNK : rows;
+        if (r0 < r1)
+            matmul_rows(w, dot, act, arb, n, y, r0, r1);
     }
 }
 

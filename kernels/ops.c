@@ -34,7 +34,7 @@ void op_rope_neox(float *head, int64_t n_rot, int32_t pos, float freq_base)
 
 /* ggml's vectorised exp (a degree-5 polynomial after range reduction, fused multiply-adds),
  * evaluated lane by lane: softmax rows then round exactly as the reference's do. */
-static float ggml_expf(float x)
+float op_expf_ggml(float x)
 {
     const float r = 0x1.8p23f;
     const float z = fmaf(x, 0x1.715476p+0f, r);
@@ -48,8 +48,7 @@ static float ggml_expf(float x)
     return ldexpf(j, (int)n);
 }
 
-/* Sum of 16 lanes in the order an AVX-512 horizontal add takes them. */
-static float reduce16(const float *v)
+float op_reduce16(const float *v)
 {
     float a[8], b[4];
     for (int i = 0; i < 8; i++)
@@ -68,10 +67,19 @@ void op_softmax(float *x, int64_t n)
     for (int64_t i = 0; i < n; i += 16) {
         float lane[16] = {0};
         for (int64_t l = 0; l < 16 && i + l < n; l++)
-            lane[l] = x[i + l] = ggml_expf(x[i + l] - max);
-        sum += (double)reduce16(lane);
+            lane[l] = x[i + l] = op_expf_ggml(x[i + l] - max);
+        sum += (double)op_reduce16(lane);
     }
     const float inv = (float)(1.0 / sum);
     for (int64_t i = 0; i < n; i++)
         x[i] *= inv;
+}
+
+void op_swiglu(float *g, const float *u, int64_t n)
+{
+    const int64_t vec = n - n % 16;
+    for (int64_t i = 0; i < vec; i++)
+        g[i] = g[i] / (1.0f + op_expf_ggml(0.0f - g[i])) * u[i];
+    for (int64_t i = vec; i < n; i++)
+        g[i] = op_silu(g[i]) * u[i];
 }

@@ -20,4 +20,14 @@ static inline float op_silu(float x)
     return x / (1.0f + __builtin_expf(-x));
 }
 
+/* ggml's vectorised exp, lane by lane (see ops.c). */
+float op_expf_ggml(float x);
+
+/* g[i] = silu(g[i]) * u[i] as ggml's fused SwiGLU: whole 16-lane vectors take the vectorised
+ * exp, a tail of n % 16 values the scalar expf. */
+void op_swiglu(float *g, const float *u, int64_t n);
+
+/* Sum of 16 lanes in the order an AVX-512 horizontal add takes them. */
+float op_reduce16(const float *v);
+
 #endif

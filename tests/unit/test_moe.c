@@ -1,0 +1,161 @@
+/* test_moe.c: batched matmul against per-row dot products, and the grouped MoE FFN against a
+ * plain per-token loop built from q_matmul, on random Q8_0 and F32 experts. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/matmul.h"
+#include "kernels/moe.h"
+#include "kernels/ops.h"
+#include "kernels/quants.h"
+#include "tests/test.h"
+
+static uint64_t rng_state = 88172645463325252ull;
+
+static float frand(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((rng_state >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+/* rows x cols random values quantized to `type` (malloc'd). */
+static void *random_matrix(uint32_t type, int64_t rows, int64_t cols)
+{
+    uint64_t rb;
+    if (!q_row_bytes(type, (uint64_t)cols, &rb))
+        return NULL;
+    uint8_t *w = malloc((size_t)rows * rb);
+    float *row = malloc((size_t)cols * sizeof *row);
+    if (w && row)
+        for (int64_t r = 0; r < rows; r++) {
+            for (int64_t c = 0; c < cols; c++)
+                row[c] = frand();
+            q_kernels_get(type)->quant(row, w + (size_t)r * rb, cols);
+        }
+    free(row);
+    return w;
+}
+
+static void test_matmul(uint32_t type, int64_t rows, int64_t cols, int64_t n)
+{
+    void *w = random_matrix(type, rows, cols);
+    float *x = malloc((size_t)n * cols * sizeof *x), *y = malloc((size_t)n * rows * sizeof *y);
+    REQUIRE_VOID(w && x && y);
+    for (int64_t i = 0; i < n * cols; i++)
+        x[i] = frand();
+    struct q_mat m;
+    REQUIRE_VOID(q_mat_init(&m, type, w, rows, cols));
+    struct q_scratch s = {0};
+    CHECK(q_matmul(&m, x, n, y, &s), "q_matmul");
+    const struct q_kernels *k = q_kernels_get(type);
+    size_t ab = q_act_bytes(type, cols, 1);
+    void *xq = malloc(ab);
+    REQUIRE_VOID(xq);
+    int bad = 0;
+    for (int64_t t = 0; t < n; t++) {
+        q_kernels_get(k->act_type)->quant(x + t * cols, xq, cols);
+        for (int64_t r = 0; r < rows; r++)
+            bad += y[t * rows + r] != k->dot(cols, (const uint8_t *)w + r * m.row_bytes, xq);
+    }
+    CHECK(bad == 0, "%s %lldx%lld n=%lld: %d products differ from the row dot", q_type_traits(type)->name,
+          (long long)rows, (long long)cols, (long long)n, bad);
+    /* a second call reuses the scratch without growing it */
+    size_t cap = s.cap;
+    CHECK(q_matmul(&m, x, n, y, &s) && s.cap == cap, "scratch grew on a repeated call");
+    q_scratch_free(&s);
+    free(xq);
+    free(w);
+    free(x);
+    free(y);
+}
+
+
+/* The MoE output of one token the slow way: one q_matmul per expert and product. */
+static void moe_reference(const struct q_moe_weights *w, const float *x, int k, const int32_t *ids,
+                          const float *wts, float *out)
+{
+    int64_t d = w->n_embd, ff = w->n_ff;
+    float *g = malloc((size_t)ff * sizeof *g), *u = malloc((size_t)ff * sizeof *u);
+    float *y = malloc((size_t)d * sizeof *y);
+    struct q_scratch s = {0};
+    REQUIRE_VOID(g && u && y);
+    for (int j = 0; j < k; j++) {
+        struct q_mat gm = q_moe_expert(w->gate, w->gate_type, ff, d, ids[j]);
+        struct q_mat um = q_moe_expert(w->up, w->up_type, ff, d, ids[j]);
+        struct q_mat dm = q_moe_expert(w->down, w->down_type, d, ff, ids[j]);
+        CHECK(q_matmul(&gm, x, 1, g, &s) && q_matmul(&um, x, 1, u, &s), "reference matmul");
+        op_swiglu(g, u, ff);
+        CHECK(q_matmul(&dm, g, 1, y, &s), "reference matmul");
+        for (int64_t c = 0; c < d; c++)
+            out[c] = j == 0 ? y[c] * wts[j] : out[c] + y[c] * wts[j];
+    }
+    q_scratch_free(&s);
+    free(g);
+    free(u);
+    free(y);
+}
+
+static void test_moe(uint32_t type, uint32_t down_type, int64_t n, int k)
+{
+    char err[128];
+    const int64_t d = 64, ff = 96, ne = 8;
+    struct q_moe_weights w = {.gate = random_matrix(type, ff * ne, d), .up = random_matrix(type, ff * ne, d),
+                              .down = random_matrix(down_type, d * ne, ff), .gate_type = type,
+                              .up_type = type, .down_type = down_type, .n_embd = d, .n_ff = ff, .n_expert = ne};
+    float *x = malloc((size_t)n * d * sizeof *x), *out = malloc((size_t)n * d * sizeof *out);
+    float *ref = malloc((size_t)d * sizeof *ref), *wts = malloc((size_t)n * k * sizeof *wts);
+    int32_t *ids = malloc((size_t)n * k * sizeof *ids);
+    REQUIRE_VOID(w.gate && w.up && w.down && x && out && ref && wts && ids);
+    CHECK(q_moe_check(&w, err, sizeof err), "%s", err);
+    for (int64_t i = 0; i < n * d; i++)
+        x[i] = frand();
+    for (int64_t t = 0; t < n; t++)
+        for (int j = 0; j < k; j++) {
+            /* distinct experts per token; token 0 avoids expert 7 so some expert may be unused */
+            ids[t * k + j] = (int32_t)((t * 3 + j * 2) % (t == 0 ? 7 : ne));
+            wts[t * k + j] = 0.5f + frand() * 0.25f;
+        }
+    struct q_moe_scratch s = {0};
+    REQUIRE_VOID(q_moe_forward(&w, n, x, k, ids, wts, out, &s, err, sizeof err));
+    double max_diff = 0;
+    for (int64_t t = 0; t < n; t++) {
+        moe_reference(&w, x + t * d, k, ids + t * k, wts + t * k, ref);
+        for (int64_t c = 0; c < d; c++)
+            max_diff = fmax(max_diff, fabs(ref[c] - out[t * d + c]));
+    }
+    /* same products, same SwiGLU, same order of addition: identical */
+    CHECK(max_diff == 0, "%s/%s n=%lld k=%d: max diff %g", q_type_traits(type)->name,
+          q_type_traits(down_type)->name, (long long)n, k, max_diff);
+    /* a bad expert id is refused, not read out of bounds */
+    ids[0] = (int32_t)ne;
+    CHECK(!q_moe_forward(&w, n, x, k, ids, wts, out, &s, err, sizeof err), "expert id %lld accepted", (long long)ne);
+    q_moe_scratch_free(&s);
+    free((void *)w.gate);
+    free((void *)w.up);
+    free((void *)w.down);
+    free(x);
+    free(out);
+    free(ref);
+    free(wts);
+    free(ids);
+}
+
+int main(void)
+{
+    char err[128];
+    struct q_mat m;
+    CHECK(!q_mat_init(&m, Q_Q8_0, NULL, 4, 33), "partial block accepted");
+    struct q_moe_weights bad = {.gate_type = Q_Q8_1, .up_type = Q_Q8_0, .down_type = Q_Q8_0,
+                                .n_embd = 32, .n_ff = 32, .n_expert = 2};
+    CHECK(!q_moe_check(&bad, err, sizeof err), "MoE with a type without dot accepted");
+    test_matmul(Q_Q8_0, 37, 64, 1);
+    test_matmul(Q_Q8_0, 300, 256, 5);
+    test_matmul(Q_F32, 40, 48, 3);
+    test_matmul(Q_F16, 64, 64, 2);
+    test_moe(Q_Q8_0, Q_Q8_0, 1, 2);
+    test_moe(Q_Q8_0, Q_Q8_0, 9, 3);
+    test_moe(Q_F32, Q_Q8_0, 5, 2);
+    return test_finish();
+}

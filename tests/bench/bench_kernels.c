@@ -1,0 +1,163 @@
+/* bench_kernels.c: `make bench-kernels`: memory bandwidth (STREAM copy/triad), matrix-vector
+ * throughput per type on a 64 MiB weight matrix at 1 and 2 threads as a fraction of that
+ * bandwidth, batched GFLOP/s at 32 and 512 tokens, and the MoE FFN at Qwen3-30B-A3B's shapes.
+ * Prints a markdown table; figures are ratios measured in the same run. */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/synth.h"
+#include "kernels/matmul.h"
+#include "kernels/membw.h"
+#include "kernels/moe.h"
+#include "kernels/quants.h"
+
+static const uint32_t types[] = {Q_Q8_0, Q_Q4_0, Q_Q4_K, Q_Q5_K, Q_Q6_K, Q_Q2_K, Q_Q3_K, Q_IQ2_XXS,
+                                 Q_IQ2_S, Q_IQ3_S, Q_IQ4_XS, Q_MXFP4, Q_F16, Q_BF16};
+
+/* Best of `reps` seconds for one matmul of n tokens. */
+static double time_matmul(const struct q_mat *m, const void *act, int64_t n, float *y, int reps)
+{
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = membw_now_seconds();
+        q_matmul_act(m, act, n, y);
+        double t = membw_now_seconds() - t0;
+        best = t < best ? t : best;
+    }
+    return best;
+}
+
+static void *random_weights(uint32_t type, int64_t rows, int64_t cols, size_t *bytes)
+{
+    uint64_t rb;
+    q_row_bytes(type, (uint64_t)cols, &rb);
+    *bytes = (size_t)rb * (size_t)rows;
+    void *w = malloc(*bytes);
+    uint64_t rng = 7;
+    if (w)
+        synth_random_blocks(type, w, *bytes / q_type_traits(type)->block_bytes, &rng);
+    return w;
+}
+
+static void bench_type(uint32_t type, double bw1, double bw2)
+{
+    const int64_t cols = 4096;
+    uint64_t rb;
+    q_row_bytes(type, cols, &rb);
+    const int64_t rows = (int64_t)((64u << 20) / rb);
+    size_t bytes;
+    void *w = random_weights(type, rows, cols, &bytes);
+    float *x = malloc(512 * cols * sizeof *x), *y = malloc((size_t)rows * 512 * sizeof *y);
+    void *act = malloc(q_act_bytes(type, cols, 512));
+    if (!w || !x || !y || !act) {
+        printf("| %s | out of memory |\n", q_type_traits(type)->name);
+        return;
+    }
+    for (int64_t i = 0; i < 512 * cols; i++)
+        x[i] = (float)((i * 7919) % 1000) / 500.0f - 1.0f;
+    q_quantize_act(type, x, cols, 512, act);
+    struct q_mat m;
+    q_mat_init(&m, type, w, rows, cols);
+    omp_set_num_threads(1);
+    double t1 = time_matmul(&m, act, 1, y, 5);
+    omp_set_num_threads(2);
+    double t2 = time_matmul(&m, act, 1, y, 5);
+    /* batched: a quarter of the matrix keeps the 512-token run short */
+    struct q_mat sub = m;
+    sub.rows = rows / 4;
+    double t32 = time_matmul(&sub, act, 32, y, 2), t512 = time_matmul(&sub, act, 512, y, 1);
+    double flops = 2.0 * (double)sub.rows * (double)cols;
+    printf("| %-7s | %s | %6.2f | %4.0f%% | %6.2f | %4.0f%% | %7.1f | %7.1f |\n", q_type_traits(type)->name,
+           q_kernels_get(type)->dot_isa, (double)bytes / t1 / 1e9, 100 * (double)bytes / t1 / 1e9 / bw1,
+           (double)bytes / t2 / 1e9, 100 * (double)bytes / t2 / 1e9 / bw2, flops * 32 / t32 / 1e9,
+           flops * 512 / t512 / 1e9);
+    free(w);
+    free(x);
+    free(y);
+    free(act);
+}
+
+/* One MoE layer of Qwen3-30B-A3B (2048 -> 768 -> 2048, 128 experts, 8 used), asymmetric types. */
+static void bench_moe(int64_t n_tokens)
+{
+    const int64_t e = 2048, ff = 768, ne = 128, k = 8;
+    size_t gb, ub, db;
+    void *g = random_weights(Q_IQ2_S, ff * ne, e, &gb), *u = random_weights(Q_IQ2_S, ff * ne, e, &ub);
+    void *d = random_weights(Q_IQ3_S, e * ne, ff, &db);
+    float *x = malloc((size_t)n_tokens * e * sizeof *x), *out = malloc((size_t)n_tokens * e * sizeof *out);
+    int32_t *ids = malloc((size_t)n_tokens * k * sizeof *ids);
+    float *wts = malloc((size_t)n_tokens * k * sizeof *wts);
+    for (int64_t i = 0; i < n_tokens * e; i++)
+        x[i] = (float)((i * 31) % 97) / 48.0f - 1.0f;
+    for (int64_t t = 0; t < n_tokens; t++)
+        for (int64_t j = 0; j < k; j++) {
+            ids[t * k + j] = (int32_t)((t * 13 + j * 17) % ne);
+            wts[t * k + j] = 1.0f / (float)k;
+        }
+    struct q_moe_weights w = {.gate = g, .up = u, .down = d, .gate_type = Q_IQ2_S, .up_type = Q_IQ2_S,
+                              .down_type = Q_IQ3_S, .n_embd = e, .n_ff = ff, .n_expert = ne};
+    struct q_moe_scratch s = {0};
+    char err[256];
+    double best = 1e30;
+    for (int r = 0; r < 3; r++) {
+        double t0 = membw_now_seconds();
+        if (!q_moe_forward(&w, n_tokens, x, (int)k, ids, wts, out, &s, err, sizeof err)) {
+            printf("MoE: %s\n", err);
+            break;
+        }
+        double t = membw_now_seconds() - t0;
+        best = t < best ? t : best;
+    }
+    /* bytes of the distinct experts touched */
+    bool used[128] = {0};
+    int n_used = 0;
+    for (int64_t i = 0; i < n_tokens * k; i++)
+        if (!used[ids[i]]) {
+            used[ids[i]] = true;
+            n_used++;
+        }
+    double bytes = (double)(gb + ub + db) / (double)ne * n_used;
+    printf("| MoE FFN, %3lld token%s | %.2f ms | %.0f tokens/s | %.2f GB/s of expert weights |\n", (long long)n_tokens,
+           n_tokens == 1 ? " " : "s", best * 1e3, (double)n_tokens / best, bytes / best / 1e9);
+    q_moe_scratch_free(&s);
+    free(g);
+    free(u);
+    free(d);
+    free(x);
+    free(out);
+    free(ids);
+    free(wts);
+}
+
+int main(void)
+{
+    struct membw m1, m2;
+    if (!membw_measure(1, 256, 3, &m1) || !membw_measure(2, 256, 3, &m2)) {
+        fprintf(stderr, "bench: out of memory\n");
+        return 1;
+    }
+    char cpu[256] = "unknown";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "model name", 10) == 0) {
+            snprintf(cpu, sizeof cpu, "%s", strchr(line, ':') + 2);
+            cpu[strcspn(cpu, "\n")] = 0;
+            break;
+        }
+    if (f)
+        fclose(f);
+    printf("CPU: %s\n\nmemory bandwidth: copy %.1f / triad %.1f GB/s (1 thread), copy %.1f / triad %.1f GB/s (2 threads)\n\n",
+           cpu, m1.copy_gbs, m1.triad_gbs, m2.copy_gbs, m2.triad_gbs);
+    printf("| type | dot | matvec GB/s, 1 thr | of copy bw | 2 thr | of copy bw | GFLOP/s batch 32 | batch 512 |\n");
+    printf("|---|---|---|---|---|---|---|---|\n");
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        bench_type(types[i], m1.copy_gbs, m2.copy_gbs);
+    printf("\n");
+    omp_set_num_threads(2);
+    bench_moe(1);
+    bench_moe(64);
+    return 0;
+}

@@ -74,6 +74,22 @@ check_eq "body over the limit" 413 "$(curl -s -o /dev/null -w '%{http_code}' -H 
 check_eq "still healthy" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/health")"
 check "metrics" grep -q 'vllm:num_requests_running' <(curl -s "$URL/metrics")
 
+# --- logprobs
+check_eq "logprobs" 200 "$(post /v1/chat/completions '{"messages":[{"role":"user","content":"Hi"}],"max_tokens":3,"logprobs":true,"top_logprobs":2}')"
+check_eq "one logprob per token" 3 "$(json 'j.choices[0].logprobs.content.length' <"$TMP/body")"
+check_eq "top_logprobs per token" 2 "$(json 'j.choices[0].logprobs.content[0].top_logprobs.length' <"$TMP/body")"
+check "logprob is a log-probability" test "$(json 'j.choices[0].logprobs.content[0].logprob <= 0' <"$TMP/body")" = true
+
 stop_server
 check_eq "SIGTERM exits 0" 0 "$SERVER_RC"
+
+# --- API keys and CORS
+start_server "$TMP/log2" -m "$MODEL" --slots 2 --ctx-size 2048 --api-key sekrit --cors-origin '*' || exit 1
+URL="http://127.0.0.1:$PORT"
+check_eq "no key: 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/models")"
+check_eq "wrong key: 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer nope' "$URL/v1/models")"
+check_eq "right key: 200" 200 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer sekrit' "$URL/v1/models")"
+check_eq "health needs no key" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/health")"
+check "CORS preflight" bash -c "curl -s -i -X OPTIONS '$URL/v1/chat/completions' | grep -qi '^Access-Control-Allow-Origin: \\*'"
+stop_server
 finish

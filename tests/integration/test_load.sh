@@ -9,7 +9,7 @@ MODEL=${MOESERVE_TESTDATA:-../shared/testdata}/models/tiny-qwen3moe-q8_0.gguf
 SECONDS_RUN=${LOAD_SECONDS:-20}
 TMP=$(mktemp -d)
 trap 'stop_server; rm -rf "$TMP"' EXIT
-start_server "$TMP/log" -m "$MODEL" --slots 8 --ctx-size 8192 || { echo "0 passed, 1 failed"; exit 1; }
+OMP_WAIT_POLICY=passive start_server "$TMP/log" -m "$MODEL" --slots 8 --ctx-size 8192 || { echo "0 passed, 1 failed"; exit 1; }
 # warm up (allocations of the first batches) before the RSS baseline
 build/rel/loadgen --port "$PORT" --clients 8 --seconds 3 --max-tokens 24 >/dev/null 2>&1
 build/rel/loadgen --port "$PORT" --clients 8 --seconds "$SECONDS_RUN" --max-tokens 24 --pid "$SERVER_PID" >"$TMP/out" 2>&1

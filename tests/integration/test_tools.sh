@@ -38,6 +38,12 @@ check "stream finish tool_calls" grep -q '"finish_reason":"tool_calls"' "$TMP/ch
 chat "{\"messages\":[{\"role\":\"user\",\"content\":\"Weather?\"}],$TOOLS,\"tool_choice\":\"none\"}" >"$TMP/r"
 check_eq "tool_choice none: no parsing" stop "$(json 'j.choices[0].finish_reason' <"$TMP/r")"
 
+# a named tool_choice opens the call in the prompt; the model only completes it
+serve_saying $'<parameter=city>\nOslo\n</parameter>\n</function>\n</tool_call>' || exit 1
+chat "{\"messages\":[{\"role\":\"user\",\"content\":\"Weather?\"}],$TOOLS,\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}}" >"$TMP/r"
+check_eq "named tool_choice forces the call" '{"city":"Oslo"}' "$(json 'j.choices[0].message.tool_calls[0].function.arguments' <"$TMP/r")"
+check_eq "named tool_choice: the function" get_weather "$(json 'j.choices[0].message.tool_calls[0].function.name' <"$TMP/r")"
+
 serve_saying $'<tool_call>\n{"name": "get_weather", "arguments": {"city": "Rome"}}\n</tool_call>' || exit 1
 chat "{\"messages\":[{\"role\":\"user\",\"content\":\"Weather?\"}],$TOOLS}" >"$TMP/r"
 check_eq "Hermes JSON call" '{"city":"Rome"}' "$(json 'j.choices[0].message.tool_calls[0].function.arguments' <"$TMP/r")"
@@ -47,5 +53,14 @@ chat "{\"messages\":[{\"role\":\"user\",\"content\":\"Weather?\"}],$TOOLS}" >"$T
 check_eq "malformed call: finish stop" stop "$(json 'j.choices[0].finish_reason' <"$TMP/r")"
 check "malformed call comes back as content" grep -q 'Sure <tool_call>' "$TMP/r"
 check_eq "still healthy" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/health")"
+
+# a prompt processed over several steps sends SSE comment pings meanwhile
+stop_server
+start_server "$TMP/log" -m "$MODEL" --slots 2 --ctx-size 4096 --batch-tokens 32 || exit 1
+URL="http://127.0.0.1:$PORT"
+long=$(printf 'word %.0s' $(seq 1 300))
+curl -sN -H 'Content-Type: application/json' "$URL/v1/completions" -d "{\"prompt\":\"$long\",\"max_tokens\":2,\"stream\":true}" >"$TMP/sse"
+check "SSE ping during a long prompt" grep -q '^: ping' "$TMP/sse"
+check "stream still completes" grep -q 'data: \[DONE\]' "$TMP/sse"
 stop_server
 finish

@@ -6,5 +6,7 @@
 int cmd_inspect(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 #endif

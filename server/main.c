@@ -13,6 +13,8 @@ struct command {
 
 static const struct command commands[] = {
     {"serve", cmd_serve, "serve a model over the OpenAI-compatible HTTP API"},
+    {"run", cmd_run, "generate from a prompt on the command line"},
+    {"perplexity", cmd_perplexity, "perplexity and KL divergence as llama-perplexity computes them"},
     {"inspect", cmd_inspect, "show a GGUF model's architecture, tokenizer and quant layout"},
     {"synth", cmd_synth, "write a random-weight model of any shape and quant recipe"},
 };

@@ -54,7 +54,7 @@ struct gen {
     struct oai_tool_call *calls;
     size_t n_calls;
     json_t *logprobs;           /* per-token entries when requested, else NULL */
-    bool stopped, sent_role;
+    bool stopped, sent_role, drop_call;
     struct sched_result result;
     int32_t *forced;            /* test builds: tokens to produce instead of sampling */
     size_t n_forced, forced_at;
@@ -131,6 +131,11 @@ static void on_chat_event(void *ctx, const struct chat_event *ev)
             text_add(&gn->reasoning, ev->text, ev->len);
         break;
     case CHAT_TOOL_NAME: {
+        if (!gn->g->req->parallel_tool_calls && gn->n_calls >= 1) { /* one call asked for: later ones dropped */
+            gn->drop_call = true;
+            break;
+        }
+        gn->drop_call = false;
         struct oai_tool_call *p = realloc(gn->calls, (gn->n_calls + 1) * sizeof *p);
         if (!p)
             return;
@@ -150,6 +155,8 @@ static void on_chat_event(void *ctx, const struct chat_event *ev)
         break;
     }
     case CHAT_TOOL_ARGS: {
+        if (gn->drop_call || !gn->n_calls)
+            break;
         struct oai_tool_call *c = &gn->calls[gn->n_calls - 1];
         free(c->arguments);
         c->arguments = strndup(ev->text, ev->len);

@@ -48,6 +48,12 @@ serve_saying $'<tool_call>\n{"name": "get_weather", "arguments": {"city": "Rome"
 chat "{\"messages\":[{\"role\":\"user\",\"content\":\"Weather?\"}],$TOOLS}" >"$TMP/r"
 check_eq "Hermes JSON call" '{"city":"Rome"}' "$(json 'j.choices[0].message.tool_calls[0].function.arguments' <"$TMP/r")"
 
+serve_saying $'<tool_call>\n{"name": "get_weather", "arguments": {"city": "Rome"}}\n</tool_call>\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>' || exit 1
+chat "{\"messages\":[{\"role\":\"user\",\"content\":\"Weather?\"}],$TOOLS}" >"$TMP/r"
+check_eq "parallel calls" 2 "$(json 'j.choices[0].message.tool_calls.length' <"$TMP/r")"
+chat "{\"messages\":[{\"role\":\"user\",\"content\":\"Weather?\"}],$TOOLS,\"parallel_tool_calls\":false}" >"$TMP/r"
+check_eq "parallel_tool_calls false: one call" 1 "$(json 'j.choices[0].message.tool_calls.length' <"$TMP/r")"
+
 serve_saying $'Sure <tool_call>\n<function=get_weather>\n<parameter=city>Oslo\n</tool_call> done' || exit 1
 chat "{\"messages\":[{\"role\":\"user\",\"content\":\"Weather?\"}],$TOOLS}" >"$TMP/r"
 check_eq "malformed call: finish stop" stop "$(json 'j.choices[0].finish_reason' <"$TMP/r")"

@@ -37,23 +37,10 @@ static inline uint64_t iq_u64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); 
 static inline float iq_f32(const uint8_t *p) { float v; memcpy(&v, p, 4); return v; }
 static inline int iq_bsum(const struct iq_q8k_block *a, int k) { int16_t v; memcpy(&v, a->bsums + 2 * k, 2); return v; }
 
-/* IEEE half -> float, exact (the same value ggml's conversion gives for every non-NaN input). */
+/* IEEE half -> float, exact. */
 static inline float iq_half(const uint8_t *p)
 {
-    uint16_t h = iq_u16(p);
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else if (exp != 0) {
-        bits = sign | ((exp + 112u) << 23) | (man << 13);
-    } else {
-        float sub = (float)man * 0x1p-24f; /* zero or subnormal half: exact in float */
-        memcpy(&bits, &sub, 4);
-        bits |= sign;
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
+    return q_f16_to_f32(iq_u16(p));
 }
 
 /* Token generation streams each weight from DRAM once per token. Asking for the lines ~2 KiB

@@ -2,6 +2,8 @@
  * strtoull alone accepts "12abc" and "-1"; these wrappers do not. */
 #include "server/cli.h"
 
+#include "engine/memplan.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -46,27 +48,5 @@ bool cli_parse_f32(const char *s, float *out)
 
 bool cli_parse_size(const char *s, uint64_t *out)
 {
-    if (!s || !(isdigit((unsigned char)*s) || *s == '.'))
-        return false;
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || !isfinite(v) || v < 0)
-        return false;
-    double mult = 1;
-    switch (toupper((unsigned char)*end)) {
-    case 'K': mult = 1024.0; end++; break;
-    case 'M': mult = 1024.0 * 1024; end++; break;
-    case 'G': mult = 1024.0 * 1024 * 1024; end++; break;
-    case 'T': mult = 1024.0 * 1024 * 1024 * 1024; end++; break;
-    default: break;
-    }
-    if (mult > 1 && (strcasecmp(end, "iB") == 0 || strcasecmp(end, "B") == 0))
-        end += strlen(end);
-    else if (mult == 1 && strcasecmp(end, "B") == 0)
-        end++;
-    if (*end || v * mult >= 1.8e19)
-        return false;
-    *out = (uint64_t)(v * mult);
-    return true;
+    return mp_parse_size(s, out); /* one size syntax for the planner and every flag */
 }

@@ -88,6 +88,7 @@ const struct vk_spirv *vk_op_spirv(enum vk_op_shader s);
 /* The IQ grids, bound at binding 3 of the matvec/matmul shaders (vk_iq_tables.c). Large constant
  * arrays inside the shaders made lavapipe about 30x slower than this storage buffer. */
 #define VK_IQ_TABLE_WORDS 8448
-extern const uint32_t vk_iq_tables[VK_IQ_TABLE_WORDS];
+/* Fills the packed IQ grid tables the i-quant shaders bind (engine/vk_iq_tables.c). */
+void vk_iq_tables_build(uint32_t out[VK_IQ_TABLE_WORDS]);
 
 #endif

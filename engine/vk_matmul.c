@@ -22,7 +22,7 @@ struct mm_push {
 
 struct vk_matmul {
     struct vk_ctx *ctx;
-    struct vk_buffer tables;  /* vk_iq_tables, device-local */
+    struct vk_buffer tables;  /* packed IQ grids (vk_iq_tables_build), device-local */
     struct vk_pipeline matvec[Q_TYPE_COUNT][MATVEC_MAX_BATCH];
     struct vk_pipeline matmul[Q_TYPE_COUNT];
 };
@@ -35,8 +35,10 @@ struct vk_matmul *vk_matmul_create(struct vk_ctx *ctx, char *err, size_t errlen)
         return NULL;
     }
     mm->ctx = ctx;
-    if (!vk_buffer_create(ctx, &mm->tables, sizeof vk_iq_tables, VK_MEM_DEVICE, err, errlen) ||
-        !vk_buffer_upload(ctx, &mm->tables, 0, vk_iq_tables, sizeof vk_iq_tables, err, errlen)) {
+    uint32_t tables[VK_IQ_TABLE_WORDS]; /* 33 KiB, uploaded once per context */
+    vk_iq_tables_build(tables);
+    if (!vk_buffer_create(ctx, &mm->tables, sizeof tables, VK_MEM_DEVICE, err, errlen) ||
+        !vk_buffer_upload(ctx, &mm->tables, 0, tables, sizeof tables, err, errlen)) {
         vk_matmul_destroy(mm);
         return NULL;
     }

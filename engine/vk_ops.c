@@ -75,7 +75,7 @@ struct attn_pipe {
 
 struct vk_ops {
     struct vk_ctx *ctx;
-    struct vk_buffer tables;  /* vk_iq_tables, device-local */
+    struct vk_buffer tables;  /* packed IQ grids (vk_iq_tables_build), device-local */
     struct vk_pipeline get_rows[Q_TYPE_COUNT], moe_matvec[Q_TYPE_COUNT], moe_matmul[Q_TYPE_COUNT];
     struct vk_pipeline rms_norm, rope, kv_store, attention_merge, router, moe_group, moe_combine, ew[4];
     struct attn_pipe attn[ATTN_CACHE];
@@ -89,8 +89,10 @@ struct vk_ops *vk_ops_create(struct vk_ctx *ctx, char *err, size_t errlen)
         return NULL;
     }
     o->ctx = ctx;
-    if (!vk_buffer_create(ctx, &o->tables, sizeof vk_iq_tables, VK_MEM_DEVICE, err, errlen) ||
-        !vk_buffer_upload(ctx, &o->tables, 0, vk_iq_tables, sizeof vk_iq_tables, err, errlen)) {
+    uint32_t tables[VK_IQ_TABLE_WORDS]; /* 33 KiB, uploaded once per context */
+    vk_iq_tables_build(tables);
+    if (!vk_buffer_create(ctx, &o->tables, sizeof tables, VK_MEM_DEVICE, err, errlen) ||
+        !vk_buffer_upload(ctx, &o->tables, 0, tables, sizeof tables, err, errlen)) {
         vk_ops_destroy(o);
         return NULL;
     }

@@ -26,6 +26,7 @@ struct http_stream {
     char *buf;                     /* bytes not yet handed to MHD */
     size_t len, cap, sent;
     int status;                    /* non-SSE: the final reply */
+    unsigned retry_after;          /* and its Retry-After (0: none) */
     char *final_body;
     int fd;
     struct http_stream *prev, *next;
@@ -297,6 +298,13 @@ void http_stream_end(struct http_stream *st, int status, char *body)
     free(body);
 }
 
+void http_stream_retry_after(struct http_stream *st, unsigned seconds)
+{
+    pthread_mutex_lock(&st->mu);
+    st->retry_after = seconds;
+    pthread_mutex_unlock(&st->mu);
+}
+
 bool http_stream_client_gone(struct http_stream *st)
 {
     pthread_mutex_lock(&st->mu);
@@ -425,9 +433,10 @@ static enum MHD_Result finish_suspended(struct http_server *s, struct MHD_Connec
     }
     char *body = st->final_body;
     int status = st->status;
+    unsigned retry = st->retry_after;
     st->final_body = NULL;
     pthread_mutex_unlock(&st->mu);
-    return send_body(s, conn, status ? status : 500, body, NULL, 0, NULL);
+    return send_body(s, conn, status ? status : 500, body, NULL, retry, NULL);
 }
 
 static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *conn, const char *url,

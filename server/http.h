@@ -74,6 +74,8 @@ struct http_stream *http_stream_open(struct http_server *s, struct http_reply *r
 bool http_stream_write(struct http_stream *st, const char *data, size_t len);
 /* Ends the stream; for a non-SSE stream, status and body (taken) are the reply. */
 void http_stream_end(struct http_stream *st, int status, char *body);
+/* Non-SSE streams: a Retry-After header on the final reply (call before http_stream_end). */
+void http_stream_retry_after(struct http_stream *st, unsigned seconds);
 /* True once the client has disconnected (checked without blocking). */
 bool http_stream_client_gone(struct http_stream *st);
 /* The producer is done with the stream (after http_stream_end). */

@@ -104,7 +104,7 @@ enum sched_submit_result sched_submit(struct sched *s, struct sched_job *job)
     enum sched_submit_result r = SCHED_OK;
     if (s->closed)
         r = SCHED_CLOSED;
-    else if (s->queued >= s->cfg.queue_size)
+    else if (s->queued >= s->cfg.queue_size + (s->eng.n_slots - s->active)) /* waiting beyond the free slots */
         r = SCHED_QUEUE_FULL;
     else {
         if (s->tail)

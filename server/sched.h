@@ -60,7 +60,7 @@ struct sched_job {
 
 struct sched_config {
     uint32_t batch_tokens;     /* tokens per engine step */
-    uint32_t queue_size;       /* waiting jobs before submit refuses */
+    uint32_t queue_size;       /* jobs that may wait beyond the free slots before submit refuses */
 };
 
 struct sched;

@@ -26,7 +26,7 @@ for i in $(seq 1 8); do cmp -s "$TMP/alone$i" "$TMP/together$i" && same=$((same 
 check_eq "greedy text identical alone and beside seven others" 8 "$same"
 
 metric() { curl -s "$URL/metrics" | sed -n "s/^$1{[^}]*} //p"; }
-settle() { for _ in $(seq 1 50); do [ "$(metric moeserve_slots_busy)" = 0 ] && return 0; sleep 0.1; done; return 1; }
+settle() { for _ in $(seq 1 150); do [ "$(metric moeserve_slots_busy)" = 0 ] && return 0; sleep 0.1; done; return 1; }
 
 # --- a client that leaves during a long prompt
 long=$(printf 'word %.0s' $(seq 1 1500))

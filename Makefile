@@ -146,8 +146,8 @@ test-unit: $(UNIT_rel)
 	@tests/run.sh $(UNIT_rel)
 
 .PHONY: test-integration
-test-integration: build/asan/moeserve
-	@tests/integration/test_inspect.sh build/asan/moeserve
+test-integration: build/asan/moeserve build/rel/moeserve build/rel/loadgen
+	@tests/run.sh $(INTEGRATION)
 
 # ---------------------------------------------------------------------- tools ---
 build/rel/loadgen: tools/loadgen.c
@@ -187,7 +187,8 @@ unitdir    ?= /etc/systemd/system
 
 install: build/rel/moeserve
 	install -D -m 0755 build/rel/moeserve $(DESTDIR)$(prefix)/bin/moeserve
-	install -D -m 0644 systemd/moeserve.service $(DESTDIR)$(unitdir)/moeserve.service
+	install -d $(DESTDIR)$(unitdir)
+	sed 's|/usr/local/bin/moeserve|$(prefix)/bin/moeserve|' systemd/moeserve.service >$(DESTDIR)$(unitdir)/moeserve.service
 	install -d $(DESTDIR)$(prefix)/share/doc/moeserve
 	install -m 0644 docs/*.md $(DESTDIR)$(prefix)/share/doc/moeserve/
 	@if [ -e $(DESTDIR)$(sysconfdir)/moeserve/moeserve.conf ]; then \

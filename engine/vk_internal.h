@@ -87,6 +87,35 @@ const struct vk_spirv *vk_op_spirv(enum vk_op_shader s);
 
 /* The IQ grids, bound at binding 3 of the matvec/matmul shaders (vk_iq_tables.c). Large constant
  * arrays inside the shaders made lavapipe about 30x slower than this storage buffer. */
+/* Every weight type with compiled shaders, as (type, shader file suffix), in table order. */
+#define VK_SHADER_TYPES(X) \
+    X(Q_F32, f32) \
+    X(Q_F16, f16) \
+    X(Q_BF16, bf16) \
+    X(Q_Q8_0, q8_0) \
+    X(Q_Q4_0, q4_0) \
+    X(Q_Q4_K, q4_K) \
+    X(Q_Q5_K, q5_K) \
+    X(Q_Q6_K, q6_K) \
+    X(Q_Q2_K, q2_K) \
+    X(Q_Q3_K, q3_K) \
+    X(Q_IQ2_XXS, iq2_xxs) \
+    X(Q_IQ2_XS, iq2_xs) \
+    X(Q_IQ2_S, iq2_s) \
+    X(Q_IQ3_XXS, iq3_xxs) \
+    X(Q_IQ3_S, iq3_s) \
+    X(Q_IQ4_NL, iq4_nl) \
+    X(Q_IQ4_XS, iq4_xs) \
+    X(Q_MXFP4, mxfp4) \
+    X(Q_Q4_1, q4_1) \
+    X(Q_Q5_0, q5_0) \
+    X(Q_Q5_1, q5_1) \
+    X(Q_IQ1_S, iq1_s) \
+    X(Q_IQ1_M, iq1_m) \
+    X(Q_TQ1_0, tq1_0) \
+    X(Q_TQ2_0, tq2_0) \
+    X(Q_NVFP4, nvfp4)
+
 #define VK_IQ_TABLE_WORDS 8448
 /* Fills the packed IQ grid tables the i-quant shaders bind (engine/vk_iq_tables.c). */
 void vk_iq_tables_build(uint32_t out[VK_IQ_TABLE_WORDS]);

@@ -268,34 +268,9 @@ static const uint32_t spv_moe_matvec_nvfp4[] =
 
 #define SET(T, t)                                                                                  \
     {T, spv_get_rows_##t, sizeof spv_get_rows_##t, spv_moe_matvec_##t, sizeof spv_moe_matvec_##t,   \
-     spv_moe_matmul_##t, sizeof spv_moe_matmul_##t}
+     spv_moe_matmul_##t, sizeof spv_moe_matmul_##t},
 static const struct vk_op_shader_set sets[] = {
-    SET(Q_F32, f32),
-    SET(Q_F16, f16),
-    SET(Q_BF16, bf16),
-    SET(Q_Q8_0, q8_0),
-    SET(Q_Q4_0, q4_0),
-    SET(Q_Q4_K, q4_K),
-    SET(Q_Q5_K, q5_K),
-    SET(Q_Q6_K, q6_K),
-    SET(Q_Q2_K, q2_K),
-    SET(Q_Q3_K, q3_K),
-    SET(Q_IQ2_XXS, iq2_xxs),
-    SET(Q_IQ2_XS, iq2_xs),
-    SET(Q_IQ2_S, iq2_s),
-    SET(Q_IQ3_XXS, iq3_xxs),
-    SET(Q_IQ3_S, iq3_s),
-    SET(Q_IQ4_NL, iq4_nl),
-    SET(Q_IQ4_XS, iq4_xs),
-    SET(Q_MXFP4, mxfp4),
-    SET(Q_Q4_1, q4_1),
-    SET(Q_Q5_0, q5_0),
-    SET(Q_Q5_1, q5_1),
-    SET(Q_IQ1_S, iq1_s),
-    SET(Q_IQ1_M, iq1_m),
-    SET(Q_TQ1_0, tq1_0),
-    SET(Q_TQ2_0, tq2_0),
-    SET(Q_NVFP4, nvfp4),
+    VK_SHADER_TYPES(SET)
 };
 
 const struct vk_op_shader_set *vk_op_shaders_for(uint32_t type)

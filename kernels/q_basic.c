@@ -3,12 +3,7 @@
 #include "kernels/q_basic_simd.h"
 #include "kernels/q_block.h"
 
-struct simd_dots {
-    enum q_type type;
-    q_dot_fn avx2, avx512;
-};
-
-static const struct simd_dots simd_dots[] = {
+const struct q_basic_simd_dot q_basic_simd_dots[] = {
     {Q_Q8_0, q_basic_dot_q8_0_avx2, q_basic_dot_q8_0_avx512},
     {Q_Q4_0, q_basic_dot_q4_0_avx2, q_basic_dot_q4_0_avx512},
     {Q_IQ4_NL, q_basic_dot_iq4_nl_avx2, q_basic_dot_iq4_nl_avx512},
@@ -27,6 +22,7 @@ static const struct simd_dots simd_dots[] = {
     {Q_F16, q_basic_dot_f16_avx2, q_basic_dot_f16_avx512},
     {Q_BF16, q_basic_dot_bf16_avx2, q_basic_dot_bf16_avx512},
 };
+const size_t q_basic_simd_dot_count = sizeof q_basic_simd_dots / sizeof q_basic_simd_dots[0];
 
 void q_register_basic(struct q_kernels *table, const struct q_cpu *cpu)
 {
@@ -36,13 +32,13 @@ void q_register_basic(struct q_kernels *table, const struct q_cpu *cpu)
      * 256-bit vectors, but is compiled with BW as well, so require it too. */
     const bool avx2 = cpu->avx2 && cpu->fma && cpu->f16c;
     const bool avx512 = avx2 && cpu->avx512f && cpu->avx512bw && cpu->avx512vl && cpu->avx512vnni;
-    for (size_t i = 0; i < sizeof simd_dots / sizeof simd_dots[0]; i++) {
-        struct q_kernels *k = &table[simd_dots[i].type];
+    for (size_t i = 0; i < q_basic_simd_dot_count; i++) {
+        struct q_kernels *k = &table[q_basic_simd_dots[i].type];
         if (avx512) {
-            k->dot = simd_dots[i].avx512;
+            k->dot = q_basic_simd_dots[i].avx512;
             k->dot_isa = "avx512";
         } else if (avx2) {
-            k->dot = simd_dots[i].avx2;
+            k->dot = q_basic_simd_dots[i].avx2;
             k->dot_isa = "avx2";
         }
     }

@@ -3,6 +3,10 @@
 #ifndef MOESERVE_Q_BASIC_SIMD_H
 #define MOESERVE_Q_BASIC_SIMD_H
 
+#include <stddef.h>
+
+#include "kernels/quants.h"
+
 #include <stdint.h>
 
 #define QB_DOT_DECL(name) float name(int64_t n, const void *w, const void *a)
@@ -44,5 +48,14 @@ QB_DOT_DECL(q_basic_dot_tq2_0_avx512);
 QB_DOT_DECL(q_basic_dot_f32_avx512);
 QB_DOT_DECL(q_basic_dot_f16_avx512);
 QB_DOT_DECL(q_basic_dot_bf16_avx512);
+
+/* Every type with SIMD dot products, and both versions: the dispatch table of q_basic.c, which
+ * the tests also walk to check each version against the scalar one. */
+struct q_basic_simd_dot {
+    enum q_type type;
+    q_dot_fn avx2, avx512;
+};
+extern const struct q_basic_simd_dot q_basic_simd_dots[];
+extern const size_t q_basic_simd_dot_count;
 
 #endif

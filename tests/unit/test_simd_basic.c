@@ -84,30 +84,6 @@ static void random_weights(uint32_t t, uint8_t *w, int nb)
     }
 }
 
-struct case_type {
-    uint32_t type;
-    q_dot_fn avx2, avx512;
-};
-
-static const struct case_type cases[] = {
-    {Q_Q8_0, q_basic_dot_q8_0_avx2, q_basic_dot_q8_0_avx512},
-    {Q_Q4_0, q_basic_dot_q4_0_avx2, q_basic_dot_q4_0_avx512},
-    {Q_IQ4_NL, q_basic_dot_iq4_nl_avx2, q_basic_dot_iq4_nl_avx512},
-    {Q_MXFP4, q_basic_dot_mxfp4_avx2, q_basic_dot_mxfp4_avx512},
-    {Q_Q5_0, q_basic_dot_q5_0_avx2, q_basic_dot_q5_0_avx512},
-    {Q_Q4_1, q_basic_dot_q4_1_avx2, q_basic_dot_q4_1_avx512},
-    {Q_Q5_1, q_basic_dot_q5_1_avx2, q_basic_dot_q5_1_avx512},
-    {Q_TQ2_0, q_basic_dot_tq2_0_avx2, q_basic_dot_tq2_0_avx512},
-    {Q_Q4_K, q_basic_dot_q4_k_avx2, q_basic_dot_q4_k_avx512},
-    {Q_Q5_K, q_basic_dot_q5_k_avx2, q_basic_dot_q5_k_avx512},
-    {Q_Q6_K, q_basic_dot_q6_k_avx2, q_basic_dot_q6_k_avx512},
-    {Q_IQ4_XS, q_basic_dot_iq4_xs_avx2, q_basic_dot_iq4_xs_avx512},
-    {Q_Q2_K, q_basic_dot_q2_k_avx2, q_basic_dot_q2_k_avx512},
-    {Q_Q3_K, q_basic_dot_q3_k_avx2, q_basic_dot_q3_k_avx512},
-    {Q_F32, q_basic_dot_f32_avx2, q_basic_dot_f32_avx512},
-    {Q_F16, q_basic_dot_f16_avx2, q_basic_dot_f16_avx512},
-    {Q_BF16, q_basic_dot_bf16_avx2, q_basic_dot_bf16_avx512},
-};
 
 /* Sum of |w_i a_i| over the dequantized rows: the scale that float rounding errors follow, so
  * the tolerance stays meaningful when the dot product itself cancels to near zero. */
@@ -122,7 +98,7 @@ static double abs_dot(const struct q_kernels *kw, const struct q_kernels *ka, co
     return s;
 }
 
-static void check_type(const struct case_type *c, bool has_avx2, bool has_avx512, double *worst)
+static void check_type(const struct q_basic_simd_dot *c, bool has_avx2, bool has_avx512, double *worst)
 {
     const struct q_kernels *kw = q_kernels_get(c->type);
     const struct q_kernels *ka = q_kernels_get(kw->act_type);
@@ -195,8 +171,8 @@ static void check_bit_identical(bool has_avx2, bool has_avx512)
     char path[512], err[512];
     struct gguf_file *f = gguf_open(testdata_path(path, sizeof path, "quants.gguf"), err, sizeof err);
     REQUIRE_VOID(f);
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const uint32_t t = cases[i].type;
+    for (size_t i = 0; i < q_basic_simd_dot_count; i++) {
+        const uint32_t t = q_basic_simd_dots[i].type;
         if (t == Q_F32 || t == Q_F16 || t == Q_BF16)
             continue;
         const char *tn = q_type_traits(t)->name;
@@ -215,11 +191,11 @@ static void check_bit_identical(bool has_avx2, bool has_avx512)
             const void *w = (const uint8_t *)q->data + (uint64_t)r * row_bytes;
             const float want = (float)gguf_arr_f64(ref, (uint64_t)r);
             if (has_avx2) {
-                const float got = cases[i].avx2(q->ne[0], w, act->data);
+                const float got = q_basic_simd_dots[i].avx2(q->ne[0], w, act->data);
                 CHECK(memcmp(&got, &want, 4) == 0, "%s row %lld: avx2 %.9g, ggml %.9g", tn, (long long)r, got, want);
             }
             if (has_avx512) {
-                const float got = cases[i].avx512(q->ne[0], w, act->data);
+                const float got = q_basic_simd_dots[i].avx512(q->ne[0], w, act->data);
                 CHECK(memcmp(&got, &want, 4) == 0, "%s row %lld: avx512 %.9g, ggml %.9g", tn, (long long)r, got, want);
             }
         }
@@ -241,13 +217,13 @@ int main(void)
     const char *want = cap && strcmp(cap, "scalar") == 0 ? "scalar"
                      : has_avx512 && !(cap && strcmp(cap, "avx2") == 0) ? "avx512"
                      : has_avx2 ? "avx2" : "scalar";
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const struct q_kernels *k = q_kernels_get(cases[i].type);
-        const char *name = q_type_traits(cases[i].type)->name;
+    for (size_t i = 0; i < q_basic_simd_dot_count; i++) {
+        const struct q_kernels *k = q_kernels_get(q_basic_simd_dots[i].type);
+        const char *name = q_type_traits(q_basic_simd_dots[i].type)->name;
         REQUIRE(k && k->dot && k->dot_ref && k->dequant, "%s: kernels registered", name);
         CHECK(strcmp(k->dot_isa, want) == 0, "%s: table picked %s, expected %s", name, k->dot_isa, want);
         double worst = 0;
-        check_type(&cases[i], has_avx2, has_avx512, &worst);
+        check_type(&q_basic_simd_dots[i], has_avx2, has_avx512, &worst);
         printf("%-7s max SIMD/scalar difference %.2e (relative to max(|dot|, 1%% of sum |w a|))\n", name, worst);
     }
     check_mxfp4_exponents(has_avx2, has_avx512);

@@ -44,6 +44,13 @@ static inline float qb_ue4m3_half(uint8_t x)
 #define QB_Q8K_BSUMS 260
 static inline int qb_q8k_bsum(const uint8_t *blk, int i) { int16_t v; memcpy(&v, blk + QB_Q8K_BSUMS + 2 * i, 2); return v; }
 
+/* One table entry whose scalar dot is also the reference (SIMD versions are set afterwards). */
+static inline void qb_set(struct q_kernels *t, enum q_type type, q_dequant_fn dq, q_quant_fn qz, enum q_type act,
+                          q_dot_fn dot)
+{
+    t[type] = (struct q_kernels){.dequant = dq, .quant = qz, .act_type = act, .dot = dot, .dot_ref = dot};
+}
+
 /* Registration of the two halves of the basic family. */
 void q_register_legacy(struct q_kernels *table, const struct q_cpu *cpu);
 void q_register_kquants(struct q_kernels *table, const struct q_cpu *cpu);

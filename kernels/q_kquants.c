@@ -396,21 +396,16 @@ static float dot_tq2_0(int64_t n, const void *w, const void *a)
     return sum;
 }
 
-static void set(struct q_kernels *t, enum q_type type, q_dequant_fn dq, q_quant_fn qz, enum q_type act, q_dot_fn dot)
-{
-    t[type] = (struct q_kernels){.dequant = dq, .quant = qz, .act_type = act, .dot = dot, .dot_ref = dot};
-}
-
 void q_register_kquants(struct q_kernels *t, const struct q_cpu *cpu)
 {
     (void)cpu;
-    set(t, Q_Q8_K, dq_q8_k, qz_q8_k, Q_Q8_K, NULL);
-    set(t, Q_Q2_K, dq_q2_k, NULL, Q_Q8_K, dot_q2_k);
-    set(t, Q_Q3_K, dq_q3_k, NULL, Q_Q8_K, dot_q3_k);
-    set(t, Q_Q4_K, dq_q4_k, NULL, Q_Q8_K, dot_q4_k);
-    set(t, Q_Q5_K, dq_q5_k, NULL, Q_Q8_K, dot_q5_k);
-    set(t, Q_Q6_K, dq_q6_k, NULL, Q_Q8_K, dot_q6_k);
-    set(t, Q_IQ4_XS, dq_iq4_xs, NULL, Q_Q8_K, dot_iq4_xs);
-    set(t, Q_TQ1_0, dq_tq1_0, NULL, Q_Q8_K, dot_tq1_0);
-    set(t, Q_TQ2_0, dq_tq2_0, NULL, Q_Q8_K, dot_tq2_0);
+    qb_set(t, Q_Q8_K, dq_q8_k, qz_q8_k, Q_Q8_K, NULL);
+    qb_set(t, Q_Q2_K, dq_q2_k, NULL, Q_Q8_K, dot_q2_k);
+    qb_set(t, Q_Q3_K, dq_q3_k, NULL, Q_Q8_K, dot_q3_k);
+    qb_set(t, Q_Q4_K, dq_q4_k, NULL, Q_Q8_K, dot_q4_k);
+    qb_set(t, Q_Q5_K, dq_q5_k, NULL, Q_Q8_K, dot_q5_k);
+    qb_set(t, Q_Q6_K, dq_q6_k, NULL, Q_Q8_K, dot_q6_k);
+    qb_set(t, Q_IQ4_XS, dq_iq4_xs, NULL, Q_Q8_K, dot_iq4_xs);
+    qb_set(t, Q_TQ1_0, dq_tq1_0, NULL, Q_Q8_K, dot_tq1_0);
+    qb_set(t, Q_TQ2_0, dq_tq2_0, NULL, Q_Q8_K, dot_tq2_0);
 }

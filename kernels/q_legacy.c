@@ -406,26 +406,21 @@ static float dot_q2_0(int64_t n, const void *w, const void *a)
 
 /* --------------------------------------------------------------- the table --- */
 
-static void set(struct q_kernels *t, enum q_type type, q_dequant_fn dq, q_quant_fn qz, enum q_type act, q_dot_fn dot)
-{
-    t[type] = (struct q_kernels){.dequant = dq, .quant = qz, .act_type = act, .dot = dot, .dot_ref = dot};
-}
-
 void q_register_legacy(struct q_kernels *t, const struct q_cpu *cpu)
 {
     (void)cpu;
-    set(t, Q_F32, dq_f32, qz_f32, Q_F32, dot_f32);
-    set(t, Q_F16, dq_f16, qz_f16, Q_F16, dot_f16);
-    set(t, Q_BF16, dq_bf16, qz_bf16, Q_BF16, dot_bf16);
-    set(t, Q_Q8_0, dq_q8_0, qz_q8_0, Q_Q8_0, dot_q8_0);
-    set(t, Q_Q8_1, dq_q8_1, qz_q8_1, Q_Q8_1, NULL);
-    set(t, Q_Q4_0, dq_q4_0, NULL, Q_Q8_0, dot_q4_0);
-    set(t, Q_Q4_1, dq_q4_1, NULL, Q_Q8_1, dot_q4_1);
-    set(t, Q_Q5_0, dq_q5_0, NULL, Q_Q8_0, dot_q5_0);
-    set(t, Q_Q5_1, dq_q5_1, NULL, Q_Q8_1, dot_q5_1);
-    set(t, Q_IQ4_NL, dq_iq4_nl, NULL, Q_Q8_0, dot_iq4_nl);
-    set(t, Q_MXFP4, dq_mxfp4, NULL, Q_Q8_0, dot_mxfp4);
-    set(t, Q_NVFP4, dq_nvfp4, NULL, Q_Q8_0, dot_nvfp4);
-    set(t, Q_Q1_0, dq_q1_0, NULL, Q_Q8_0, dot_q1_0);
-    set(t, Q_Q2_0, dq_q2_0, NULL, Q_Q8_0, dot_q2_0);
+    qb_set(t, Q_F32, dq_f32, qz_f32, Q_F32, dot_f32);
+    qb_set(t, Q_F16, dq_f16, qz_f16, Q_F16, dot_f16);
+    qb_set(t, Q_BF16, dq_bf16, qz_bf16, Q_BF16, dot_bf16);
+    qb_set(t, Q_Q8_0, dq_q8_0, qz_q8_0, Q_Q8_0, dot_q8_0);
+    qb_set(t, Q_Q8_1, dq_q8_1, qz_q8_1, Q_Q8_1, NULL);
+    qb_set(t, Q_Q4_0, dq_q4_0, NULL, Q_Q8_0, dot_q4_0);
+    qb_set(t, Q_Q4_1, dq_q4_1, NULL, Q_Q8_1, dot_q4_1);
+    qb_set(t, Q_Q5_0, dq_q5_0, NULL, Q_Q8_0, dot_q5_0);
+    qb_set(t, Q_Q5_1, dq_q5_1, NULL, Q_Q8_1, dot_q5_1);
+    qb_set(t, Q_IQ4_NL, dq_iq4_nl, NULL, Q_Q8_0, dot_iq4_nl);
+    qb_set(t, Q_MXFP4, dq_mxfp4, NULL, Q_Q8_0, dot_mxfp4);
+    qb_set(t, Q_NVFP4, dq_nvfp4, NULL, Q_Q8_0, dot_nvfp4);
+    qb_set(t, Q_Q1_0, dq_q1_0, NULL, Q_Q8_0, dot_q1_0);
+    qb_set(t, Q_Q2_0, dq_q2_0, NULL, Q_Q8_0, dot_q2_0);
 }

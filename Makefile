@@ -197,7 +197,7 @@ install: build/rel/moeserve
 		install -D -m 0644 config/moeserve.conf $(DESTDIR)$(sysconfdir)/moeserve/moeserve.conf; \
 	fi
 
-DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev curl ca-certificates \
+DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev curl ca-certificates netcat-openbsd python3 \
 	libmicrohttpd-dev libjansson-dev libopenblas-openmp-dev libutf8proc-dev \
 	libvulkan-dev glslc glslang-tools spirv-tools mesa-vulkan-drivers vulkan-tools \
 	vulkan-validationlayers libsystemd-dev

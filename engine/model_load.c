@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/attention.h"
 #include "engine/model.h"
 #include "kernels/quants.h"
 
@@ -52,7 +53,7 @@ static bool read_hparams(struct model_hparams *hp, const struct gguf_file *f, co
     }
     if (!hp->n_layer || !hp->n_head || !hp->n_head_kv || hp->n_head % hp->n_head_kv || !hp->head_k ||
         !hp->head_v || hp->n_rot > hp->head_k || hp->n_rot % 2 || !hp->n_expert || !hp->n_expert_used ||
-        hp->n_expert_used > hp->n_expert || !hp->n_ff_exp || hp->head_k > 512 || hp->head_v > 512) {
+        hp->n_expert_used > hp->n_expert || !hp->n_ff_exp || hp->head_k > ATTN_MAX_HEAD || hp->head_v > ATTN_MAX_HEAD) {
         snprintf(err, errlen, "%s: inconsistent hyperparameters (layers %u, heads %u/%u, head size %u/%u, rope %u, experts %u/%u, ff %u)",
                  f->path, hp->n_layer, hp->n_head, hp->n_head_kv, hp->head_k, hp->head_v, hp->n_rot, hp->n_expert_used,
                  hp->n_expert, hp->n_ff_exp);

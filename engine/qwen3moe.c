@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/attention.h"
 #include "engine/model.h"
 #include "kernels/moe.h"
 #include "kernels/ops.h"
@@ -26,6 +27,12 @@ struct model_ctx {
 };
 
 /* ------------------------------------------------------------------ set-up --- */
+
+static struct attn_shape attn_shape_of(const struct model_hparams *hp)
+{
+    return (struct attn_shape){.n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_k = hp->head_k,
+                               .head_v = hp->head_v};
+}
 
 static float *falloc(size_t n, bool *ok)
 {
@@ -48,8 +55,9 @@ struct model_ctx *model_ctx_new(const struct model *m, uint32_t n_seqs, uint32_t
     c->max_seq_tokens = max_seq_tokens;
     c->n_threads = omp_get_max_threads();
     const uint32_t page = 32, pages = (pool_tokens + page - 1) / page;
-    if (!kvpool_init(&c->kv, hp->n_layer, hp->n_head_kv * hp->head_k * 2, hp->n_head_kv * hp->head_v * 2, page, pages,
-                     n_seqs, max_seq_tokens, err, errlen)) {
+    const struct attn_shape as = attn_shape_of(hp);
+    if (!kvpool_init(&c->kv, hp->n_layer, attn_k_row_bytes(&as), attn_v_row_bytes(&as), page, pages, n_seqs,
+                     max_seq_tokens, err, errlen)) {
         free(c);
         return NULL;
     }
@@ -95,11 +103,12 @@ struct kvpool *model_ctx_kv(struct model_ctx *c)
 
 /* --------------------------------------------------------------- attention --- */
 
-/* Per-head q/k RMS norm and RoPE, then K and V rows into the cache as F16. */
+/* Per-head q/k RMS norm and RoPE, then K and V rows into the cache. */
 static void prepare_qkv(struct model_ctx *c, const struct model_layer *L, uint32_t layer, uint32_t n,
                         const uint32_t *pos, const uint32_t *seq)
 {
     const struct model_hparams *hp = &c->m->hp;
+    const struct attn_shape as = attn_shape_of(hp);
     const int64_t hk = hp->head_k, hv = hp->head_v, nq = hp->n_head, nkv = hp->n_head_kv;
 #pragma omp parallel for schedule(static) if (n >= 16)
     for (uint32_t t = 0; t < n; t++) {
@@ -108,76 +117,19 @@ static void prepare_qkv(struct model_ctx *c, const struct model_layer *L, uint32
             op_rms_norm(qh, L->q_norm, hk, hp->rms_eps, qh);
             op_rope_neox(qh, hp->n_rot, (int32_t)pos[t], hp->rope_base);
         }
-        uint8_t *krow = kvpool_k(&c->kv, layer, seq[t], pos[t]), *vrow = kvpool_v(&c->kv, layer, seq[t], pos[t]);
+        float *kt = c->k + (size_t)t * nkv * hk;
         for (int64_t h = 0; h < nkv; h++) {
-            float *kh = c->k + ((size_t)t * nkv + h) * hk;
-            op_rms_norm(kh, L->k_norm, hk, hp->rms_eps, kh);
-            op_rope_neox(kh, hp->n_rot, (int32_t)pos[t], hp->rope_base);
-            for (int64_t d = 0; d < hk; d++) {
-                uint16_t f = q_f32_to_f16(kh[d]);
-                memcpy(krow + 2 * (h * hk + d), &f, 2);
-            }
-            for (int64_t d = 0; d < hv; d++) {
-                uint16_t f = q_f32_to_f16(c->v[((size_t)t * nkv + h) * hv + d]);
-                memcpy(vrow + 2 * (h * hv + d), &f, 2);
-            }
+            op_rms_norm(kt + h * hk, L->k_norm, hk, hp->rms_eps, kt + h * hk);
+            op_rope_neox(kt + h * hk, hp->n_rot, (int32_t)pos[t], hp->rope_base);
         }
+        attn_store_kv(&c->kv, &as, layer, seq[t], pos[t], kt, c->v + (size_t)t * nkv * hv);
     }
-}
-
-static inline float f16_at(const uint8_t *row, int64_t i)
-{
-    uint16_t h;
-    memcpy(&h, row + 2 * i, 2);
-    return q_f16_to_f32(h);
-}
-
-/* One query head over positions 0..p of its sequence. As ggml without flash attention: the
- * query is rounded to F16 for the K products, the probabilities to F16 for the V products. */
-static void attend(struct model_ctx *c, uint32_t layer, uint32_t s, uint32_t p, int64_t kvh, const float *q,
-                   float *out, float *scores)
-{
-    const struct model_hparams *hp = &c->m->hp;
-    const int64_t hk = hp->head_k, hv = hp->head_v;
-    const float scale = 1.0f / sqrtf((float)hk);
-    float q16[512];
-    for (int64_t d = 0; d < hk; d++)
-        q16[d] = q_f16_to_f32(q_f32_to_f16(q[d]));
-    for (uint32_t j = 0; j <= p; j++) {
-        const uint8_t *kr = kvpool_k(&c->kv, layer, s, j) + 2 * kvh * hk;
-        double dot = 0;
-        for (int64_t d = 0; d < hk; d++)
-            dot += (double)(q16[d] * f16_at(kr, d));
-        scores[j] = (float)dot * scale;
-    }
-    op_softmax(scores, (int64_t)p + 1);
-    double acc[512] = {0};
-    for (uint32_t j = 0; j <= p; j++) {
-        const float w = q_f16_to_f32(q_f32_to_f16(scores[j]));
-        const uint8_t *vr = kvpool_v(&c->kv, layer, s, j) + 2 * kvh * hv;
-        for (int64_t d = 0; d < hv; d++)
-            acc[d] += (double)(w * f16_at(vr, d));
-    }
-    for (int64_t d = 0; d < hv; d++)
-        out[d] = (float)acc[d];
 }
 
 static void attention(struct model_ctx *c, uint32_t layer, uint32_t n, const uint32_t *pos, const uint32_t *seq)
 {
-    const struct model_hparams *hp = &c->m->hp;
-    const int64_t nq = hp->n_head, group = hp->n_head / hp->n_head_kv;
-    /* as in matmul.c: a handful of short heads is faster on one thread */
-    int64_t work = 0;
-    for (uint32_t t = 0; t < n; t++)
-        work += (int64_t)(pos[t] + 1) * nq * hp->head_k;
-#pragma omp parallel for schedule(dynamic, 1) if (work >= (1 << 18))
-    for (int64_t i = 0; i < (int64_t)n * nq; i++) {
-        const uint32_t t = (uint32_t)(i / nq);
-        const int64_t h = i % nq;
-        float *scores = c->scores + (size_t)omp_get_thread_num() * c->max_seq_tokens;
-        attend(c, layer, seq[t], pos[t], h / group, c->q + ((size_t)t * nq + h) * hp->head_k,
-               c->att + ((size_t)t * nq + h) * hp->head_v, scores);
-    }
+    const struct attn_shape as = attn_shape_of(&c->m->hp);
+    attn_forward(&c->kv, &as, layer, n, pos, seq, c->q, c->att, c->scores, c->max_seq_tokens);
 }
 
 /* --------------------------------------------------------------------- MoE --- */

@@ -1,0 +1,33 @@
+/* attention.h: causal grouped-query attention on the CPU over the paged KV pool (engine/kvpool.h):
+ * storing a token's K and V rows in the cache, and attending a batch of queries to their sequences. */
+#ifndef MOESERVE_ATTENTION_H
+#define MOESERVE_ATTENTION_H
+
+#include <stdint.h>
+
+#include "engine/kvpool.h"
+
+struct attn_shape {
+    uint32_t n_head, n_head_kv;   /* query head h reads KV head h / (n_head / n_head_kv) */
+    uint32_t head_k, head_v;      /* at most ATTN_MAX_HEAD each */
+};
+
+#define ATTN_MAX_HEAD 512
+
+/* Bytes of one cached K (or V) row of a layer: every KV head of one position, as F16. */
+uint32_t attn_k_row_bytes(const struct attn_shape *s);
+uint32_t attn_v_row_bytes(const struct attn_shape *s);
+
+/* Writes one token's K (n_head_kv x head_k floats) and V (n_head_kv x head_v) into the cache of
+ * sequence seq at position pos of layer `layer`; the position must be reserved. */
+void attn_store_kv(struct kvpool *kv, const struct attn_shape *s, uint32_t layer, uint32_t seq, uint32_t pos,
+                   const float *k, const float *v);
+
+/* out[t] = softmax(q[t] K^T / sqrt(head_k)) V over positions 0..pos[t] of sequence seq[t], for n
+ * tokens whose K/V are already stored. q: n x n_head x head_k floats; out: n x n_head x head_v.
+ * scores: per OpenMP thread, scores_stride floats (at least the longest pos[t] + 1). */
+void attn_forward(const struct kvpool *kv, const struct attn_shape *s, uint32_t layer, uint32_t n,
+                  const uint32_t *pos, const uint32_t *seq, const float *q, float *out, float *scores,
+                  uint32_t scores_stride);
+
+#endif

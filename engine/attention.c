@@ -1,6 +1,6 @@
 /* attention.c: causal GQA attention over the paged F16 KV cache (engine/attention.h), with ggml's
  * rounding: without flash attention ggml rounds the query to F16 for the K products and the
- * softmax probabilities to F16 for the V products, so this does the same. */
+ * softmax probabilities to F16 for the V products, and sums both products in tinyBLAS's order. */
 #include "engine/attention.h"
 
 #include <math.h>
@@ -42,32 +42,45 @@ static inline float f16_at(const uint8_t *row, int64_t i)
     return q_f16_to_f32(h);
 }
 
-/* One query head over positions 0..p of sequence seq. */
+/* ggml (no flash attention) runs both products of a prompt batch through llamafile's tinyBLAS:
+ * 16 lanes, lane i accumulating elements i, i + 16, ... with fused multiply-adds, then one
+ * horizontal add. Doing the same keeps attention bit-identical to the reference. */
+#define ATTN_LANES 16
+
+static float dot_f16_lanes(const float *q16, const uint8_t *krow, int64_t n)
+{
+    float lane[ATTN_LANES] = {0};
+    for (int64_t d = 0; d < n; d++)
+        lane[d % ATTN_LANES] = fmaf(q16[d], f16_at(krow, d), lane[d % ATTN_LANES]);
+    return op_reduce16(lane);
+}
+
+/* One query head over positions 0..p of sequence seq; acc: ATTN_LANES x head_v floats. */
 static void attend_head(const struct kvpool *kv, const struct attn_shape *s, uint32_t layer, uint32_t seq,
-                        uint32_t p, int64_t kvh, const float *q, float *out, float *scores)
+                        uint32_t p, int64_t kvh, const float *q, float *out, float *scores, float *acc)
 {
     const int64_t hk = s->head_k, hv = s->head_v;
     const float scale = 1.0f / sqrtf((float)hk);
     float q16[ATTN_MAX_HEAD];
     for (int64_t d = 0; d < hk; d++)
         q16[d] = q_f16_to_f32(q_f32_to_f16(q[d]));
-    for (uint32_t j = 0; j <= p; j++) {
-        const uint8_t *kr = kvpool_k(kv, layer, seq, j) + 2 * kvh * hk;
-        double dot = 0;
-        for (int64_t d = 0; d < hk; d++)
-            dot += (double)(q16[d] * f16_at(kr, d));
-        scores[j] = (float)dot * scale;
-    }
+    for (uint32_t j = 0; j <= p; j++)
+        scores[j] = dot_f16_lanes(q16, kvpool_k(kv, layer, seq, j) + 2 * kvh * hk, hk) * scale;
     op_softmax(scores, (int64_t)p + 1);
-    double acc[ATTN_MAX_HEAD] = {0};
+    memset(acc, 0, sizeof(float) * ATTN_LANES * (size_t)hv);
     for (uint32_t j = 0; j <= p; j++) {
         const float w = q_f16_to_f32(q_f32_to_f16(scores[j]));
         const uint8_t *vr = kvpool_v(kv, layer, seq, j) + 2 * kvh * hv;
+        float *lane = acc + (size_t)(j % ATTN_LANES) * hv;
         for (int64_t d = 0; d < hv; d++)
-            acc[d] += (double)(w * f16_at(vr, d));
+            lane[d] = fmaf(w, f16_at(vr, d), lane[d]);
     }
-    for (int64_t d = 0; d < hv; d++)
-        out[d] = (float)acc[d];
+    for (int64_t d = 0; d < hv; d++) {
+        float col[ATTN_LANES];
+        for (int l = 0; l < ATTN_LANES; l++)
+            col[l] = acc[(size_t)l * hv + d];
+        out[d] = op_reduce16(col);
+    }
 }
 
 void attn_forward(const struct kvpool *kv, const struct attn_shape *s, uint32_t layer, uint32_t n,
@@ -84,7 +97,8 @@ void attn_forward(const struct kvpool *kv, const struct attn_shape *s, uint32_t 
         const uint32_t t = (uint32_t)(i / nq);
         const int64_t h = i % nq;
         float *sc = scores + (size_t)omp_get_thread_num() * scores_stride;
+        float acc[ATTN_LANES * ATTN_MAX_HEAD];
         attend_head(kv, s, layer, seq[t], pos[t], h / group, q + ((size_t)t * nq + h) * s->head_k,
-                    out + ((size_t)t * nq + h) * s->head_v, sc);
+                    out + ((size_t)t * nq + h) * s->head_v, sc, acc);
     }
 }

@@ -26,8 +26,10 @@ void op_rope_neox(float *head, int64_t n_rot, int32_t pos, float freq_base)
     for (int64_t i = 0; i < half; i++) {
         const float c = cosf(theta), s = sinf(theta);
         const float x0 = head[i], x1 = head[i + half];
-        head[i] = x0 * c - x1 * s;
-        head[i + half] = x0 * s + x1 * c;
+        /* ggml-cpu's C++ rope is built with GCC's default floating-point contraction, which
+         * fuses the first product of each rotated value; fmaf reproduces its rounding. */
+        head[i] = fmaf(x0, c, -(x1 * s));
+        head[i + half] = fmaf(x0, s, x1 * c);
         theta *= theta_scale;
     }
 }

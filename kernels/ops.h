@@ -9,7 +9,8 @@
 void op_rms_norm(const float *x, const float *w, int64_t n, float eps, float *y);
 
 /* NeoX rotary embedding in place on the first n_rot dims of one head: pairs (i, i + n_rot/2)
- * rotated by pos * base^(-2i/n_rot), the angle built by repeated multiplication as ggml does. */
+ * rotated by pos * base^(-2i/n_rot), the angle built by repeated multiplication and each rotated
+ * value rounded (one fused multiply-add) as ggml-cpu does. */
 void op_rope_neox(float *head, int64_t n_rot, int32_t pos, float freq_base);
 
 /* In-place softmax over n values (max subtracted, sum in double as ggml). */

@@ -77,9 +77,22 @@ static inline int32_t hsum_i32x8(__m256i v)
     return _mm_cvtsi128_si32(s);
 }
 
-static inline float finish(__m512 acc, float factor)
+/* ggml-cpu has no AVX-512 i-quant kernels: its AVX2 ones keep 8 int32 lanes, lane k holding
+ * values 4k..4k+3 of every 32-value sub-block, and accumulate them in 8 float lanes. The 16 lanes
+ * here hold 4k..4k+3 of the first (k < 8) and of the second sub-block of each 64-value step, so
+ * adding the halves (exact in integers) gives ggml's lanes, and the float steps then match its. */
+static inline __m256 accumulate(__m256 acc, float d, __m512i sumi)
 {
-    return factor * _mm512_reduce_add_ps(acc);
+    const __m256i lanes = _mm256_add_epi32(_mm512_castsi512_si256(sumi), _mm512_extracti64x4_epi64(sumi, 1));
+    return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), acc);
+}
+
+static inline float finish(__m256 acc, float factor)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return factor * _mm_cvtss_f32(s);
 }
 
 /* ------------------------------------------------------------------- IQ2_S --- */
@@ -94,7 +107,7 @@ float q_iq_dot_iq2_s_avx512(int64_t n, const void *w, const void *a)
     /* scales are per 16 values = one 128-bit lane; chunk c of 64 values uses scales 4c..4c+3 */
     const __m512i pick[4] = {word_picker(0, 1, 2, 3), word_picker(4, 5, 6, 7), word_picker(8, 9, 10, 11),
                              word_picker(12, 13, 14, 15)};
-    __m512 acc = _mm512_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK; i++) {
         const struct iq2s_block *b = &x[i];
         iq_prefetch(b);
@@ -115,7 +128,7 @@ float q_iq_dot_iq2_s_avx512(int64_t n, const void *w, const void *a)
             sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(g, q8s), sc);
         }
         const float d = iq_half(b->d) * iq_f32(y[i].d);
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        acc = accumulate(acc, d, sumi);
     }
     return finish(acc, 0.125f);
 }
@@ -130,7 +143,7 @@ float q_iq_dot_iq3_s_avx512(int64_t n, const void *w, const void *a)
     /* scales are per 32 values = two 128-bit lanes; chunk c uses scales 2c, 2c+1 */
     const __m512i pick[4] = {word_picker(0, 0, 1, 1), word_picker(2, 2, 3, 3), word_picker(4, 4, 5, 5),
                              word_picker(6, 6, 7, 7)};
-    __m512 acc = _mm512_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK; i++) {
         const struct iq3s_block *b = &x[i];
         iq_prefetch(b);
@@ -146,7 +159,7 @@ float q_iq_dot_iq3_s_avx512(int64_t n, const void *w, const void *a)
             sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(g, q8s), sc);
         }
         const float d = iq_half(b->d) * iq_f32(y[i].d);
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        acc = accumulate(acc, d, sumi);
     }
     return finish(acc, 1.0f);
 }
@@ -161,7 +174,7 @@ float q_iq_dot_iq2_xxs_avx512(int64_t n, const void *w, const void *a)
     const __m512i even = _mm512_set_epi32(15, 13, 11, 9, 7, 5, 3, 1, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i pick[4] = {word_picker(0, 0, 1, 1), word_picker(2, 2, 3, 3), word_picker(4, 4, 5, 5),
                              word_picker(6, 6, 7, 7)};
-    __m512 acc = _mm512_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK; i++) {
         const struct iq2xxs_block *b = &x[i];
         iq_prefetch(b);
@@ -181,7 +194,7 @@ float q_iq_dot_iq2_xxs_avx512(int64_t n, const void *w, const void *a)
             sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(g, q8s), _mm512_shuffle_epi8(scales, pick[c]));
         }
         const float d = iq_half(b->d) * iq_f32(y[i].d);
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        acc = accumulate(acc, d, sumi);
     }
     return finish(acc, 0.125f);
 }
@@ -194,7 +207,7 @@ float q_iq_dot_iq3_xxs_avx512(int64_t n, const void *w, const void *a)
     const struct iq_q8k_block *y = a;
     const __m512i pick[4] = {word_picker(0, 0, 1, 1), word_picker(2, 2, 3, 3), word_picker(4, 4, 5, 5),
                              word_picker(6, 6, 7, 7)};
-    __m512 acc = _mm512_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK; i++) {
         const struct iq3xxs_block *b = &x[i];
         iq_prefetch(b);
@@ -210,7 +223,7 @@ float q_iq_dot_iq3_xxs_avx512(int64_t n, const void *w, const void *a)
             sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(g, q8s), _mm512_shuffle_epi8(scales, pick[c]));
         }
         const float d = iq_half(b->d) * iq_f32(y[i].d);
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        acc = accumulate(acc, d, sumi);
     }
     return finish(acc, 0.25f);
 }
@@ -223,7 +236,7 @@ float q_iq_dot_iq2_xs_avx512(int64_t n, const void *w, const void *a)
     const struct iq_q8k_block *y = a;
     const __m512i pick[4] = {word_picker(0, 1, 2, 3), word_picker(4, 5, 6, 7), word_picker(8, 9, 10, 11),
                              word_picker(12, 13, 14, 15)};
-    __m512 acc = _mm512_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK; i++) {
         const struct iq2xs_block *b = &x[i];
         iq_prefetch(b);
@@ -244,7 +257,7 @@ float q_iq_dot_iq2_xs_avx512(int64_t n, const void *w, const void *a)
             sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(g, q8s), _mm512_shuffle_epi8(scales, pick[c]));
         }
         const float d = iq_half(b->d) * iq_f32(y[i].d);
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        acc = accumulate(acc, d, sumi);
     }
     return finish(acc, 0.125f);
 }

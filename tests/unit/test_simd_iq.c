@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "engine/gguf.h"
 #include "kernels/q_iq_simd.h"
 #include "kernels/qtypes.h"
 #include "tests/test.h"
@@ -137,6 +138,41 @@ static void check_extremes(const struct variant *v, uint8_t *w, struct iq_q8k_bl
     }
 }
 
+/* Every SIMD version sums in the float order of ggml-cpu's AVX2 kernels (the only x86 ones it
+ * has for these types), so on ggml's own test vectors it returns exactly ggml's vec_dot. The IQ1
+ * types have 1.5-bit grids whose ggml kernels add a float per block differently: not checked. */
+static void check_bit_identical(const struct q_cpu *cpu)
+{
+    char path[512], err[512];
+    struct gguf_file *f = gguf_open(testdata_path(path, sizeof path, "quants.gguf"), err, sizeof err);
+    REQUIRE_VOID(f);
+    for (size_t i = 0; i < sizeof variants / sizeof *variants; i++) {
+        const struct variant *v = &variants[i];
+        const bool ok = v->needs_avx512 ? cpu->avx512f && cpu->avx512bw && cpu->avx512vl && cpu->avx512vnni
+                                        : cpu->avx2 && cpu->fma;
+        if (!ok || v->type == Q_IQ1_S || v->type == Q_IQ1_M)
+            continue;
+        const char *tn = q_type_traits(v->type)->name;
+        char name[96];
+        snprintf(name, sizeof name, "%s.q", tn);
+        const struct gguf_tensor *q = gguf_find_tensor(f, name);
+        snprintf(name, sizeof name, "%s.act", tn);
+        const struct gguf_tensor *act = gguf_find_tensor(f, name);
+        snprintf(name, sizeof name, "%s.vec_dot", tn);
+        const struct gguf_array *ref = gguf_get_arr(f, name, GGUF_F32);
+        CHECK(q && act && ref && ref->count == (uint64_t)q->ne[1], "%s: test vectors present", tn);
+        if (!q || !act || !ref || ref->count != (uint64_t)q->ne[1])
+            continue;
+        const uint64_t row_bytes = q->nbytes / (uint64_t)q->ne[1];
+        for (int64_t r = 0; r < q->ne[1]; r++) {
+            const float got = v->fn(q->ne[0], (const uint8_t *)q->data + r * row_bytes, act->data);
+            const float want = (float)gguf_arr_f64(ref, (uint64_t)r);
+            CHECK(memcmp(&got, &want, 4) == 0, "%s row %lld: %s %.9g, ggml %.9g", tn, (long long)r, v->isa, got, want);
+        }
+    }
+    gguf_close(f);
+}
+
 int main(void)
 {
     const struct q_cpu *cpu = q_cpu_features();
@@ -156,6 +192,7 @@ int main(void)
         ran++;
     }
     CHECK(ran > 0 || !cpu->avx2, "some SIMD version ran");
+    check_bit_identical(cpu);
 
     /* The table: every grid type has a dequantizer, Q8_K activations, a scalar reference, and
      * the best version this CPU allows. */

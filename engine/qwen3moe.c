@@ -21,6 +21,8 @@ struct model_ctx {
     float *scores;                                   /* per thread: one attention row */
     int32_t *sel;                                    /* per token: chosen experts */
     float *sel_w;                                    /* and their weights */
+    bool *grouped, *grouped_out;                     /* per token / logits row: see q_group_tokens */
+    uint32_t *seq_counts, *out_seq;                  /* scratch for q_group_tokens */
     struct q_scratch act;
     struct q_moe_scratch moe;
     int n_threads;
@@ -74,7 +76,11 @@ struct model_ctx *model_ctx_new(const struct model *m, uint32_t n_seqs, uint32_t
     c->scores = falloc((size_t)c->n_threads * max_seq_tokens, &ok);
     c->sel_w = falloc(n * k, &ok);
     c->sel = malloc(n * k * sizeof *c->sel);
-    if (!ok || !c->sel) {
+    c->grouped = malloc(n * sizeof *c->grouped);
+    c->grouped_out = malloc(n * sizeof *c->grouped_out);
+    c->seq_counts = malloc((n_seqs ? n_seqs : 1) * sizeof *c->seq_counts);
+    c->out_seq = malloc(n * sizeof *c->out_seq);
+    if (!ok || !c->sel || !c->grouped || !c->grouped_out || !c->seq_counts || !c->out_seq) {
         snprintf(err, errlen, "out of memory for a batch of %u tokens", max_batch);
         model_ctx_free(c);
         return NULL;
@@ -91,6 +97,10 @@ void model_ctx_free(struct model_ctx *c)
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(c->sel);
+    free(c->grouped);
+    free(c->grouped_out);
+    free(c->seq_counts);
+    free(c->out_seq);
     q_scratch_free(&c->act);
     q_moe_scratch_free(&c->moe);
     free(c);
@@ -143,7 +153,8 @@ static void route(struct model_ctx *c, uint32_t n)
         float *p = c->probs + (size_t)t * ne;
         op_softmax(p, ne);
         int32_t *sel = c->sel + (size_t)t * k;
-        float *w = c->sel_w + (size_t)t * k, sum = 0;
+        float *w = c->sel_w + (size_t)t * k;
+        double sum = 0;
         for (int64_t j = 0; j < k; j++) {
             int32_t best = -1;
             for (int64_t e = 0; e < ne; e++) {
@@ -157,8 +168,10 @@ static void route(struct model_ctx *c, uint32_t n)
             w[j] = p[best];
             sum += w[j];
         }
+        /* as llama.cpp: the sum in double rounded to float, kept above F16's smallest normal */
+        const float norm = fmaxf((float)sum, 6.103515625e-5f);
         for (int64_t j = 0; j < k; j++)
-            w[j] /= sum;
+            w[j] /= norm;
     }
 }
 
@@ -166,7 +179,7 @@ static void route(struct model_ctx *c, uint32_t n)
 static bool moe(struct model_ctx *c, const struct model_layer *L, uint32_t n, float *out)
 {
     const struct model_hparams *hp = &c->m->hp;
-    if (!q_matmul(&L->router, c->h, n, c->probs, &c->act))
+    if (!q_matmul_grouped(&L->router, c->h, n, c->grouped, c->probs, &c->act))
         return false;
     route(c, n);
     const struct q_moe_weights w = {
@@ -237,12 +250,13 @@ static bool layer_forward(struct model_ctx *c, uint32_t l, uint32_t n, const uin
     const struct model_layer *L = &c->m->layers[l];
     const int64_t e = hp->n_embd;
     norm_rows(c->x, L->attn_norm, n, e, hp->rms_eps, c->h);
-    if (!q_matmul(&L->wq, c->h, n, c->q, &c->act) || !q_matmul(&L->wk, c->h, n, c->k, &c->act) ||
-        !q_matmul(&L->wv, c->h, n, c->v, &c->act))
+    if (!q_matmul_grouped(&L->wq, c->h, n, c->grouped, c->q, &c->act) ||
+        !q_matmul_grouped(&L->wk, c->h, n, c->grouped, c->k, &c->act) ||
+        !q_matmul_grouped(&L->wv, c->h, n, c->grouped, c->v, &c->act))
         return false;
     prepare_qkv(c, L, l, n, pos, seq);
     attention(c, l, n, pos, seq);
-    if (!q_matmul(&L->wo, c->att, n, c->tmp, &c->act))
+    if (!q_matmul_grouped(&L->wo, c->att, n, c->grouped, c->tmp, &c->act))
         return false;
     add_rows(c->x, c->tmp, (size_t)n * e);
     norm_rows(c->x, L->ffn_norm, n, e, hp->rms_eps, c->h);
@@ -258,6 +272,8 @@ bool model_decode(struct model_ctx *c, uint32_t n, const int32_t *token, const u
     if (!check_batch(c, n, token, pos, seq, err, errlen))
         return false;
     const struct model_hparams *hp = &c->m->hp;
+    /* dense products sum each sequence's tokens as llama.cpp sums a batch of that sequence alone */
+    q_group_tokens(n, seq, c->kv.n_seqs, c->seq_counts, c->grouped);
     embed(c, n, token);
     for (uint32_t l = 0; l < hp->n_layer; l++)
         if (!layer_forward(c, l, n, pos, seq)) {
@@ -273,9 +289,10 @@ bool model_decode(struct model_ctx *c, uint32_t n, const int32_t *token, const u
         if (want_logits[t]) {
             op_rms_norm(c->x + (size_t)t * hp->n_embd, c->m->output_norm, hp->n_embd, hp->rms_eps,
                         c->h + (size_t)m * hp->n_embd);
-            m++;
+            c->out_seq[m++] = seq[t];
         }
-    if (m && !q_matmul(&c->m->output, c->h, m, logits, &c->act)) {
+    q_group_tokens(m, c->out_seq, c->kv.n_seqs, c->seq_counts, c->grouped_out);
+    if (m && !q_matmul_grouped(&c->m->output, c->h, m, c->grouped_out, logits, &c->act)) {
         snprintf(err, errlen, "out of memory for logits");
         return false;
     }

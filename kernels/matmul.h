@@ -35,10 +35,21 @@ size_t q_act_bytes(uint32_t wtype, int64_t cols, int64_t n);
 void q_quantize_act(uint32_t wtype, const float *x, int64_t cols, int64_t n, void *act);
 
 /* y[t * rows + r] = W[r] . x[t] for t < n, from activations already quantized by q_quantize_act.
- * Rows are split across the OpenMP threads. */
+ * Rows are split across the OpenMP threads. Each token is summed as llama.cpp sums a single row. */
 void q_matmul_act(const struct q_mat *w, const void *act, int64_t n, float *y);
 
 /* Quantize and multiply in one call. False only on allocation failure. */
 bool q_matmul(const struct q_mat *w, const float *x, int64_t n, float *y, struct q_scratch *s);
+
+/* As q_matmul, but tokens with grouped[t] set are summed as llama.cpp sums rows of a batch it
+ * takes four at a time (a different float order for the types it repacks; see quants.h).
+ * grouped may be NULL (no token grouped). */
+bool q_matmul_grouped(const struct q_mat *w, const float *x, int64_t n, const bool *grouped, float *y,
+                      struct q_scratch *s);
+
+/* Which tokens of a batch llama.cpp would take in groups of four: per sequence, all but the
+ * last (count % 4) of its entries (entries of one sequence in batch order). seq[t] < n_seqs;
+ * counts is scratch for n_seqs values. */
+void q_group_tokens(int64_t n, const uint32_t *seq, uint32_t n_seqs, uint32_t *counts, bool *grouped);
 
 #endif

@@ -21,6 +21,8 @@ QB_DOT_DECL(q_basic_dot_q4_1_avx2); /* with Q8_1 */
 QB_DOT_DECL(q_basic_dot_q5_1_avx2); /* with Q8_1 */
 /* Weights with Q8_K activations (256-value super-blocks), then the float types with themselves. */
 QB_DOT_DECL(q_basic_dot_q4_k_avx2);
+QB_DOT_DECL(q_basic_dot_q4_k_row_avx2);
+QB_DOT_DECL(q_basic_dot_q4_k_group_avx2);
 QB_DOT_DECL(q_basic_dot_q5_k_avx2);
 QB_DOT_DECL(q_basic_dot_q6_k_avx2);
 QB_DOT_DECL(q_basic_dot_iq4_xs_avx2);
@@ -39,6 +41,8 @@ QB_DOT_DECL(q_basic_dot_q5_0_avx512);
 QB_DOT_DECL(q_basic_dot_q4_1_avx512); /* with Q8_1 */
 QB_DOT_DECL(q_basic_dot_q5_1_avx512); /* with Q8_1 */
 QB_DOT_DECL(q_basic_dot_q4_k_avx512);
+QB_DOT_DECL(q_basic_dot_q4_k_row_avx512);
+QB_DOT_DECL(q_basic_dot_q4_k_group_avx512);
 QB_DOT_DECL(q_basic_dot_q5_k_avx512);
 QB_DOT_DECL(q_basic_dot_q6_k_avx512);
 QB_DOT_DECL(q_basic_dot_iq4_xs_avx512);
@@ -57,5 +61,13 @@ struct q_basic_simd_dot {
 };
 extern const struct q_basic_simd_dot q_basic_simd_dots[];
 extern const size_t q_basic_simd_dot_count;
+
+/* The repacked-matrix orders (q_kernels.dot_row / dot_group) that have SIMD versions. */
+struct q_basic_simd_repacked {
+    enum q_type type;
+    q_dot_fn row_avx2, row_avx512, group_avx2, group_avx512;
+};
+extern const struct q_basic_simd_repacked q_basic_simd_repacked_dots[];
+extern const size_t q_basic_simd_repacked_count;
 
 #endif

@@ -241,6 +241,54 @@ static inline float qb_dot_q45_k(int64_t n, const uint8_t *x, const uint8_t *y, 
 }
 
 QB_DOT_DECL(QB_NAME(q_basic_dot_q4_k)) { return qb_dot_q45_k(n, w, a, 144, false); }
+
+static inline int qb_hsum_epi32(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
+}
+
+/* Q4_K in ggml's repacked float order (see dot_q4_k_repacked in q_kquants.c): the integer sums
+ * are exact, so only where the fused multiply-adds happen matters. */
+static inline float qb_dot_q4_k_repacked(int64_t n, const uint8_t *x, const uint8_t *y, bool per_pair)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    float acc = 0, acc_min = 0;
+    for (int64_t i = 0; i < n / 256; i++, x += 144, y += 292) {
+        qb_prefetch(x);
+        qb_prefetch(x + 64);
+        const float dq8 = qb_f32(y), d = qb_simd_half(x) * dq8, dmin = qb_simd_half(x + 2) * dq8;
+        const __m256i scmn = qb_k4_scales_mins(x + 4);
+        const __m256i sc = _mm256_permute2x128_si256(scmn, scmn, 0x00);
+        int32_t mins[4];
+        _mm_storeu_si128((__m128i *)mins, qb_k4_min_prods(scmn, y));
+        const uint8_t *q8 = y + QB_Q8K_QS;
+        int isum = 0, imin = 0;
+        for (int j = 0; j < 4; j++) {
+            const __m256i q = qb_load256(x + 16 + 32 * j);
+            const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            const int ps = qb_hsum_epi32(_mm256_add_epi32(qb_dot_us_scale16(lo, qb_load256(q8 + 64 * j), qb_pick16(sc, 2 * j)),
+                                                          qb_dot_us_scale16(hi, qb_load256(q8 + 64 * j + 32),
+                                                                            qb_pick16(sc, 2 * j + 1))));
+            if (per_pair) {
+                acc = fmaf((float)ps, d, acc);
+                acc_min = fmaf((float)mins[j], dmin, acc_min);
+            } else {
+                isum += ps;
+                imin += mins[j];
+            }
+        }
+        if (!per_pair) {
+            acc = fmaf((float)isum, d, acc);
+            acc_min = fmaf((float)imin, dmin, acc_min);
+        }
+    }
+    return acc - acc_min;
+}
+
+QB_DOT_DECL(QB_NAME(q_basic_dot_q4_k_row)) { return qb_dot_q4_k_repacked(n, w, a, false); }
+QB_DOT_DECL(QB_NAME(q_basic_dot_q4_k_group)) { return qb_dot_q4_k_repacked(n, w, a, true); }
 QB_DOT_DECL(QB_NAME(q_basic_dot_q5_k)) { return qb_dot_q45_k(n, w, a, 176, true); }
 
 /* Q6_K: quants taken unsigned (0..63); the bias of 32 comes back through the block sums. Each
@@ -414,7 +462,28 @@ static inline float qb_bf16(const uint8_t *p) { uint32_t b = (uint32_t)qb_u16(p)
 
 static inline __m256 qb_load_f32x8(const uint8_t *p) { return _mm256_loadu_ps((const float *)p); }
 
-QB_FLOAT_DOT(q_basic_dot_f32, 4, qb_load_f32x8, qb_f32)
+/* F32 in the scalar reference's order (tinyBLAS's): 16 lanes kept as two 8-lane halves, whose
+ * sum is the first step of the 16-lane horizontal add. */
+QB_DOT_DECL(QB_NAME(q_basic_dot_f32))
+{
+    const float *x = w, *y = a;
+    __m256 lo = _mm256_setzero_ps(), hi = lo;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        qb_prefetch((const uint8_t *)(x + i));
+        lo = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), lo);
+        hi = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), hi);
+    }
+    if (i == n)
+        return qb_hsum_ps(_mm256_add_ps(lo, hi));
+    float lane[16];
+    _mm256_storeu_ps(lane, lo);
+    _mm256_storeu_ps(lane + 8, hi);
+    for (; i < n; i++)
+        lane[i % 16] = fmaf(x[i], y[i], lane[i % 16]);
+    return qb_hsum_ps(_mm256_add_ps(_mm256_loadu_ps(lane), _mm256_loadu_ps(lane + 8)));
+}
+
 QB_FLOAT_DOT(q_basic_dot_f16, 2, qb_load_f16x8, qb_simd_half)
 QB_FLOAT_DOT(q_basic_dot_bf16, 2, qb_load_bf16x8, qb_bf16)
 

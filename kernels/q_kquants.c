@@ -322,6 +322,49 @@ static float dot_q45_k(int64_t n, const uint8_t *x, const uint8_t *y, size_t blo
 }
 
 static float dot_q4_k(int64_t n, const void *w, const void *a) { return dot_q45_k(n, w, a, 144, false); }
+
+/* Q4_K in the float order of ggml-cpu's repacked x86 kernels, which llama.cpp uses for every
+ * Q4_K matrix whose row count is a multiple of 8: exact integer sums of scale x (quant . q8) and
+ * of min x (block sums), turned to float and accumulated with one fused multiply-add each, per
+ * super-block (single rows: gemv) or per pair of 32-value sub-blocks (groups of 4 rows: gemm);
+ * the mins' sum is subtracted at the end. These orders are exact, so SIMD matches bit for bit. */
+static float dot_q4_k_repacked(int64_t n, const uint8_t *x, const uint8_t *y, bool per_pair)
+{
+    float acc = 0, acc_min = 0;
+    for (int64_t i = 0; i < n / 256; i++, x += 144, y += 292) {
+        const int8_t *q8 = (const int8_t *)(y + QB_Q8K_QS);
+        const float dq8 = qb_f32(y), d = qb_half(x) * dq8, dmin = qb_half(x + 2) * dq8;
+        int isum = 0, imin = 0;
+        for (int pair = 0; pair < 4; pair++) {
+            int ps = 0, pm = 0;
+            for (int j = 2 * pair; j < 2 * pair + 2; j++) {
+                uint8_t sc, m;
+                scale_min_k4(j, x + 4, &sc, &m);
+                pm += m * (qb_q8k_bsum(y, 2 * j) + qb_q8k_bsum(y, 2 * j + 1));
+                const uint8_t *q = x + 16 + 32 * pair;
+                int sub = 0;
+                for (int l = 0; l < 32; l++)
+                    sub += q8[32 * j + l] * (j % 2 ? q[l] >> 4 : q[l] & 0xF);
+                ps += sc * sub;
+            }
+            if (per_pair) {
+                acc = fmaf((float)ps, d, acc);
+                acc_min = fmaf((float)pm, dmin, acc_min);
+            } else {
+                isum += ps;
+                imin += pm;
+            }
+        }
+        if (!per_pair) {
+            acc = fmaf((float)isum, d, acc);
+            acc_min = fmaf((float)imin, dmin, acc_min);
+        }
+    }
+    return acc - acc_min;
+}
+
+static float dot_q4_k_row(int64_t n, const void *w, const void *a) { return dot_q4_k_repacked(n, w, a, false); }
+static float dot_q4_k_group(int64_t n, const void *w, const void *a) { return dot_q4_k_repacked(n, w, a, true); }
 static float dot_q5_k(int64_t n, const void *w, const void *a) { return dot_q45_k(n, w, a, 176, true); }
 
 static float dot_q6_k(int64_t n, const void *w, const void *a)
@@ -403,6 +446,8 @@ void q_register_kquants(struct q_kernels *t, const struct q_cpu *cpu)
     qb_set(t, Q_Q2_K, dq_q2_k, NULL, Q_Q8_K, dot_q2_k);
     qb_set(t, Q_Q3_K, dq_q3_k, NULL, Q_Q8_K, dot_q3_k);
     qb_set(t, Q_Q4_K, dq_q4_k, NULL, Q_Q8_K, dot_q4_k);
+    t[Q_Q4_K].dot_row = t[Q_Q4_K].dot_row_ref = dot_q4_k_row;
+    t[Q_Q4_K].dot_group = t[Q_Q4_K].dot_group_ref = dot_q4_k_group;
     qb_set(t, Q_Q5_K, dq_q5_k, NULL, Q_Q8_K, dot_q5_k);
     qb_set(t, Q_Q6_K, dq_q6_k, NULL, Q_Q8_K, dot_q6_k);
     qb_set(t, Q_IQ4_XS, dq_iq4_xs, NULL, Q_Q8_K, dot_iq4_xs);

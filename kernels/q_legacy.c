@@ -2,6 +2,7 @@
  * Q1_0, Q2_0): dequantization, activation quantizers and scalar dot products as ggml-cpu computes them. */
 #include <math.h>
 
+#include "kernels/ops.h"
 #include "kernels/q_block.h"
 
 /* ------------------------------------------------------------------ floats --- */
@@ -33,13 +34,15 @@ static void qz_bf16(const float *src, void *dst, int64_t n)
         qb_put_u16((uint8_t *)dst + 2 * i, q_f32_to_bf16(src[i]));
 }
 
+/* F32 weights are multiplied as ggml's prompt path does (tinyBLAS): 16 lanes, lane i summing
+ * elements i, i + 16, ... with fused multiply-adds, then one horizontal add. */
 static float dot_f32(int64_t n, const void *w, const void *a)
 {
     const float *x = w, *y = a;
-    double s = 0;
+    float lane[16] = {0};
     for (int64_t i = 0; i < n; i++)
-        s += (double)(x[i] * y[i]);
-    return (float)s;
+        lane[i % 16] = fmaf(x[i], y[i], lane[i % 16]);
+    return op_reduce16(lane);
 }
 
 static float dot_f16(int64_t n, const void *w, const void *a)

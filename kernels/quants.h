@@ -22,6 +22,12 @@ struct q_kernels {
     q_dot_fn dot;           /* fastest version for this CPU */
     q_dot_fn dot_ref;       /* plain scalar reference */
     const char *dot_isa;    /* "scalar", "avx2", "avx512": which `dot` is */
+    /* llama.cpp repacks matrices of some types whose row count is a multiple of 8 and then sums
+     * in other float orders than `dot`'s: one for single tokens (gemv) and one for tokens taken
+     * in groups of four (gemm). NULL where the type has no such orders. Each is exact, so the
+     * SIMD version equals its scalar reference bit for bit. */
+    q_dot_fn dot_row, dot_row_ref;
+    q_dot_fn dot_group, dot_group_ref;
 };
 
 struct q_cpu {

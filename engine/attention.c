@@ -42,50 +42,69 @@ static inline float f16_at(const uint8_t *row, int64_t i)
     return q_f16_to_f32(h);
 }
 
-/* ggml (no flash attention) runs both products of a prompt batch through llamafile's tinyBLAS:
- * 16 lanes, lane i accumulating elements i, i + 16, ... with fused multiply-adds, then one
- * horizontal add. Doing the same keeps attention bit-identical to the reference. */
+/* ggml (no flash attention) sums both products in one of two orders. A batch of two tokens or
+ * more goes through llamafile's tinyBLAS: 16 lanes, lane i accumulating elements i, i + 16, ...
+ * with fused multiply-adds, then one horizontal add. A single token goes through vec_dot_f16:
+ * four 16-lane accumulators over steps of 64 (element i in slot i % 64), folded (0 + 2) + (1 + 3)
+ * before the horizontal add. Keys beyond a position hold zero probability, so the padding ggml
+ * sums over adds nothing. Following both keeps attention bit-identical to llama.cpp's. */
 #define ATTN_LANES 16
+#define ATTN_SLOTS_TINY 16
+#define ATTN_SLOTS_VEC 64
 
-static float dot_f16_lanes(const float *q16, const uint8_t *krow, int64_t n)
+static float fold_slots(const float *slot, size_t stride, int n_slots)
 {
-    float lane[ATTN_LANES] = {0};
-    for (int64_t d = 0; d < n; d++)
-        lane[d % ATTN_LANES] = fmaf(q16[d], f16_at(krow, d), lane[d % ATTN_LANES]);
+    float lane[ATTN_LANES];
+    for (int l = 0; l < ATTN_LANES; l++)
+        lane[l] = n_slots == ATTN_SLOTS_TINY
+                      ? slot[l * stride]
+                      : (slot[l * stride] + slot[(32 + l) * stride]) + (slot[(16 + l) * stride] + slot[(48 + l) * stride]);
     return op_reduce16(lane);
 }
 
-/* One query head over positions 0..p of sequence seq; acc: ATTN_LANES x head_v floats. */
+static float dot_f16_slots(const float *q16, const uint8_t *krow, int64_t n, int n_slots)
+{
+    float slot[ATTN_SLOTS_VEC] = {0};
+    for (int64_t d = 0; d < n; d++)
+        slot[d % n_slots] = fmaf(q16[d], f16_at(krow, d), slot[d % n_slots]);
+    return fold_slots(slot, 1, n_slots);
+}
+
+size_t attn_scratch_floats(const struct attn_shape *s, uint32_t max_tokens)
+{
+    return (size_t)max_tokens + (size_t)ATTN_SLOTS_VEC * s->head_v;
+}
+
+/* One query head over positions 0..p of sequence seq. scratch: p + 1 scores, then the
+ * accumulators of the V product (n_slots x head_v). */
 static void attend_head(const struct kvpool *kv, const struct attn_shape *s, uint32_t layer, uint32_t seq,
-                        uint32_t p, int64_t kvh, const float *q, float *out, float *scores, float *acc)
+                        uint32_t p, int64_t kvh, int n_slots, const float *q, float *out, float *scratch,
+                        size_t scratch_stride)
 {
     const int64_t hk = s->head_k, hv = s->head_v;
     const float scale = 1.0f / sqrtf((float)hk);
+    float *scores = scratch, *acc = scratch + (scratch_stride - (size_t)ATTN_SLOTS_VEC * hv);
     float q16[ATTN_MAX_HEAD];
     for (int64_t d = 0; d < hk; d++)
         q16[d] = q_f16_to_f32(q_f32_to_f16(q[d]));
     for (uint32_t j = 0; j <= p; j++)
-        scores[j] = dot_f16_lanes(q16, kvpool_k(kv, layer, seq, j) + 2 * kvh * hk, hk) * scale;
+        scores[j] = dot_f16_slots(q16, kvpool_k(kv, layer, seq, j) + 2 * kvh * hk, hk, n_slots) * scale;
     op_softmax(scores, (int64_t)p + 1);
-    memset(acc, 0, sizeof(float) * ATTN_LANES * (size_t)hv);
+    memset(acc, 0, sizeof(float) * (size_t)n_slots * (size_t)hv);
     for (uint32_t j = 0; j <= p; j++) {
         const float w = q_f16_to_f32(q_f32_to_f16(scores[j]));
         const uint8_t *vr = kvpool_v(kv, layer, seq, j) + 2 * kvh * hv;
-        float *lane = acc + (size_t)(j % ATTN_LANES) * hv;
+        float *slot = acc + (size_t)(j % (uint32_t)n_slots) * hv;
         for (int64_t d = 0; d < hv; d++)
-            lane[d] = fmaf(w, f16_at(vr, d), lane[d]);
+            slot[d] = fmaf(w, f16_at(vr, d), slot[d]);
     }
-    for (int64_t d = 0; d < hv; d++) {
-        float col[ATTN_LANES];
-        for (int l = 0; l < ATTN_LANES; l++)
-            col[l] = acc[(size_t)l * hv + d];
-        out[d] = op_reduce16(col);
-    }
+    for (int64_t d = 0; d < hv; d++)
+        out[d] = fold_slots(acc + d, (size_t)hv, n_slots);
 }
 
 void attn_forward(const struct kvpool *kv, const struct attn_shape *s, uint32_t layer, uint32_t n,
-                  const uint32_t *pos, const uint32_t *seq, const float *q, float *out, float *scores,
-                  uint32_t scores_stride)
+                  const uint32_t *pos, const uint32_t *seq, const uint8_t *kind, const float *q, float *out,
+                  float *scratch, size_t scratch_stride)
 {
     const int64_t nq = s->n_head, group = s->n_head / s->n_head_kv;
     /* as in matmul.c: a handful of short heads is faster on one thread */
@@ -96,9 +115,9 @@ void attn_forward(const struct kvpool *kv, const struct attn_shape *s, uint32_t 
     for (int64_t i = 0; i < (int64_t)n * nq; i++) {
         const uint32_t t = (uint32_t)(i / nq);
         const int64_t h = i % nq;
-        float *sc = scores + (size_t)omp_get_thread_num() * scores_stride;
-        float acc[ATTN_LANES * ATTN_MAX_HEAD];
-        attend_head(kv, s, layer, seq[t], pos[t], h / group, q + ((size_t)t * nq + h) * s->head_k,
-                    out + ((size_t)t * nq + h) * s->head_v, sc, acc);
+        const int n_slots = !kind || kind[t] == Q_ROW_ALONE ? ATTN_SLOTS_VEC : ATTN_SLOTS_TINY;
+        attend_head(kv, s, layer, seq[t], pos[t], h / group, n_slots, q + ((size_t)t * nq + h) * s->head_k,
+                    out + ((size_t)t * nq + h) * s->head_v, scratch + (size_t)omp_get_thread_num() * scratch_stride,
+                    scratch_stride);
     }
 }

@@ -3,6 +3,7 @@
 #ifndef MOESERVE_ATTENTION_H
 #define MOESERVE_ATTENTION_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "engine/kvpool.h"
@@ -23,11 +24,16 @@ uint32_t attn_v_row_bytes(const struct attn_shape *s);
 void attn_store_kv(struct kvpool *kv, const struct attn_shape *s, uint32_t layer, uint32_t seq, uint32_t pos,
                    const float *k, const float *v);
 
+/* Floats of per-thread scratch attn_forward needs for sequences of up to max_tokens positions. */
+size_t attn_scratch_floats(const struct attn_shape *s, uint32_t max_tokens);
+
 /* out[t] = softmax(q[t] K^T / sqrt(head_k)) V over positions 0..pos[t] of sequence seq[t], for n
  * tokens whose K/V are already stored. q: n x n_head x head_k floats; out: n x n_head x head_v.
- * scores: per OpenMP thread, scores_stride floats (at least the longest pos[t] + 1). */
+ * kind[t] (enum q_row_kind, NULL: all alone) picks the float order llama.cpp would sum token t
+ * in: a token alone in its sequence's batch as vec_dot, others as tinyBLAS. scratch: per OpenMP
+ * thread, scratch_stride >= attn_scratch_floats floats. */
 void attn_forward(const struct kvpool *kv, const struct attn_shape *s, uint32_t layer, uint32_t n,
-                  const uint32_t *pos, const uint32_t *seq, const float *q, float *out, float *scores,
-                  uint32_t scores_stride);
+                  const uint32_t *pos, const uint32_t *seq, const uint8_t *kind, const float *q, float *out,
+                  float *scratch, size_t scratch_stride);
 
 #endif

@@ -18,11 +18,12 @@ struct model_ctx {
     struct kvpool kv;
     uint32_t max_batch, max_seq_tokens;
     float *x, *h, *q, *k, *v, *att, *tmp, *probs;   /* per-token activations */
-    float *scores;                                   /* per thread: one attention row */
+    float *scores;                                   /* per thread: attention scratch */
+    size_t scores_stride;
     int32_t *sel;                                    /* per token: chosen experts */
     float *sel_w;                                    /* and their weights */
-    bool *grouped, *grouped_out;                     /* per token / logits row: see q_group_tokens */
-    uint32_t *seq_counts, *out_seq;                  /* scratch for q_group_tokens */
+    uint8_t *kind, *kind_out;                        /* per token / logits row: see q_row_kinds */
+    uint32_t *seq_counts, *out_seq;                  /* scratch for q_row_kinds */
     struct q_scratch act;
     struct q_moe_scratch moe;
     int n_threads;
@@ -73,14 +74,15 @@ struct model_ctx *model_ctx_new(const struct model *m, uint32_t n_seqs, uint32_t
     c->v = falloc(n * hp->n_head_kv * hp->head_v, &ok);
     c->att = falloc(n * hp->n_head * hp->head_v, &ok);
     c->probs = falloc(n * hp->n_expert, &ok);
-    c->scores = falloc((size_t)c->n_threads * max_seq_tokens, &ok);
+    c->scores_stride = attn_scratch_floats(&as, max_seq_tokens);
+    c->scores = falloc((size_t)c->n_threads * c->scores_stride, &ok);
     c->sel_w = falloc(n * k, &ok);
     c->sel = malloc(n * k * sizeof *c->sel);
-    c->grouped = malloc(n * sizeof *c->grouped);
-    c->grouped_out = malloc(n * sizeof *c->grouped_out);
+    c->kind = malloc(n * sizeof *c->kind);
+    c->kind_out = malloc(n * sizeof *c->kind_out);
     c->seq_counts = malloc((n_seqs ? n_seqs : 1) * sizeof *c->seq_counts);
     c->out_seq = malloc(n * sizeof *c->out_seq);
-    if (!ok || !c->sel || !c->grouped || !c->grouped_out || !c->seq_counts || !c->out_seq) {
+    if (!ok || !c->sel || !c->kind || !c->kind_out || !c->seq_counts || !c->out_seq) {
         snprintf(err, errlen, "out of memory for a batch of %u tokens", max_batch);
         model_ctx_free(c);
         return NULL;
@@ -97,8 +99,8 @@ void model_ctx_free(struct model_ctx *c)
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(c->sel);
-    free(c->grouped);
-    free(c->grouped_out);
+    free(c->kind);
+    free(c->kind_out);
     free(c->seq_counts);
     free(c->out_seq);
     q_scratch_free(&c->act);
@@ -139,7 +141,7 @@ static void prepare_qkv(struct model_ctx *c, const struct model_layer *L, uint32
 static void attention(struct model_ctx *c, uint32_t layer, uint32_t n, const uint32_t *pos, const uint32_t *seq)
 {
     const struct attn_shape as = attn_shape_of(&c->m->hp);
-    attn_forward(&c->kv, &as, layer, n, pos, seq, c->q, c->att, c->scores, c->max_seq_tokens);
+    attn_forward(&c->kv, &as, layer, n, pos, seq, c->kind, c->q, c->att, c->scores, c->scores_stride);
 }
 
 /* --------------------------------------------------------------------- MoE --- */
@@ -179,7 +181,7 @@ static void route(struct model_ctx *c, uint32_t n)
 static bool moe(struct model_ctx *c, const struct model_layer *L, uint32_t n, float *out)
 {
     const struct model_hparams *hp = &c->m->hp;
-    if (!q_matmul_grouped(&L->router, c->h, n, c->grouped, c->probs, &c->act))
+    if (!q_matmul_kinds(&L->router, c->h, n, c->kind, c->probs, &c->act))
         return false;
     route(c, n);
     const struct q_moe_weights w = {
@@ -250,13 +252,13 @@ static bool layer_forward(struct model_ctx *c, uint32_t l, uint32_t n, const uin
     const struct model_layer *L = &c->m->layers[l];
     const int64_t e = hp->n_embd;
     norm_rows(c->x, L->attn_norm, n, e, hp->rms_eps, c->h);
-    if (!q_matmul_grouped(&L->wq, c->h, n, c->grouped, c->q, &c->act) ||
-        !q_matmul_grouped(&L->wk, c->h, n, c->grouped, c->k, &c->act) ||
-        !q_matmul_grouped(&L->wv, c->h, n, c->grouped, c->v, &c->act))
+    if (!q_matmul_kinds(&L->wq, c->h, n, c->kind, c->q, &c->act) ||
+        !q_matmul_kinds(&L->wk, c->h, n, c->kind, c->k, &c->act) ||
+        !q_matmul_kinds(&L->wv, c->h, n, c->kind, c->v, &c->act))
         return false;
     prepare_qkv(c, L, l, n, pos, seq);
     attention(c, l, n, pos, seq);
-    if (!q_matmul_grouped(&L->wo, c->att, n, c->grouped, c->tmp, &c->act))
+    if (!q_matmul_kinds(&L->wo, c->att, n, c->kind, c->tmp, &c->act))
         return false;
     add_rows(c->x, c->tmp, (size_t)n * e);
     norm_rows(c->x, L->ffn_norm, n, e, hp->rms_eps, c->h);
@@ -272,8 +274,9 @@ bool model_decode(struct model_ctx *c, uint32_t n, const int32_t *token, const u
     if (!check_batch(c, n, token, pos, seq, err, errlen))
         return false;
     const struct model_hparams *hp = &c->m->hp;
-    /* dense products sum each sequence's tokens as llama.cpp sums a batch of that sequence alone */
-    q_group_tokens(n, seq, c->kv.n_seqs, c->seq_counts, c->grouped);
+    /* dense products and attention sum each sequence's tokens as llama.cpp sums a batch of that
+     * sequence alone */
+    q_row_kinds(n, seq, c->kv.n_seqs, c->seq_counts, c->kind);
     embed(c, n, token);
     for (uint32_t l = 0; l < hp->n_layer; l++)
         if (!layer_forward(c, l, n, pos, seq)) {
@@ -291,8 +294,8 @@ bool model_decode(struct model_ctx *c, uint32_t n, const int32_t *token, const u
                         c->h + (size_t)m * hp->n_embd);
             c->out_seq[m++] = seq[t];
         }
-    q_group_tokens(m, c->out_seq, c->kv.n_seqs, c->seq_counts, c->grouped_out);
-    if (m && !q_matmul_grouped(&c->m->output, c->h, m, c->grouped_out, logits, &c->act)) {
+    q_row_kinds(m, c->out_seq, c->kv.n_seqs, c->seq_counts, c->kind_out);
+    if (m && !q_matmul_kinds(&c->m->output, c->h, m, c->kind_out, logits, &c->act)) {
         snprintf(err, errlen, "out of memory for logits");
         return false;
     }

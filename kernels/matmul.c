@@ -56,24 +56,20 @@ void q_quantize_act(uint32_t wtype, const float *x, int64_t cols, int64_t n, voi
         ak->quant(x + t * cols, (uint8_t *)act + (size_t)t * rb, cols);
 }
 
-/* The dot products a matrix's tokens take: llama.cpp repacks matrices of some types whose row
- * count is a multiple of 8, and sums them in the repacked kernels' orders. */
-struct dots {
-    q_dot_fn single, group;
-};
-
-static struct dots pick_dots(const struct q_mat *w)
+/* The dot product of each row kind for this matrix: the batched orders where llama.cpp's x86
+ * backend would use its batched kernels for it, vec_dot's everywhere else. */
+static struct q_batched_dots pick_dots(const struct q_mat *w)
 {
     const struct q_kernels *k = q_kernels_get(w->type);
-    if (k->dot_row && w->rows % 8 == 0)
-        return (struct dots){k->dot_row, k->dot_group};
-    return (struct dots){k->dot, k->dot};
+    if (k->batched_rows && w->rows % k->batched_rows == 0 && w->cols % k->batched_cols == 0)
+        return k->batched;
+    return (struct q_batched_dots){{k->dot, k->dot, k->dot}};
 }
 
 /* Rows [r0, r1) for tokens in tiles: each weight row is read once per tile of tokens whose
  * quantized activations stay in cache. */
-static void matmul_rows(const struct q_mat *w, struct dots dot, const bool *grouped, const uint8_t *act, size_t arb,
-                        int64_t n, float *y, int64_t r0, int64_t r1)
+static void matmul_rows(const struct q_mat *w, const struct q_batched_dots *dot, const uint8_t *kind,
+                        const uint8_t *act, size_t arb, int64_t n, float *y, int64_t r0, int64_t r1)
 {
     const int64_t tile = arb ? (int64_t)(TILE_BYTES / arb) + 1 : n;
     for (int64_t t0 = 0; t0 < n; t0 += tile) {
@@ -81,21 +77,21 @@ static void matmul_rows(const struct q_mat *w, struct dots dot, const bool *grou
         for (int64_t r = r0; r < r1; r++) {
             const uint8_t *wr = w->data + (size_t)r * w->row_bytes;
             for (int64_t t = t0; t < t1; t++)
-                y[t * w->rows + r] = (grouped && grouped[t] ? dot.group : dot.single)(w->cols, wr, act + (size_t)t * arb);
+                y[t * w->rows + r] = dot->by_kind[kind ? kind[t] : Q_ROW_ALONE](w->cols, wr, act + (size_t)t * arb);
         }
     }
 }
 
-static void matmul_act(const struct q_mat *w, const void *act, int64_t n, const bool *grouped, float *y)
+static void matmul_act(const struct q_mat *w, const void *act, int64_t n, const uint8_t *kind, float *y)
 {
-    const struct dots dot = pick_dots(w);
+    const struct q_batched_dots dot = pick_dots(w);
     const size_t arb = q_act_bytes(w->type, w->cols, 1);
     const int64_t rows = w->rows;
     /* Waking the thread team costs tens of microseconds, and on a loaded machine its spinning
      * workers take the cores the real work needs: only products of ~a million multiply-adds or
      * more are split (a 2048 x 768 expert matrix for one token is 1.5 million). */
     if (rows * w->cols * n < (1 << 20) || rows <= ROW_CHUNK) {
-        matmul_rows(w, dot, grouped, act, arb, n, y, 0, rows);
+        matmul_rows(w, &dot, kind, act, arb, n, y, 0, rows);
         return;
     }
     /* threads take whole 16-row chunks (64 bytes of y per token), so no cache line of y is
@@ -106,7 +102,7 @@ static void matmul_act(const struct q_mat *w, const void *act, int64_t n, const 
         const int64_t chunks = (rows + ROW_CHUNK - 1) / ROW_CHUNK, per = (chunks + nth - 1) / nth;
         const int64_t r0 = ith * per * ROW_CHUNK, r1 = r0 + per * ROW_CHUNK < rows ? r0 + per * ROW_CHUNK : rows;
         if (r0 < r1)
-            matmul_rows(w, dot, grouped, act, arb, n, y, r0, r1);
+            matmul_rows(w, &dot, kind, act, arb, n, y, r0, r1);
     }
 }
 
@@ -115,33 +111,35 @@ void q_matmul_act(const struct q_mat *w, const void *act, int64_t n, float *y)
     matmul_act(w, act, n, NULL, y);
 }
 
-bool q_matmul_grouped(const struct q_mat *w, const float *x, int64_t n, const bool *grouped, float *y,
-                      struct q_scratch *s)
+bool q_matmul_kinds(const struct q_mat *w, const float *x, int64_t n, const uint8_t *kind, float *y,
+                    struct q_scratch *s)
 {
     if (!q_scratch_reserve(s, q_act_bytes(w->type, w->cols, n)))
         return false;
     q_quantize_act(w->type, x, w->cols, n, s->buf);
-    matmul_act(w, s->buf, n, grouped, y);
+    matmul_act(w, s->buf, n, kind, y);
     return true;
 }
 
 bool q_matmul(const struct q_mat *w, const float *x, int64_t n, float *y, struct q_scratch *s)
 {
-    return q_matmul_grouped(w, x, n, NULL, y, s);
+    return q_matmul_kinds(w, x, n, NULL, y, s);
 }
 
-void q_group_tokens(int64_t n, const uint32_t *seq, uint32_t n_seqs, uint32_t *counts, bool *grouped)
+void q_row_kinds(int64_t n, const uint32_t *seq, uint32_t n_seqs, uint32_t *counts, uint8_t *kind)
 {
     for (uint32_t s = 0; s < n_seqs; s++)
         counts[s] = 0;
     for (int64_t t = 0; t < n; t++)
         counts[seq[t]]++;
+    for (int64_t t = 0; t < n; t++)
+        kind[t] = counts[seq[t]] == 1 ? Q_ROW_ALONE : Q_ROW_TAIL;
     /* counts[s] becomes how many of s's entries, from its first on, go in groups of four */
     for (uint32_t s = 0; s < n_seqs; s++)
         counts[s] -= counts[s] % 4;
-    for (int64_t t = 0; t < n; t++) {
-        grouped[t] = counts[seq[t]] > 0;
-        if (grouped[t])
+    for (int64_t t = 0; t < n; t++)
+        if (counts[seq[t]] > 0) {
+            kind[t] = Q_ROW_GROUP;
             counts[seq[t]]--;
-    }
+        }
 }

@@ -41,15 +41,15 @@ void q_matmul_act(const struct q_mat *w, const void *act, int64_t n, float *y);
 /* Quantize and multiply in one call. False only on allocation failure. */
 bool q_matmul(const struct q_mat *w, const float *x, int64_t n, float *y, struct q_scratch *s);
 
-/* As q_matmul, but tokens with grouped[t] set are summed as llama.cpp sums rows of a batch it
- * takes four at a time (a different float order for the types it repacks; see quants.h).
- * grouped may be NULL (no token grouped). */
-bool q_matmul_grouped(const struct q_mat *w, const float *x, int64_t n, const bool *grouped, float *y,
-                      struct q_scratch *s);
+/* As q_matmul, with token t summed as llama.cpp sums a token of kind kind[t] (enum q_row_kind;
+ * kind NULL: every token alone), for the types whose float order depends on it (quants.h). */
+bool q_matmul_kinds(const struct q_mat *w, const float *x, int64_t n, const uint8_t *kind, float *y,
+                    struct q_scratch *s);
 
-/* Which tokens of a batch llama.cpp would take in groups of four: per sequence, all but the
- * last (count % 4) of its entries (entries of one sequence in batch order). seq[t] < n_seqs;
- * counts is scratch for n_seqs values. */
-void q_group_tokens(int64_t n, const uint32_t *seq, uint32_t n_seqs, uint32_t *counts, bool *grouped);
+/* The kind of every entry of a batch holding several sequences, as if each sequence's entries
+ * (in batch order) were a batch of their own: a sequence with one entry is alone; with more,
+ * all but its last (count % 4) entries are in groups. So a sequence's numbers never depend on
+ * what else shares the batch. seq[t] < n_seqs; counts: scratch for n_seqs values. */
+void q_row_kinds(int64_t n, const uint32_t *seq, uint32_t n_seqs, uint32_t *counts, uint8_t *kind);
 
 #endif

@@ -24,11 +24,14 @@ const struct q_basic_simd_dot q_basic_simd_dots[] = {
 };
 const size_t q_basic_simd_dot_count = sizeof q_basic_simd_dots / sizeof q_basic_simd_dots[0];
 
-const struct q_basic_simd_repacked q_basic_simd_repacked_dots[] = {
-    {Q_Q4_K, q_basic_dot_q4_k_row_avx2, q_basic_dot_q4_k_row_avx512, q_basic_dot_q4_k_group_avx2,
-     q_basic_dot_q4_k_group_avx512},
+/* by row kind: alone, tail, group (enum q_row_kind) */
+const struct q_basic_simd_batched q_basic_simd_batched_dots[] = {
+    {Q_Q4_K, {{q_basic_dot_q4_k_row_avx2, q_basic_dot_q4_k_row_avx2, q_basic_dot_q4_k_group_avx2}},
+     {{q_basic_dot_q4_k_row_avx512, q_basic_dot_q4_k_row_avx512, q_basic_dot_q4_k_group_avx512}}},
+    {Q_F32, {{q_basic_dot_f32_avx2, q_basic_dot_f32_tiny_avx2, q_basic_dot_f32_tiny_avx2}},
+     {{q_basic_dot_f32_avx512, q_basic_dot_f32_tiny_avx512, q_basic_dot_f32_tiny_avx512}}},
 };
-const size_t q_basic_simd_repacked_count = sizeof q_basic_simd_repacked_dots / sizeof q_basic_simd_repacked_dots[0];
+const size_t q_basic_simd_batched_count = sizeof q_basic_simd_batched_dots / sizeof q_basic_simd_batched_dots[0];
 
 void q_register_basic(struct q_kernels *table, const struct q_cpu *cpu)
 {
@@ -48,10 +51,8 @@ void q_register_basic(struct q_kernels *table, const struct q_cpu *cpu)
             k->dot_isa = "avx2";
         }
     }
-    for (size_t i = 0; i < q_basic_simd_repacked_count && avx2; i++) {
-        const struct q_basic_simd_repacked *r = &q_basic_simd_repacked_dots[i];
-        struct q_kernels *k = &table[r->type];
-        k->dot_row = avx512 ? r->row_avx512 : r->row_avx2;
-        k->dot_group = avx512 ? r->group_avx512 : r->group_avx2;
+    for (size_t i = 0; i < q_basic_simd_batched_count && avx2; i++) {
+        const struct q_basic_simd_batched *b = &q_basic_simd_batched_dots[i];
+        table[b->type].batched = avx512 ? b->avx512 : b->avx2;
     }
 }

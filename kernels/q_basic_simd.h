@@ -30,6 +30,7 @@ QB_DOT_DECL(q_basic_dot_q2_k_avx2);
 QB_DOT_DECL(q_basic_dot_q3_k_avx2);
 QB_DOT_DECL(q_basic_dot_tq2_0_avx2);
 QB_DOT_DECL(q_basic_dot_f32_avx2);
+QB_DOT_DECL(q_basic_dot_f32_tiny_avx2);
 QB_DOT_DECL(q_basic_dot_f16_avx2);
 QB_DOT_DECL(q_basic_dot_bf16_avx2);
 
@@ -50,6 +51,7 @@ QB_DOT_DECL(q_basic_dot_q2_k_avx512);
 QB_DOT_DECL(q_basic_dot_q3_k_avx512);
 QB_DOT_DECL(q_basic_dot_tq2_0_avx512);
 QB_DOT_DECL(q_basic_dot_f32_avx512);
+QB_DOT_DECL(q_basic_dot_f32_tiny_avx512);
 QB_DOT_DECL(q_basic_dot_f16_avx512);
 QB_DOT_DECL(q_basic_dot_bf16_avx512);
 
@@ -62,12 +64,12 @@ struct q_basic_simd_dot {
 extern const struct q_basic_simd_dot q_basic_simd_dots[];
 extern const size_t q_basic_simd_dot_count;
 
-/* The repacked-matrix orders (q_kernels.dot_row / dot_group) that have SIMD versions. */
-struct q_basic_simd_repacked {
+/* The batched orders (q_kernels.batched) that have SIMD versions, per ISA and row kind. */
+struct q_basic_simd_batched {
     enum q_type type;
-    q_dot_fn row_avx2, row_avx512, group_avx2, group_avx512;
+    struct q_batched_dots avx2, avx512;
 };
-extern const struct q_basic_simd_repacked q_basic_simd_repacked_dots[];
-extern const size_t q_basic_simd_repacked_count;
+extern const struct q_basic_simd_batched q_basic_simd_batched_dots[];
+extern const size_t q_basic_simd_batched_count;
 
 #endif

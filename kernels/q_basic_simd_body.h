@@ -462,9 +462,31 @@ static inline float qb_bf16(const uint8_t *p) { uint32_t b = (uint32_t)qb_u16(p)
 
 static inline __m256 qb_load_f32x8(const uint8_t *p) { return _mm256_loadu_ps((const float *)p); }
 
-/* F32 in the scalar reference's order (tinyBLAS's): 16 lanes kept as two 8-lane halves, whose
- * sum is the first step of the 16-lane horizontal add. */
+/* F32 in the scalar references' orders (q_legacy.c). vec_dot's: 64-value steps in eight 8-lane
+ * registers (16-lane accumulator j = registers 2j, 2j + 1), folded as ggml folds its four. */
 QB_DOT_DECL(QB_NAME(q_basic_dot_f32))
+{
+    const float *x = w, *y = a;
+    __m256 s[8];
+    for (int k = 0; k < 8; k++)
+        s[k] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        qb_prefetch((const uint8_t *)(x + i));
+        for (int k = 0; k < 8; k++)
+            s[k] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8 * k), _mm256_loadu_ps(y + i + 8 * k), s[k]);
+    }
+    const __m256 lo = _mm256_add_ps(_mm256_add_ps(s[0], s[4]), _mm256_add_ps(s[2], s[6]));
+    const __m256 hi = _mm256_add_ps(_mm256_add_ps(s[1], s[5]), _mm256_add_ps(s[3], s[7]));
+    float sum = qb_hsum_ps(_mm256_add_ps(lo, hi));
+    for (; i < n; i++)
+        sum = fmaf(x[i], y[i], sum);
+    return sum;
+}
+
+/* tinyBLAS's: 16 lanes kept as two 8-lane halves, whose sum is the first step of the 16-lane
+ * horizontal add. */
+QB_DOT_DECL(QB_NAME(q_basic_dot_f32_tiny))
 {
     const float *x = w, *y = a;
     __m256 lo = _mm256_setzero_ps(), hi = lo;

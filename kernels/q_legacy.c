@@ -34,9 +34,27 @@ static void qz_bf16(const float *src, void *dst, int64_t n)
         qb_put_u16((uint8_t *)dst + 2 * i, q_f32_to_bf16(src[i]));
 }
 
-/* F32 weights are multiplied as ggml's prompt path does (tinyBLAS): 16 lanes, lane i summing
- * elements i, i + 16, ... with fused multiply-adds, then one horizontal add. */
+/* F32 as ggml-cpu's AVX-512 vec_dot (a token alone): four 16-lane accumulators over 64-value
+ * steps, element i in slot i % 64, folded (0 + 2) + (1 + 3), one horizontal add; the tail of
+ * n % 64 values added after it, each a fused multiply-add (ggml's C++ is built contracting). */
 static float dot_f32(int64_t n, const void *w, const void *a)
+{
+    const float *x = w, *y = a;
+    float slot[64] = {0}, lane[16];
+    const int64_t np = n - n % 64;
+    for (int64_t i = 0; i < np; i++)
+        slot[i % 64] = fmaf(x[i], y[i], slot[i % 64]);
+    for (int l = 0; l < 16; l++)
+        lane[l] = (slot[l] + slot[32 + l]) + (slot[16 + l] + slot[48 + l]);
+    float sum = op_reduce16(lane);
+    for (int64_t i = np; i < n; i++)
+        sum = fmaf(x[i], y[i], sum);
+    return sum;
+}
+
+/* F32 as llamafile's tinyBLAS (ggml's batched path): 16 lanes, lane i summing elements i,
+ * i + 16, ... with fused multiply-adds, then one horizontal add. */
+static float dot_f32_tiny(int64_t n, const void *w, const void *a)
 {
     const float *x = w, *y = a;
     float lane[16] = {0};
@@ -413,6 +431,10 @@ void q_register_legacy(struct q_kernels *t, const struct q_cpu *cpu)
 {
     (void)cpu;
     qb_set(t, Q_F32, dq_f32, qz_f32, Q_F32, dot_f32);
+    /* tinyBLAS takes F32 matrices of 4k rows and 16k columns in batches of two tokens or more */
+    t[Q_F32].batched = t[Q_F32].batched_ref = (struct q_batched_dots){{dot_f32, dot_f32_tiny, dot_f32_tiny}};
+    t[Q_F32].batched_rows = 4;
+    t[Q_F32].batched_cols = 16;
     qb_set(t, Q_F16, dq_f16, qz_f16, Q_F16, dot_f16);
     qb_set(t, Q_BF16, dq_bf16, qz_bf16, Q_BF16, dot_bf16);
     qb_set(t, Q_Q8_0, dq_q8_0, qz_q8_0, Q_Q8_0, dot_q8_0);

@@ -15,6 +15,15 @@ typedef void (*q_quant_fn)(const float *src, void *dst, int64_t n);
 /* Dot product of n values: w in the weight type, a in that type's activation type. */
 typedef float (*q_dot_fn)(int64_t n, const void *w, const void *a);
 
+/* How llama.cpp takes a token of a batch of one sequence: alone (a batch of one token: the
+ * vec_dot or single-row kernels), in the tail (the last n % 4 tokens of a larger batch: the
+ * single-row kernel of repacked types, tinyBLAS for F32), or in a group of four (gemm). */
+enum q_row_kind { Q_ROW_ALONE, Q_ROW_TAIL, Q_ROW_GROUP, Q_ROW_KINDS };
+
+struct q_batched_dots {
+    q_dot_fn by_kind[Q_ROW_KINDS];
+};
+
 struct q_kernels {
     q_dequant_fn dequant;   /* NULL: no dequantizer for this type */
     q_quant_fn quant;       /* NULL: not usable as an activation type */
@@ -22,12 +31,13 @@ struct q_kernels {
     q_dot_fn dot;           /* fastest version for this CPU */
     q_dot_fn dot_ref;       /* plain scalar reference */
     const char *dot_isa;    /* "scalar", "avx2", "avx512": which `dot` is */
-    /* llama.cpp repacks matrices of some types whose row count is a multiple of 8 and then sums
-     * in other float orders than `dot`'s: one for single tokens (gemv) and one for tokens taken
-     * in groups of four (gemm). NULL where the type has no such orders. Each is exact, so the
-     * SIMD version equals its scalar reference bit for bit. */
-    q_dot_fn dot_row, dot_row_ref;
-    q_dot_fn dot_group, dot_group_ref;
+    /* llama.cpp's x86 CPU backend sums some types in other float orders than vec_dot (`dot`)
+     * when a matrix qualifies for its batched kernels (repacked Q4_K: rows a multiple of 8;
+     * tinyBLAS F32: rows a multiple of 4 and columns of 16), and which order a token gets
+     * depends on how its batch is shaped (enum q_row_kind). batched_rows 0: no such orders.
+     * Each order is exact, so a SIMD version equals its scalar reference bit for bit. */
+    struct q_batched_dots batched, batched_ref;
+    uint32_t batched_rows, batched_cols;
 };
 
 struct q_cpu {

@@ -142,19 +142,19 @@ static void test_moe(uint32_t type, uint32_t down_type, int64_t n, int k)
     free(ids);
 }
 
-/* Tokens llama.cpp would take four at a time: per sequence, all but its last (count % 4). */
-static void test_group_tokens(void)
+/* Row kinds as llama.cpp would take each sequence's entries if they were a batch of their own:
+ * one entry alone; otherwise all but its last (count % 4) in groups of four, those in the tail. */
+static void test_row_kinds(void)
 {
-    const uint32_t seq[] = {0, 0, 1, 0, 0, 1, 0, 1, 2, 0, 2, 2, 2};
-    const bool want[] = {1, 1, 0, 1, 1, 0, 0, 0, 1, 0, 1, 1, 1};
+    const uint32_t seq[] = {0, 0, 1, 0, 0, 1, 0, 1, 2, 0, 2, 2, 2, 3};
+    const uint8_t G = Q_ROW_GROUP, T = Q_ROW_TAIL, A = Q_ROW_ALONE;
+    const uint8_t want[] = {G, G, T, G, G, T, T, T, G, T, G, G, G, A};
     const int64_t n = sizeof seq / sizeof seq[0];
-    uint32_t counts[3];
-    bool grouped[sizeof seq / sizeof seq[0]];
-    q_group_tokens(n, seq, 3, counts, grouped);
-    bool same = true;
-    for (int64_t t = 0; t < n; t++)
-        same &= grouped[t] == want[t];
-    CHECK(same, "q_group_tokens: sequence 0 (6 entries) groups its first 4, 1 (3) none, 2 (4) all");
+    uint32_t counts[4];
+    uint8_t kind[sizeof seq / sizeof seq[0]];
+    q_row_kinds(n, seq, 4, counts, kind);
+    CHECK(memcmp(kind, want, sizeof want) == 0,
+          "q_row_kinds: 6 entries group 4 + tail 2, 3 all tail, 4 all grouped, 1 alone");
 }
 
 int main(void)
@@ -165,7 +165,7 @@ int main(void)
     struct q_moe_weights bad = {.gate_type = Q_Q8_1, .up_type = Q_Q8_0, .down_type = Q_Q8_0,
                                 .n_embd = 32, .n_ff = 32, .n_expert = 2};
     CHECK(!q_moe_check(&bad, err, sizeof err), "MoE with a type without dot accepted");
-    test_group_tokens();
+    test_row_kinds();
     test_matmul(Q_Q8_0, 37, 64, 1);
     test_matmul(Q_Q8_0, 300, 256, 5);
     test_matmul(Q_F32, 40, 48, 3);

@@ -28,6 +28,11 @@ const size_t q_basic_simd_dot_count = sizeof q_basic_simd_dots / sizeof q_basic_
 const struct q_basic_simd_batched q_basic_simd_batched_dots[] = {
     {Q_Q4_K, {{q_basic_dot_q4_k_row_avx2, q_basic_dot_q4_k_row_avx2, q_basic_dot_q4_k_group_avx2}},
      {{q_basic_dot_q4_k_row_avx512, q_basic_dot_q4_k_row_avx512, q_basic_dot_q4_k_group_avx512}}},
+#define PACKED(t, name) {t, {{name##_avx2, name##_avx2, name##_avx2}}, {{name##_avx512, name##_avx512, name##_avx512}}}
+    PACKED(Q_Q4_0, q_basic_dot_q4_0_packed),
+    PACKED(Q_IQ4_NL, q_basic_dot_iq4_nl_packed),
+    PACKED(Q_MXFP4, q_basic_dot_mxfp4_packed),
+#undef PACKED
     {Q_F32, {{q_basic_dot_f32_avx2, q_basic_dot_f32_tiny_avx2, q_basic_dot_f32_tiny_avx2}},
      {{q_basic_dot_f32_avx512, q_basic_dot_f32_tiny_avx512, q_basic_dot_f32_tiny_avx512}}},
 };

@@ -16,6 +16,9 @@ QB_DOT_DECL(q_basic_dot_q8_0_avx2);
 QB_DOT_DECL(q_basic_dot_q4_0_avx2);
 QB_DOT_DECL(q_basic_dot_iq4_nl_avx2);
 QB_DOT_DECL(q_basic_dot_mxfp4_avx2);
+QB_DOT_DECL(q_basic_dot_q4_0_packed_avx2);
+QB_DOT_DECL(q_basic_dot_iq4_nl_packed_avx2);
+QB_DOT_DECL(q_basic_dot_mxfp4_packed_avx2);
 QB_DOT_DECL(q_basic_dot_q5_0_avx2);
 QB_DOT_DECL(q_basic_dot_q4_1_avx2); /* with Q8_1 */
 QB_DOT_DECL(q_basic_dot_q5_1_avx2); /* with Q8_1 */
@@ -38,6 +41,9 @@ QB_DOT_DECL(q_basic_dot_q8_0_avx512);
 QB_DOT_DECL(q_basic_dot_q4_0_avx512);
 QB_DOT_DECL(q_basic_dot_iq4_nl_avx512);
 QB_DOT_DECL(q_basic_dot_mxfp4_avx512);
+QB_DOT_DECL(q_basic_dot_q4_0_packed_avx512);
+QB_DOT_DECL(q_basic_dot_iq4_nl_packed_avx512);
+QB_DOT_DECL(q_basic_dot_mxfp4_packed_avx512);
 QB_DOT_DECL(q_basic_dot_q5_0_avx512);
 QB_DOT_DECL(q_basic_dot_q4_1_avx512); /* with Q8_1 */
 QB_DOT_DECL(q_basic_dot_q5_1_avx512); /* with Q8_1 */

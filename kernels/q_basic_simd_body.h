@@ -82,6 +82,13 @@ static inline __m256i qb_lookup32(const uint8_t *p, const int8_t table[16])
     return _mm256_shuffle_epi8(_mm256_set_m128i(t, t), qb_nibbles32(p));
 }
 
+static inline int qb_hsum_epi32(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
+}
+
 /* ---------------------------------------------------- Q8_0 activations --- */
 /* One float multiply-add per 32-value block, into one accumulator (Q8_0, Q4_0, Q5_0) or two in
  * turn (IQ4_NL, MXFP4): the float steps of ggml-cpu's AVX2 code, so the sums are bit-identical. */
@@ -144,6 +151,35 @@ static inline __m256 qb_term_q5_0(const uint8_t *x, const uint8_t *y, __m256 acc
     const __m256i q = _mm256_sub_epi8(_mm256_or_si256(qb_nibbles32(x + 6), qb_fifth_bits(x + 2)), _mm256_set1_epi8(16));
     const __m256i p = qb_dot_ss(q, qb_load256(y + 2));
     return _mm256_fmadd_ps(_mm256_set1_ps(qb_simd_half(x) * qb_simd_half(y)), _mm256_cvtepi32_ps(p), acc);
+}
+
+/* The same formats in the order of ggml's repacked kernels (q_legacy.c, dot_*_packed): the
+ * block's exact integer sum, one fused multiply-add with (weight scale x activation scale). */
+#define QB_BLOCK32_PACKED(wbytes, isum, scale)                                                     \
+    const uint8_t *x = w, *y = a;                                                                  \
+    float acc = 0;                                                                                 \
+    for (int64_t i = 0; i < n / 32; i++, x += (wbytes), y += 34) {                                 \
+        qb_prefetch(x);                                                                            \
+        acc = fmaf((float)qb_hsum_epi32(isum), (scale), acc);                                      \
+    }                                                                                              \
+    return acc
+
+QB_DOT_DECL(QB_NAME(q_basic_dot_q4_0_packed))
+{
+    QB_BLOCK32_PACKED(18, qb_dot_ss(_mm256_sub_epi8(qb_nibbles32(x + 2), _mm256_set1_epi8(8)), qb_load256(y + 2)),
+                      qb_simd_half(x) * qb_simd_half(y));
+}
+
+QB_DOT_DECL(QB_NAME(q_basic_dot_iq4_nl_packed))
+{
+    QB_BLOCK32_PACKED(18, qb_dot_ss(qb_lookup32(x + 2, qb_iq4nl_values), qb_load256(y + 2)),
+                      qb_simd_half(x) * qb_simd_half(y));
+}
+
+QB_DOT_DECL(QB_NAME(q_basic_dot_mxfp4_packed))
+{
+    QB_BLOCK32_PACKED(17, qb_dot_ss(qb_lookup32(x + 1, qb_fp4_values), qb_load256(y + 2)),
+                      qb_e8m0_half_table[x[0]].f * qb_simd_half(y));
 }
 
 QB_DOT_DECL(QB_NAME(q_basic_dot_q8_0)) { QB_BLOCK32_LOOP(34, qb_term_q8_0, 1); }
@@ -241,13 +277,6 @@ static inline float qb_dot_q45_k(int64_t n, const uint8_t *x, const uint8_t *y, 
 }
 
 QB_DOT_DECL(QB_NAME(q_basic_dot_q4_k)) { return qb_dot_q45_k(n, w, a, 144, false); }
-
-static inline int qb_hsum_epi32(__m256i v)
-{
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
-}
 
 /* Q4_K in ggml's repacked float order (see dot_q4_k_repacked in q_kquants.c): the integer sums
  * are exact, so only where the fused multiply-adds happen matters. */

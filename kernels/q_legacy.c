@@ -334,6 +334,59 @@ static float dot_mxfp4(int64_t n, const void *w, const void *a)
     return sum;
 }
 
+/* Q4_0, IQ4_NL and MXFP4 in the float order of ggml-cpu's repacked x86 kernels (llama.cpp
+ * repacks their matrices of 8k rows, single tokens and groups alike): per block, the exact
+ * integer sum, one fused multiply-add with (weight scale x activation scale). */
+static int isum_q4_0(const uint8_t *x, const uint8_t *y)
+{
+    int s = 0;
+    for (int j = 0; j < 16; j++)
+        s += ((x[2 + j] & 0x0F) - 8) * (int8_t)y[2 + j] + ((x[2 + j] >> 4) - 8) * (int8_t)y[18 + j];
+    return s;
+}
+
+static int isum_table(const uint8_t *qs, const int8_t *values, const uint8_t *y)
+{
+    int s = 0;
+    for (int j = 0; j < 16; j++)
+        s += (int8_t)y[2 + j] * values[qs[j] & 0x0F] + (int8_t)y[18 + j] * values[qs[j] >> 4];
+    return s;
+}
+
+static float dot_q4_0_packed(int64_t n, const void *w, const void *a)
+{
+    const uint8_t *x = w, *y = a;
+    float acc = 0;
+    for (int64_t i = 0; i < n / 32; i++, x += 18, y += 34)
+        acc = fmaf((float)isum_q4_0(x, y), qb_half(x) * qb_half(y), acc);
+    return acc;
+}
+
+static float dot_iq4_nl_packed(int64_t n, const void *w, const void *a)
+{
+    const uint8_t *x = w, *y = a;
+    float acc = 0;
+    for (int64_t i = 0; i < n / 32; i++, x += 18, y += 34)
+        acc = fmaf((float)isum_table(x + 2, qb_iq4nl_values, y), qb_half(x) * qb_half(y), acc);
+    return acc;
+}
+
+static float dot_mxfp4_packed(int64_t n, const void *w, const void *a)
+{
+    const uint8_t *x = w, *y = a;
+    float acc = 0;
+    for (int64_t i = 0; i < n / 32; i++, x += 17, y += 34)
+        acc = fmaf((float)isum_table(x + 1, qb_fp4_values, y), qb_e8m0_half(x[0]) * qb_half(y), acc);
+    return acc;
+}
+
+static void set_packed(struct q_kernels *t, enum q_type type, q_dot_fn dot)
+{
+    t[type].batched = t[type].batched_ref = (struct q_batched_dots){{dot, dot, dot}};
+    t[type].batched_rows = 8;
+    t[type].batched_cols = 1;
+}
+
 static void dq_nvfp4(const void *src, float *y, int64_t n)
 {
     const uint8_t *b = src;
@@ -445,6 +498,9 @@ void q_register_legacy(struct q_kernels *t, const struct q_cpu *cpu)
     qb_set(t, Q_Q5_1, dq_q5_1, NULL, Q_Q8_1, dot_q5_1);
     qb_set(t, Q_IQ4_NL, dq_iq4_nl, NULL, Q_Q8_0, dot_iq4_nl);
     qb_set(t, Q_MXFP4, dq_mxfp4, NULL, Q_Q8_0, dot_mxfp4);
+    set_packed(t, Q_Q4_0, dot_q4_0_packed);
+    set_packed(t, Q_IQ4_NL, dot_iq4_nl_packed);
+    set_packed(t, Q_MXFP4, dot_mxfp4_packed);
     qb_set(t, Q_NVFP4, dq_nvfp4, NULL, Q_Q8_0, dot_nvfp4);
     qb_set(t, Q_Q1_0, dq_q1_0, NULL, Q_Q8_0, dot_q1_0);
     qb_set(t, Q_Q2_0, dq_q2_0, NULL, Q_Q8_0, dot_q2_0);

@@ -7,6 +7,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "kernels/attn_dots.h"
 #include "kernels/ops.h"
 #include "kernels/quants.h"
 
@@ -35,11 +36,9 @@ void attn_store_kv(struct kvpool *kv, const struct attn_shape *s, uint32_t layer
     store_f16(kvpool_v(kv, layer, seq, pos), v, s->n_head_kv * s->head_v);
 }
 
-static inline float f16_at(const uint8_t *row, int64_t i)
+size_t attn_scratch_floats(const struct attn_shape *s, uint32_t max_tokens)
 {
-    uint16_t h;
-    memcpy(&h, row + 2 * i, 2);
-    return q_f16_to_f32(h);
+    return (size_t)max_tokens + (size_t)ATTN_SLOTS_VEC * s->head_v;
 }
 
 /* ggml (no flash attention) sums both products in one of two orders. A batch of two tokens or
@@ -47,39 +46,13 @@ static inline float f16_at(const uint8_t *row, int64_t i)
  * with fused multiply-adds, then one horizontal add. A single token goes through vec_dot_f16:
  * four 16-lane accumulators over steps of 64 (element i in slot i % 64), folded (0 + 2) + (1 + 3)
  * before the horizontal add. Keys beyond a position hold zero probability, so the padding ggml
- * sums over adds nothing. Following both keeps attention bit-identical to llama.cpp's. */
-#define ATTN_LANES 16
-#define ATTN_SLOTS_TINY 16
-#define ATTN_SLOTS_VEC 64
-
-static float fold_slots(const float *slot, size_t stride, int n_slots)
-{
-    float lane[ATTN_LANES];
-    for (int l = 0; l < ATTN_LANES; l++)
-        lane[l] = n_slots == ATTN_SLOTS_TINY
-                      ? slot[l * stride]
-                      : (slot[l * stride] + slot[(32 + l) * stride]) + (slot[(16 + l) * stride] + slot[(48 + l) * stride]);
-    return op_reduce16(lane);
-}
-
-static float dot_f16_slots(const float *q16, const uint8_t *krow, int64_t n, int n_slots)
-{
-    float slot[ATTN_SLOTS_VEC] = {0};
-    for (int64_t d = 0; d < n; d++)
-        slot[d % n_slots] = fmaf(q16[d], f16_at(krow, d), slot[d % n_slots]);
-    return fold_slots(slot, 1, n_slots);
-}
-
-size_t attn_scratch_floats(const struct attn_shape *s, uint32_t max_tokens)
-{
-    return (size_t)max_tokens + (size_t)ATTN_SLOTS_VEC * s->head_v;
-}
-
+ * sums over adds nothing. Following both (kernels/attn_dots.h) keeps attention bit-identical to
+ * llama.cpp's. */
 /* One query head over positions 0..p of sequence seq. scratch: p + 1 scores, then the
  * accumulators of the V product (n_slots x head_v). */
-static void attend_head(const struct kvpool *kv, const struct attn_shape *s, uint32_t layer, uint32_t seq,
-                        uint32_t p, int64_t kvh, int n_slots, const float *q, float *out, float *scratch,
-                        size_t scratch_stride)
+static void attend_head(const struct attn_dots *dots, const struct kvpool *kv, const struct attn_shape *s,
+                        uint32_t layer, uint32_t seq, uint32_t p, int64_t kvh, int n_slots, const float *q, float *out,
+                        float *scratch, size_t scratch_stride)
 {
     const int64_t hk = s->head_k, hv = s->head_v;
     const float scale = 1.0f / sqrtf((float)hk);
@@ -88,18 +61,16 @@ static void attend_head(const struct kvpool *kv, const struct attn_shape *s, uin
     for (int64_t d = 0; d < hk; d++)
         q16[d] = q_f16_to_f32(q_f32_to_f16(q[d]));
     for (uint32_t j = 0; j <= p; j++)
-        scores[j] = dot_f16_slots(q16, kvpool_k(kv, layer, seq, j) + 2 * kvh * hk, hk, n_slots) * scale;
+        scores[j] = dots->dot(q16, (const uint16_t *)kvpool_k(kv, layer, seq, j) + kvh * hk, hk, n_slots) * scale;
     op_softmax(scores, (int64_t)p + 1);
     memset(acc, 0, sizeof(float) * (size_t)n_slots * (size_t)hv);
     for (uint32_t j = 0; j <= p; j++) {
         const float w = q_f16_to_f32(q_f32_to_f16(scores[j]));
-        const uint8_t *vr = kvpool_v(kv, layer, seq, j) + 2 * kvh * hv;
-        float *slot = acc + (size_t)(j % (uint32_t)n_slots) * hv;
-        for (int64_t d = 0; d < hv; d++)
-            slot[d] = fmaf(w, f16_at(vr, d), slot[d]);
+        dots->axpy(acc + (size_t)(j % (uint32_t)n_slots) * hv, w, (const uint16_t *)kvpool_v(kv, layer, seq, j) + kvh * hv,
+                   hv);
     }
     for (int64_t d = 0; d < hv; d++)
-        out[d] = fold_slots(acc + d, (size_t)hv, n_slots);
+        out[d] = attn_fold_slots(acc + d, hv, n_slots);
 }
 
 void attn_forward(const struct kvpool *kv, const struct attn_shape *s, uint32_t layer, uint32_t n,
@@ -107,6 +78,7 @@ void attn_forward(const struct kvpool *kv, const struct attn_shape *s, uint32_t 
                   float *scratch, size_t scratch_stride)
 {
     const int64_t nq = s->n_head, group = s->n_head / s->n_head_kv;
+    const struct attn_dots *dots = attn_dots_get();
     /* as in matmul.c: a handful of short heads is faster on one thread */
     int64_t work = 0;
     for (uint32_t t = 0; t < n; t++)
@@ -116,7 +88,7 @@ void attn_forward(const struct kvpool *kv, const struct attn_shape *s, uint32_t 
         const uint32_t t = (uint32_t)(i / nq);
         const int64_t h = i % nq;
         const int n_slots = !kind || kind[t] == Q_ROW_ALONE ? ATTN_SLOTS_VEC : ATTN_SLOTS_TINY;
-        attend_head(kv, s, layer, seq[t], pos[t], h / group, n_slots, q + ((size_t)t * nq + h) * s->head_k,
+        attend_head(dots, kv, s, layer, seq[t], pos[t], h / group, n_slots, q + ((size_t)t * nq + h) * s->head_k,
                     out + ((size_t)t * nq + h) * s->head_v, scratch + (size_t)omp_get_thread_num() * scratch_stride,
                     scratch_stride);
     }

@@ -9,6 +9,7 @@
 #include "kernels/q_basic_simd.h"
 #include "kernels/quants.h"
 #include "tests/test.h"
+#include "tests/test_vectors.h"
 
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 
@@ -224,20 +225,15 @@ static void check_bit_identical(bool has_avx2, bool has_avx512)
         if (t == Q_F32 || t == Q_F16 || t == Q_BF16)
             continue;
         const char *tn = q_type_traits(t)->name;
-        char name[96];
-        snprintf(name, sizeof name, "%s.q", tn);
-        const struct gguf_tensor *q = gguf_find_tensor(f, name);
-        snprintf(name, sizeof name, "%s.act", tn);
-        const struct gguf_tensor *act = gguf_find_tensor(f, name);
-        snprintf(name, sizeof name, "%s.vec_dot", tn);
-        const struct gguf_array *ref = gguf_get_arr(f, name, GGUF_F32);
-        CHECK(q && act && ref && ref->count == (uint64_t)q->ne[1], "%s: test vectors present", tn);
-        if (!q || !act || !ref || ref->count != (uint64_t)q->ne[1])
+        struct dot_vectors dv;
+        const bool found = dot_vectors_find(f, tn, &dv);
+        CHECK(found, "%s: test vectors present", tn);
+        if (!found)
             continue;
-        const uint64_t row_bytes = q->nbytes / (uint64_t)q->ne[1];
+        const struct gguf_tensor *q = dv.q, *act = dv.act;
         for (int64_t r = 0; r < q->ne[1]; r++) {
-            const void *w = (const uint8_t *)q->data + (uint64_t)r * row_bytes;
-            const float want = (float)gguf_arr_f64(ref, (uint64_t)r);
+            const void *w = (const uint8_t *)q->data + (uint64_t)r * dv.row_bytes;
+            const float want = (float)gguf_arr_f64(dv.vec_dot, (uint64_t)r);
             if (has_avx2) {
                 const float got = q_basic_simd_dots[i].avx2(q->ne[0], w, act->data);
                 CHECK(memcmp(&got, &want, 4) == 0, "%s row %lld: avx2 %.9g, ggml %.9g", tn, (long long)r, got, want);

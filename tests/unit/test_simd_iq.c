@@ -4,10 +4,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "engine/gguf.h"
 #include "kernels/q_iq_simd.h"
 #include "kernels/qtypes.h"
 #include "tests/test.h"
+#include "tests/test_vectors.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -153,20 +153,12 @@ static void check_bit_identical(const struct q_cpu *cpu)
         if (!ok || v->type == Q_IQ1_S || v->type == Q_IQ1_M)
             continue;
         const char *tn = q_type_traits(v->type)->name;
-        char name[96];
-        snprintf(name, sizeof name, "%s.q", tn);
-        const struct gguf_tensor *q = gguf_find_tensor(f, name);
-        snprintf(name, sizeof name, "%s.act", tn);
-        const struct gguf_tensor *act = gguf_find_tensor(f, name);
-        snprintf(name, sizeof name, "%s.vec_dot", tn);
-        const struct gguf_array *ref = gguf_get_arr(f, name, GGUF_F32);
-        CHECK(q && act && ref && ref->count == (uint64_t)q->ne[1], "%s: test vectors present", tn);
-        if (!q || !act || !ref || ref->count != (uint64_t)q->ne[1])
-            continue;
-        const uint64_t row_bytes = q->nbytes / (uint64_t)q->ne[1];
-        for (int64_t r = 0; r < q->ne[1]; r++) {
-            const float got = v->fn(q->ne[0], (const uint8_t *)q->data + r * row_bytes, act->data);
-            const float want = (float)gguf_arr_f64(ref, (uint64_t)r);
+        struct dot_vectors dv;
+        const bool found = dot_vectors_find(f, tn, &dv);
+        CHECK(found, "%s: test vectors present", tn);
+        for (int64_t r = 0; found && r < dv.q->ne[1]; r++) {
+            const float got = v->fn(dv.q->ne[0], (const uint8_t *)dv.q->data + (uint64_t)r * dv.row_bytes, dv.act->data);
+            const float want = (float)gguf_arr_f64(dv.vec_dot, (uint64_t)r);
             CHECK(memcmp(&got, &want, 4) == 0, "%s row %lld: %s %.9g, ggml %.9g", tn, (long long)r, v->isa, got, want);
         }
     }

@@ -136,7 +136,7 @@ demo: moeserve $(DEMO_MODEL)
 # ---------------------------------------------------------------------- tests ---
 # Unit tests run under ASan+UBSan; integration tests drive the sanitizer-built binary.
 # The model accuracy tests also run in the release build: under ASan they keep to short prompts.
-ACCURACY := test_qwen3moe test_ppl_models
+ACCURACY := test_qwen3moe test_qwen3next test_ppl_models
 # Integration tests start the real (sanitizer-built) server on loopback and call it.
 INTEGRATION := $(wildcard tests/integration/test_*.sh)
 test: asan build/asan/moeserve build/rel/moeserve build/rel/loadgen $(ACCURACY:%=build/rel/tests/unit/%)

@@ -1,13 +1,12 @@
 /* model_load.c: qwen3moe hyperparameters and tensor references from a GGUF file.
- * Weights stay in the mapping (zero copy); only the small norm vectors are copied out, so the
- * forward pass can use them as plain float arrays whatever the file's alignment. */
+ * Weights stay in the mapping (zero copy, engine/tensor_ref.h); only the norm vectors are copied. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/attention.h"
 #include "engine/model.h"
-#include "kernels/quants.h"
+#include "engine/tensor_ref.h"
 
 static bool get_u32(const struct gguf_file *f, const char *arch, const char *key, uint32_t *out, bool required,
                     char *err, size_t errlen)
@@ -62,67 +61,21 @@ static bool read_hparams(struct model_hparams *hp, const struct gguf_file *f, co
     return true;
 }
 
-/* A tensor with exactly the given shape (unused trailing dims 1), data 4-byte aligned. */
-static const struct gguf_tensor *need(const struct gguf_file *f, const char *name, int64_t a, int64_t b, int64_t c,
-                                      char *err, size_t errlen)
-{
-    const struct gguf_tensor *t = gguf_find_tensor(f, name);
-    if (!t) {
-        snprintf(err, errlen, "%s: tensor '%s' is missing", f->path, name);
-        return NULL;
-    }
-    if (t->ne[0] != a || t->ne[1] != b || t->ne[2] != c || t->ne[3] != 1) {
-        snprintf(err, errlen, "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld, %lld]", f->path,
-                 name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
-                 (long long)a, (long long)b, (long long)c);
-        return NULL;
-    }
-    const struct q_kernels *k = q_kernels_get(t->type);
-    if (!k || !k->dequant || !k->dot) {
-        const struct q_traits *tr = q_type_traits(t->type);
-        snprintf(err, errlen, "%s: tensor '%s' has type %s, which has no CPU kernels", f->path, name,
-                 tr ? tr->name : "unknown");
-        return NULL;
-    }
-    if ((uintptr_t)t->data % 4) {
-        snprintf(err, errlen, "%s: tensor '%s' data is not 4-byte aligned", f->path, name);
-        return NULL;
-    }
-    return t;
-}
-
 static bool mat(struct q_mat *m, const struct gguf_file *f, const char *name, int64_t cols, int64_t rows, char *err,
                 size_t errlen)
 {
-    const struct gguf_tensor *t = need(f, name, cols, rows, 1, err, errlen);
-    return t && q_mat_init(m, t->type, t->data, rows, cols);
+    return tref_mat(m, f, name, cols, rows, err, errlen);
 }
 
 static float *vec(const struct gguf_file *f, const char *name, int64_t n, char *err, size_t errlen)
 {
-    const struct gguf_tensor *t = need(f, name, n, 1, 1, err, errlen);
-    if (!t)
-        return NULL;
-    float *v = malloc((size_t)n * sizeof *v);
-    if (!v) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    q_kernels_get(t->type)->dequant(t->data, v, n);
-    return v;
+    return tref_floats(f, name, n, 1, err, errlen);
 }
 
 static bool experts(struct model_experts *e, const struct gguf_file *f, const char *name, int64_t cols, int64_t rows,
                     int64_t n, char *err, size_t errlen)
 {
-    const struct gguf_tensor *t = need(f, name, cols, rows, n, err, errlen);
-    if (!t)
-        return false;
-    uint64_t rb;
-    q_row_bytes(t->type, (uint64_t)cols, &rb);
-    *e = (struct model_experts){.type = t->type, .data = t->data, .rows = rows, .cols = cols, .row_bytes = (size_t)rb,
-                                .expert_bytes = (size_t)rb * (size_t)rows};
-    return true;
+    return tref_experts(e, f, name, cols, rows, n, err, errlen);
 }
 
 static bool load_layer(struct model_layer *L, const struct gguf_file *f, const struct model_hparams *hp, uint32_t i,

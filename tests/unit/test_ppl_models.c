@@ -1,4 +1,4 @@
-/* test_ppl_models.c: `moeserve perplexity`'s scoring on every tiny qwen3moe model against
+/* test_ppl_models.c: `moeserve perplexity`'s scoring on every tiny qwen3moe and qwen3next model against
  * llama-perplexity's results on ppl-text.txt (ctx 128, 16 chunks): within 0.5%, and the running
  * estimate after each chunk too. */
 #include <jansson.h>
@@ -58,12 +58,13 @@ int main(void)
     static char text[1 << 17];
     size_t len = fread(text, 1, sizeof text - 1, f);
     fclose(f);
-    const char *models[] = {"tiny-qwen3moe-q8_0", "tiny-qwen3moe-q4_k_m", "tiny-qwen3moe-asym",
-                            "tiny-qwen3moe-asym-pruned", "tiny-qwen3moe-mxfp4"};
+    const char *models[] = {"tiny-qwen3moe-q8_0", "tiny-qwen3next-q8_0", "tiny-qwen3moe-q4_k_m",
+                            "tiny-qwen3moe-asym", "tiny-qwen3moe-asym-pruned", "tiny-qwen3moe-mxfp4",
+                            "tiny-qwen3next-mxfp4", "tiny-qwen3next-reap8-mxfp4"};
 #if defined(__SANITIZE_ADDRESS__)
-    size_t n_models = 1; /* the release build of this test checks all five */
+    size_t n_models = 2; /* one of each architecture; the release build of this test checks all */
 #else
-    size_t n_models = 5;
+    size_t n_models = sizeof models / sizeof models[0];
 #endif
     for (size_t i = 0; i < n_models; i++)
         check_model(models[i], ref, text, len);

@@ -17,9 +17,6 @@
 #include "engine/validate.h"
 #include "kernels/qtypes.h"
 
-/* Recurrent-state snapshots per slot (qwen3next): the two latest prompt ends (docs/architecture.md). */
-#define ENGINE_SNAPSHOTS_PER_SLOT 2
-
 struct engine {
     struct gguf_file *f;
     bool next;                 /* qwen3next; otherwise qwen3moe */
@@ -63,7 +60,9 @@ static bool plan(struct engine *e, const struct engine_params *p, const struct a
     uint64_t budget = p->mem_budget;
     if (!budget && !mp_mem_available(&budget, err, errlen))
         return false;
+    /* the KV cache is one pool of ctx_size tokens; the recurrent state is per slot */
     struct mp_request rq = {.n_ctx = *ctx_size, .n_slots = 1, .n_batch = p->batch_tokens,
+                            .n_state_seqs = p->slots, .n_snapshots = MP_DEFAULT_SNAPSHOTS,
                             .kv_type = p->kv_type && strcmp(p->kv_type, "q8_0") == 0 ? Q_Q8_0 : Q_F16};
     struct mp_plan pl;
     mp_plan_cpu(hp, mp_weight_bytes(e->f), &rq, budget, &pl);
@@ -102,7 +101,7 @@ static bool new_ctx(struct engine *e, const struct engine_params *p, uint32_t ct
 {
     const uint32_t batch = p->batch_tokens + p->slots;
     if (e->next)
-        return (e->q3n_ctx = q3n_ctx_new(&e->q3n, p->slots, ctx_size, max_seq, batch, ENGINE_SNAPSHOTS_PER_SLOT, err,
+        return (e->q3n_ctx = q3n_ctx_new(&e->q3n, p->slots, ctx_size, max_seq, batch, MP_DEFAULT_SNAPSHOTS, err,
                                          errlen)) != NULL;
     return (e->ctx = model_ctx_new(&e->model, p->slots, ctx_size, max_seq, batch, err, errlen)) != NULL;
 }

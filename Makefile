@@ -28,7 +28,7 @@ BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 prefix    ?= /usr/local
 DESTDIR   ?=
 
-.PHONY: all test test-unit bench bench-kernels install clean deps fuzz asan demo shaders loadtest
+.PHONY: all test test-unit bench bench-kernels bench-models install clean deps fuzz asan demo shaders loadtest
 
 all: moeserve
 
@@ -162,7 +162,10 @@ loadtest: build/rel/moeserve build/rel/loadgen
 bench-kernels: build/rel/tests/bench/bench_kernels
 	build/rel/tests/bench/bench_kernels
 
-bench: bench-kernels
+bench-models: build/rel/tests/bench/bench_models
+	build/rel/tests/bench/bench_models
+
+bench: bench-kernels bench-models
 
 # ------------------------------------------------------------------- fuzzing ---
 FUZZ_FLAGS := -std=c17 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined

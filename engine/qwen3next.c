@@ -70,6 +70,7 @@ struct q3n_ctx *q3n_ctx_new(const struct q3n_model *m, uint32_t n_seqs, uint32_t
     c->max_seq_tokens = max_seq_tokens;
     c->snaps_per_seq = snaps_per_seq;
     c->n_threads = omp_get_max_threads();
+    c->delta_chunk = Q3N_CHUNK;
     c->chunk_floats = dn_chunk_scratch_floats(&hp->dn, Q3N_CHUNK);
     const uint32_t page = 32, pages = (pool_tokens + page - 1) / page;
     const struct attn_shape as = attn_shape_of(hp);
@@ -111,6 +112,11 @@ void q3n_ctx_free(struct q3n_ctx *c)
     q_scratch_free(&c->act);
     q_moe_scratch_free(&c->moe);
     free(c);
+}
+
+void q3n_ctx_set_chunked(struct q3n_ctx *c, bool chunked)
+{
+    c->delta_chunk = chunked ? Q3N_CHUNK : 0;
 }
 
 struct kvpool *q3n_ctx_kv(struct q3n_ctx *c)

@@ -59,6 +59,8 @@ struct q3n_ctx *q3n_ctx_new(const struct q3n_model *m, uint32_t n_seqs, uint32_t
                             size_t errlen);
 void q3n_ctx_free(struct q3n_ctx *c);
 struct kvpool *q3n_ctx_kv(struct q3n_ctx *c);
+/* Prompt tokens through the chunked delta rule (the default) or token by token (to compare). */
+void q3n_ctx_set_chunked(struct q3n_ctx *c, bool chunked);
 /* Bytes of the recurrent state with its snapshot slots. */
 uint64_t q3n_ctx_state_bytes(const struct q3n_ctx *c);
 

@@ -109,8 +109,8 @@ static void delta_run(struct q3n_ctx *c, float *S, uint32_t b, uint32_t len, int
                             .beta = c->beta + b * nv, .out = c->o + b * nv * d, .out_stride = nv * d};
     if (len == 1)
         dn_delta_recurrent(sh, &io, 1, S, h0, h1);
-    else
-        dn_delta_chunked(sh, &io, (int)len, S, Q3N_CHUNK, scratch, h0, h1);
+    else /* chunk 0 runs the recurrent form */
+        dn_delta_chunked(sh, &io, (int)len, S, c->delta_chunk, scratch, h0, h1);
 }
 
 /* Per (segment, k-head) work item: the v-heads sharing a k-head share the chunk's key products. */

@@ -24,8 +24,19 @@ static double now(void)
 struct runner {
     bool (*decode)(void *ctx, uint32_t n, const int32_t *tok, const uint32_t *pos, const uint32_t *seq,
                    const bool *want, float *logits, char *err, size_t errlen);
+    void (*reset)(void *ctx);   /* empties sequence 0 */
     void *ctx;
 };
+
+static void moe_reset(void *c)
+{
+    kvpool_truncate(model_ctx_kv(c), 0, 0);
+}
+
+static void next_reset(void *c)
+{
+    q3n_seq_keep(c, 0, 0);
+}
 
 static bool moe_decode(void *c, uint32_t n, const int32_t *t, const uint32_t *p, const uint32_t *s, const bool *w,
                        float *l, char *err, size_t errlen)
@@ -39,9 +50,10 @@ static bool next_decode(void *c, uint32_t n, const int32_t *t, const uint32_t *p
     return q3n_decode(c, n, t, p, s, w, l, err, errlen);
 }
 
-/* Prompt of PROMPT tokens in one call on sequence seq, then GEN single-token steps. */
-static bool time_run(const struct runner *r, uint32_t seq, uint32_t n_vocab, double *pp, double *tg)
+/* Prompt of PROMPT tokens in one call on an empty sequence 0, then GEN single-token steps. */
+static bool time_once(const struct runner *r, uint32_t n_vocab, double *pp, double *tg)
 {
+    uint32_t seq = 0;
     static int32_t tok[PROMPT];
     static uint32_t pos[PROMPT], sq[PROMPT];
     static bool want[PROMPT];
@@ -53,6 +65,7 @@ static bool time_run(const struct runner *r, uint32_t seq, uint32_t n_vocab, dou
         sq[i] = seq;
         want[i] = i + 1 == PROMPT;
     }
+    r->reset(r->ctx);
     double t0 = now();
     bool ok = logits && r->decode(r->ctx, PROMPT, tok, pos, sq, want, logits, err, sizeof err);
     double t1 = now();
@@ -69,6 +82,22 @@ static bool time_run(const struct runner *r, uint32_t seq, uint32_t n_vocab, dou
     *tg = GEN / (t2 - t1);
     free(logits);
     return ok;
+}
+
+/* Best of 2 after a warm-up run (the first touches every mapped weight page). */
+static bool time_run(const struct runner *r, uint32_t n_vocab, double *pp, double *tg)
+{
+    double a, b;
+    *pp = *tg = 0;
+    if (!time_once(r, n_vocab, &a, &b))
+        return false;
+    for (int i = 0; i < 2; i++) {
+        if (!time_once(r, n_vocab, &a, &b))
+            return false;
+        *pp = a > *pp ? a : *pp;
+        *tg = b > *tg ? b : *tg;
+    }
+    return true;
 }
 
 static bool write_model(struct synth_spec *s, char *path)
@@ -101,8 +130,8 @@ static void bench_qwen3moe(void)
     double pp, tg;
     if (f && model_load(&m, f, err, sizeof err)) {
         c = model_ctx_new(&m, 1, 1024, 1024, PROMPT, err, sizeof err);
-        struct runner r = {moe_decode, c};
-        if (c && time_run(&r, 0, s.n_vocab, &pp, &tg))
+        struct runner r = {moe_decode, moe_reset, c};
+        if (c && time_run(&r, s.n_vocab, &pp, &tg))
             printf("| qwen3moe (30B-A3B shapes, 4 layers, 32 experts, top-8) | %.1f | %.1f |\n", pp, tg);
         model_ctx_free(c);
         model_free(&m);
@@ -120,17 +149,23 @@ static void bench_qwen3next(void)
     struct gguf_file *f = gguf_open(path, err, sizeof err);
     struct q3n_model m;
     if (f && q3n_load(&m, f, err, sizeof err)) {
-        struct q3n_ctx *c = q3n_ctx_new(&m, 2, 2048, 1024, PROMPT, 2, err, sizeof err);
-        struct runner r = {next_decode, c};
-        double pp, tg, pp_rec, tg_rec;
-        if (c && time_run(&r, 0, s.n_vocab, &pp, &tg)) {
-            q3n_ctx_set_chunked(c, false);
-            if (time_run(&r, 1, s.n_vocab, &pp_rec, &tg_rec)) {
-                printf("| qwen3next (Coder-Next shapes, 4 layers = 3 DeltaNet + 1 attention, 32 experts, top-10), "
-                       "chunked delta rule | %.1f | %.1f |\n", pp, tg);
-                printf("| the same, prompt token by token (recurrent delta rule) | %.1f | %.1f |\n", pp_rec, tg_rec);
-                printf("chunked / recurrent prompt processing: %.2fx\n", pp / pp_rec);
-            }
+        struct q3n_ctx *c = q3n_ctx_new(&m, 1, 1024, 1024, PROMPT, 2, err, sizeof err);
+        struct runner r = {next_decode, next_reset, c};
+        /* alternate the two forms so a change in the machine's load hits both alike */
+        double pp = 0, tg = 0, pp_rec = 0, tg_rec = 0, a, t;
+        bool ok = c && time_once(&r, s.n_vocab, &a, &t);
+        for (int i = 0; ok && i < 4; i++) {
+            q3n_ctx_set_chunked(c, i % 2 == 0);
+            ok = time_once(&r, s.n_vocab, &a, &t);
+            double *p = i % 2 == 0 ? &pp : &pp_rec, *g = i % 2 == 0 ? &tg : &tg_rec;
+            *p = a > *p ? a : *p;
+            *g = t > *g ? t : *g;
+        }
+        if (ok) {
+            printf("| qwen3next (Coder-Next shapes, 4 layers = 3 DeltaNet + 1 attention, 32 experts, top-10), "
+                   "chunked delta rule | %.1f | %.1f |\n", pp, tg);
+            printf("| the same, prompt token by token (recurrent delta rule) | %.1f | %.1f |\n", pp_rec, tg_rec);
+            printf("chunked / recurrent prompt processing: %.2fx\n", pp / pp_rec);
         }
         q3n_ctx_free(c);
         q3n_free(&m);

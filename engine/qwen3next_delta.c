@@ -150,11 +150,14 @@ bool q3n_deltanet_layer(struct q3n_ctx *c, const struct q3n_layer *L, uint32_t n
         !q_matmul(&L->ba, c->h, n, c->ba, &c->act))
         return false;
     conv_segments(c, L);
-    dn_l2_norm_qk(sh, c->conv, ch, (int)n, hp->rms_eps);
-    for (uint32_t t = 0; t < n; t++)
+#pragma omp parallel for schedule(static) if (n >= 16)
+    for (uint32_t t = 0; t < n; t++) {
+        dn_l2_norm_qk(sh, c->conv + (size_t)t * ch, ch, 1, hp->rms_eps);
         dn_beta_gate(sh, c->ba + (size_t)t * 2 * nv, L->dt_bias, L->ssm_a, c->beta + (size_t)t * nv,
                      c->g + (size_t)t * nv);
+    }
     delta_segments(c, L);
+#pragma omp parallel for schedule(static) if (n >= 16)
     for (uint32_t t = 0; t < n; t++)
         dn_gated_rmsnorm(c->o + (size_t)t * nv * d, c->z + (size_t)t * nv * d, L->ssm_norm, (int)nv, (int)d,
                          hp->rms_eps);

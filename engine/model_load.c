@@ -61,23 +61,6 @@ static bool read_hparams(struct model_hparams *hp, const struct gguf_file *f, co
     return true;
 }
 
-static bool mat(struct q_mat *m, const struct gguf_file *f, const char *name, int64_t cols, int64_t rows, char *err,
-                size_t errlen)
-{
-    return tref_mat(m, f, name, cols, rows, err, errlen);
-}
-
-static float *vec(const struct gguf_file *f, const char *name, int64_t n, char *err, size_t errlen)
-{
-    return tref_floats(f, name, n, 1, err, errlen);
-}
-
-static bool experts(struct model_experts *e, const struct gguf_file *f, const char *name, int64_t cols, int64_t rows,
-                    int64_t n, char *err, size_t errlen)
-{
-    return tref_experts(e, f, name, cols, rows, n, err, errlen);
-}
-
 static bool load_layer(struct model_layer *L, const struct gguf_file *f, const struct model_hparams *hp, uint32_t i,
                        char *err, size_t errlen)
 {
@@ -85,18 +68,18 @@ static bool load_layer(struct model_layer *L, const struct gguf_file *f, const s
     const int64_t e = hp->n_embd, q = (int64_t)hp->n_head * hp->head_k, k = (int64_t)hp->n_head_kv * hp->head_k;
     const int64_t v = (int64_t)hp->n_head_kv * hp->head_v, o = (int64_t)hp->n_head * hp->head_v;
 #define NAME(s) (snprintf(n, sizeof n, "blk.%u.%s", i, (s)), n)
-    return (L->attn_norm = vec(f, NAME("attn_norm.weight"), e, err, errlen)) &&
-           (L->q_norm = vec(f, NAME("attn_q_norm.weight"), hp->head_k, err, errlen)) &&
-           (L->k_norm = vec(f, NAME("attn_k_norm.weight"), hp->head_k, err, errlen)) &&
-           (L->ffn_norm = vec(f, NAME("ffn_norm.weight"), e, err, errlen)) &&
-           mat(&L->wq, f, NAME("attn_q.weight"), e, q, err, errlen) &&
-           mat(&L->wk, f, NAME("attn_k.weight"), e, k, err, errlen) &&
-           mat(&L->wv, f, NAME("attn_v.weight"), e, v, err, errlen) &&
-           mat(&L->wo, f, NAME("attn_output.weight"), o, e, err, errlen) &&
-           mat(&L->router, f, NAME("ffn_gate_inp.weight"), e, hp->n_expert, err, errlen) &&
-           experts(&L->gate, f, NAME("ffn_gate_exps.weight"), e, hp->n_ff_exp, hp->n_expert, err, errlen) &&
-           experts(&L->up, f, NAME("ffn_up_exps.weight"), e, hp->n_ff_exp, hp->n_expert, err, errlen) &&
-           experts(&L->down, f, NAME("ffn_down_exps.weight"), hp->n_ff_exp, e, hp->n_expert, err, errlen);
+    return (L->attn_norm = tref_floats(f, NAME("attn_norm.weight"), e, 1, err, errlen)) &&
+           (L->q_norm = tref_floats(f, NAME("attn_q_norm.weight"), hp->head_k, 1, err, errlen)) &&
+           (L->k_norm = tref_floats(f, NAME("attn_k_norm.weight"), hp->head_k, 1, err, errlen)) &&
+           (L->ffn_norm = tref_floats(f, NAME("ffn_norm.weight"), e, 1, err, errlen)) &&
+           tref_mat(&L->wq, f, NAME("attn_q.weight"), e, q, err, errlen) &&
+           tref_mat(&L->wk, f, NAME("attn_k.weight"), e, k, err, errlen) &&
+           tref_mat(&L->wv, f, NAME("attn_v.weight"), e, v, err, errlen) &&
+           tref_mat(&L->wo, f, NAME("attn_output.weight"), o, e, err, errlen) &&
+           tref_mat(&L->router, f, NAME("ffn_gate_inp.weight"), e, hp->n_expert, err, errlen) &&
+           tref_experts(&L->gate, f, NAME("ffn_gate_exps.weight"), e, hp->n_ff_exp, hp->n_expert, err, errlen) &&
+           tref_experts(&L->up, f, NAME("ffn_up_exps.weight"), e, hp->n_ff_exp, hp->n_expert, err, errlen) &&
+           tref_experts(&L->down, f, NAME("ffn_down_exps.weight"), hp->n_ff_exp, e, hp->n_expert, err, errlen);
 #undef NAME
 }
 
@@ -118,10 +101,10 @@ bool model_load(struct model *m, const struct gguf_file *f, char *err, size_t er
         return false;
     }
     m->hp.n_vocab = (uint32_t)emb->ne[1];
-    ok = mat(&m->token_embd, f, "token_embd.weight", m->hp.n_embd, m->hp.n_vocab, err, errlen) &&
-         (m->output_norm = vec(f, "output_norm.weight", m->hp.n_embd, err, errlen)) != NULL;
+    ok = tref_mat(&m->token_embd, f, "token_embd.weight", m->hp.n_embd, m->hp.n_vocab, err, errlen) &&
+         (m->output_norm = tref_floats(f, "output_norm.weight", m->hp.n_embd, 1, err, errlen)) != NULL;
     if (ok && gguf_find_tensor(f, "output.weight"))
-        ok = mat(&m->output, f, "output.weight", m->hp.n_embd, m->hp.n_vocab, err, errlen);
+        ok = tref_mat(&m->output, f, "output.weight", m->hp.n_embd, m->hp.n_vocab, err, errlen);
     else if (ok)
         m->output = m->token_embd; /* tied embeddings */
     m->layers = ok ? calloc(m->hp.n_layer, sizeof *m->layers) : NULL;

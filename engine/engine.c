@@ -88,7 +88,7 @@ static int32_t find_token(const struct tokenizer *t, const char *text)
     return tok_find(t, text, strlen(text));
 }
 
-/* The architecture's model: weights, then the per-run context (KV pool, state, scratch). */
+/* The architecture's weights; new_ctx then sets up its KV pool, recurrent state and scratch. */
 static bool load_model(struct engine *e, char *err, size_t errlen)
 {
     if (e->next)

@@ -55,4 +55,23 @@ streamed=$(grep '^data: {' "$TMP/sse" | sed 's/^data: //' | node -e "let s='';pr
 check_eq "stream text equals non-stream text" "$text1" "$streamed"
 check_eq "still healthy" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/health")"
 stop_server
+
+# prompts split into 16-token engine steps, two requests at once: the state is carried across the
+# steps and kept apart per slot, so each text is the one computed above in a single step
+start_server "$TMP/log2" -m "$MODEL" --slots 2 --ctx-size 2048 --batch-tokens 16 || { echo "0 passed, 1 failed"; exit 1; }
+URL="http://127.0.0.1:$PORT"
+curl -s -o "$TMP/par1" -H 'Content-Type: application/json' "$URL/v1/chat/completions" -d "$first" &
+p1=$!
+curl -s -o "$TMP/par2" -H 'Content-Type: application/json' "$URL/v1/chat/completions" -d "$followup" &
+p2=$!
+wait $p1 $p2
+check_eq "chunked prefill, concurrent: first text" "$text1" "$(json 'j.choices[0].message.content' <"$TMP/par1")"
+check_eq "chunked prefill, concurrent: follow-up text" "$text2" "$(json 'j.choices[0].message.content' <"$TMP/par2")"
+# the follow-up again lands on its own slot (the longest common prefix) and resumes from the
+# snapshot of its last prompt chunk
+check_eq "chunked prefill: repeat status" 200 "$(post /v1/chat/completions "$followup")"
+check "chunked prefill: repeat reuses a snapshot" test "$(cached)" -gt "$prompt_tokens"
+echo "  16-token steps: follow-up of $(json 'j.usage.prompt_tokens' <"$TMP/body") tokens resent, $(cached) cached" >&2
+check_eq "chunked prefill: repeat text" "$text2" "$(content)"
+stop_server
 finish

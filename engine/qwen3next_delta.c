@@ -52,6 +52,10 @@ uint32_t q3n_seq_keep(struct q3n_ctx *c, uint32_t seq, uint32_t n_keep)
     const uint32_t have = c->kv.seqs[seq].n_tokens;
     if (n_keep >= have && n_keep > 0)
         return have;
+    if (!c->st.data) { /* every layer attention: the KV cache cuts anywhere */
+        kvpool_truncate(&c->kv, seq, n_keep);
+        return n_keep;
+    }
     /* the longest snapshot within the kept prefix; later ones describe tokens being dropped */
     int32_t best = -1;
     int64_t best_pos = 0;
@@ -68,7 +72,7 @@ uint32_t q3n_seq_keep(struct q3n_ctx *c, uint32_t seq, uint32_t n_keep)
     uint32_t kept = 0;
     if (best >= 0)
         kept = (uint32_t)ssm_snapshot_restore(&c->st, (uint32_t)best, seq);
-    else if (c->st.data)
+    else
         ssm_reset(&c->st, seq);
     kvpool_truncate(&c->kv, seq, kept);
     return kept;

@@ -28,7 +28,7 @@ BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 prefix    ?= /usr/local
 DESTDIR   ?=
 
-.PHONY: all test test-unit bench bench-kernels install clean deps fuzz asan demo shaders loadtest
+.PHONY: all test test-unit bench bench-kernels bench-models install clean deps fuzz asan demo shaders loadtest
 
 all: moeserve
 
@@ -136,7 +136,7 @@ demo: moeserve $(DEMO_MODEL)
 # ---------------------------------------------------------------------- tests ---
 # Unit tests run under ASan+UBSan; integration tests drive the sanitizer-built binary.
 # The model accuracy tests also run in the release build: under ASan they keep to short prompts.
-ACCURACY := test_qwen3moe test_ppl_models
+ACCURACY := test_qwen3moe test_qwen3next test_ppl_models
 # Integration tests start the real (sanitizer-built) server on loopback and call it.
 INTEGRATION := $(wildcard tests/integration/test_*.sh)
 test: asan build/asan/moeserve build/rel/moeserve build/rel/loadgen $(ACCURACY:%=build/rel/tests/unit/%)
@@ -162,7 +162,10 @@ loadtest: build/rel/moeserve build/rel/loadgen
 bench-kernels: build/rel/tests/bench/bench_kernels
 	build/rel/tests/bench/bench_kernels
 
-bench: bench-kernels
+bench-models: build/rel/tests/bench/bench_models
+	build/rel/tests/bench/bench_models
+
+bench: bench-kernels bench-models
 
 # ------------------------------------------------------------------- fuzzing ---
 FUZZ_FLAGS := -std=c17 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined

@@ -12,15 +12,19 @@
 #include "engine/gguf.h"
 #include "engine/memplan.h"
 #include "engine/model.h"
+#include "engine/qwen3next.h"
 #include "engine/tokenizer.h"
 #include "engine/validate.h"
 #include "kernels/qtypes.h"
 
 struct engine {
     struct gguf_file *f;
+    bool next;                 /* qwen3next; otherwise qwen3moe */
     struct model model;
+    struct q3n_model q3n;
     bool model_loaded;
     struct model_ctx *ctx;
+    struct q3n_ctx *q3n_ctx;
     struct tokenizer *tok;
     struct engine_info info;
     char *name, *tmpl;
@@ -56,7 +60,9 @@ static bool plan(struct engine *e, const struct engine_params *p, const struct a
     uint64_t budget = p->mem_budget;
     if (!budget && !mp_mem_available(&budget, err, errlen))
         return false;
+    /* the KV cache is one pool of ctx_size tokens; the recurrent state is per slot */
     struct mp_request rq = {.n_ctx = *ctx_size, .n_slots = 1, .n_batch = p->batch_tokens,
+                            .n_state_seqs = p->slots, .n_snapshots = MP_DEFAULT_SNAPSHOTS,
                             .kv_type = p->kv_type && strcmp(p->kv_type, "q8_0") == 0 ? Q_Q8_0 : Q_F16};
     struct mp_plan pl;
     mp_plan_cpu(hp, mp_weight_bytes(e->f), &rq, budget, &pl);
@@ -82,21 +88,48 @@ static int32_t find_token(const struct tokenizer *t, const char *text)
     return tok_find(t, text, strlen(text));
 }
 
+/* The architecture's weights; new_ctx then sets up its KV pool, recurrent state and scratch. */
+static bool load_model(struct engine *e, char *err, size_t errlen)
+{
+    if (e->next)
+        return q3n_load(&e->q3n, e->f, err, errlen);
+    return model_load(&e->model, e->f, err, errlen);
+}
+
+static bool new_ctx(struct engine *e, const struct engine_params *p, uint32_t ctx_size, uint32_t max_seq, char *err,
+                    size_t errlen)
+{
+    const uint32_t batch = p->batch_tokens + p->slots;
+    if (e->next)
+        return (e->q3n_ctx = q3n_ctx_new(&e->q3n, p->slots, ctx_size, max_seq, batch, MP_DEFAULT_SNAPSHOTS, err,
+                                         errlen)) != NULL;
+    return (e->ctx = model_ctx_new(&e->model, p->slots, ctx_size, max_seq, batch, err, errlen)) != NULL;
+}
+
+static uint32_t model_n_vocab(const struct engine *e)
+{
+    return e->next ? e->q3n.hp.n_vocab : e->model.hp.n_vocab;
+}
+
+static uint32_t model_n_ctx_train(const struct engine *e)
+{
+    return e->next ? e->q3n.hp.n_ctx_train : e->model.hp.n_ctx_train;
+}
+
 static void fill_info(struct engine *e, const struct engine_params *p, uint32_t ctx_size)
 {
-    const struct model_hparams *hp = &e->model.hp;
     struct engine_info *i = &e->info;
-    i->arch = "qwen3moe";
+    i->arch = e->next ? "qwen3next" : "qwen3moe";
     i->name = e->name;
-    i->n_vocab = hp->n_vocab;
-    i->n_ctx_train = hp->n_ctx_train;
-    i->n_layer = hp->n_layer;
-    i->n_embd = hp->n_embd;
-    i->n_expert = hp->n_expert;
-    i->n_expert_used = hp->n_expert_used;
+    i->n_vocab = model_n_vocab(e);
+    i->n_ctx_train = model_n_ctx_train(e);
+    i->n_layer = e->next ? e->q3n.hp.n_layer : e->model.hp.n_layer;
+    i->n_embd = e->next ? e->q3n.hp.n_embd : e->model.hp.n_embd;
+    i->n_expert = e->next ? e->q3n.hp.n_expert : e->model.hp.n_expert;
+    i->n_expert_used = e->next ? e->q3n.hp.n_expert_used : e->model.hp.n_expert_used;
     i->slots = p->slots;
     i->ctx_size = ctx_size;
-    uint32_t max_ctx = p->max_ctx ? p->max_ctx : hp->n_ctx_train;
+    uint32_t max_ctx = p->max_ctx ? p->max_ctx : i->n_ctx_train;
     i->max_ctx = max_ctx < ctx_size ? max_ctx : ctx_size;
     i->chat_template = e->tmpl;
     i->eos = tok_eos(e->tok);
@@ -108,7 +141,7 @@ static void fill_info(struct engine *e, const struct engine_params *p, uint32_t 
     i->file_sep = find_token(e->tok, "<|file_sep|>");
     i->device_name = "cpu";
     i->weight_bytes = mp_weight_bytes(e->f);
-    i->kv_bytes = kvpool_bytes(model_ctx_kv(e->ctx));
+    i->kv_bytes = kvpool_bytes(e->next ? q3n_ctx_kv(e->q3n_ctx) : model_ctx_kv(e->ctx));
 }
 
 struct engine *engine_open(const struct engine_params *p, char *err, size_t errlen)
@@ -131,18 +164,18 @@ struct engine *engine_open(const struct engine_params *p, char *err, size_t errl
     bool ok = (e->f = gguf_open(p->path, err, errlen)) != NULL && validate(e, p, &hp, err, errlen) &&
               plan(e, p, &hp, &ctx_size, err, errlen);
     progress(p, "loading", 0.3);
-    ok = ok && (e->model_loaded = model_load(&e->model, e->f, err, errlen));
+    e->next = ok && hp.arch == ARCH_QWEN3NEXT;
+    ok = ok && (e->model_loaded = load_model(e, err, errlen));
     ok = ok && (e->tok = tok_load_gguf(e->f, err, errlen)) != NULL;
-    if (ok && tok_vocab_size(e->tok) != e->model.hp.n_vocab) {
+    if (ok && tok_vocab_size(e->tok) != model_n_vocab(e)) {
         snprintf(err, errlen, "%s: the tokenizer has %u tokens but token_embd has %u rows", p->path,
-                 tok_vocab_size(e->tok), e->model.hp.n_vocab);
+                 tok_vocab_size(e->tok), model_n_vocab(e));
         ok = false;
     }
-    uint32_t max_seq = p->max_ctx ? p->max_ctx : e->model.hp.n_ctx_train;
+    uint32_t max_seq = p->max_ctx ? p->max_ctx : (ok ? model_n_ctx_train(e) : 0);
     if (ok && max_seq > ctx_size)
         max_seq = ctx_size;
-    ok = ok && (e->ctx = model_ctx_new(&e->model, p->slots, ctx_size, max_seq, p->batch_tokens + p->slots, err,
-                                       errlen)) != NULL;
+    ok = ok && new_ctx(e, p, ctx_size, max_seq, err, errlen);
     if (ok) {
         char *base = strdup(p->path);
         char *gname = gguf_get_str_dup(e->f, "general.name");
@@ -163,7 +196,10 @@ void engine_close(struct engine *e)
     if (!e)
         return;
     model_ctx_free(e->ctx);
-    if (e->model_loaded)
+    q3n_ctx_free(e->q3n_ctx);
+    if (e->model_loaded && e->next)
+        q3n_free(&e->q3n);
+    else if (e->model_loaded)
         model_free(&e->model);
     tok_free(e->tok);
     gguf_close(e->f);
@@ -180,12 +216,20 @@ const struct engine_info *engine_info(const struct engine *e)
 bool engine_decode(struct engine *e, uint32_t n, const int32_t *token, const uint32_t *pos, const uint32_t *seq,
                    const bool *want_logits, float *logits, char *err, size_t errlen)
 {
+    if (e->next)
+        return q3n_decode(e->q3n_ctx, n, token, pos, seq, want_logits, logits, err, errlen);
     return model_decode(e->ctx, n, token, pos, seq, want_logits, logits, err, errlen);
 }
 
-void engine_seq_keep(struct engine *e, uint32_t seq, uint32_t n_keep)
+uint32_t engine_seq_keep(struct engine *e, uint32_t seq, uint32_t n_keep)
 {
-    kvpool_truncate(model_ctx_kv(e->ctx), seq, n_keep);
+    if (e->next)
+        return q3n_seq_keep(e->q3n_ctx, seq, n_keep);
+    struct kvpool *kv = model_ctx_kv(e->ctx);
+    if (seq >= kv->n_seqs)
+        return 0;
+    kvpool_truncate(kv, seq, n_keep);
+    return kv->seqs[seq].n_tokens;
 }
 
 int32_t *engine_tokenize(const struct engine *e, const char *text, size_t len, bool special, size_t *n)

@@ -48,8 +48,10 @@ const struct engine_info *engine_info(const struct engine *e);
  * logits (n_vocab floats) are written for the entries that want them, in entry order. */
 bool engine_decode(struct engine *e, uint32_t n, const int32_t *token, const uint32_t *pos,
                    const uint32_t *seq, const bool *want_logits, float *logits, char *err, size_t errlen);
-/* Keeps positions [0, n_keep) of a sequence's cache. */
-void engine_seq_keep(struct engine *e, uint32_t seq, uint32_t n_keep);
+/* Keeps positions [0, n_keep) of a sequence's cache, or fewer where the architecture cannot cut
+ * there (qwen3next resumes from its latest state snapshot at or below n_keep); returns the
+ * positions kept. Keep 0 after a failed decode: the sequence's state is unknown then. */
+uint32_t engine_seq_keep(struct engine *e, uint32_t seq, uint32_t n_keep);
 
 /* ---------------------------------------------------------------- tokenizer --- */
 /* Token ids of text; special tokens such as <|im_start|> are recognised only with `special`.

@@ -109,7 +109,8 @@ static void fill_device(const struct arch_hparams *hp, uint64_t weights, uint64_
     d->name = "cpu";
     d->part[MP_WEIGHTS] = weights;
     d->part[MP_KV] = mp_kv_bytes(hp, n_ctx, n_slots, rq->kv_type);
-    d->part[MP_RECURRENT] = mp_recurrent_bytes(hp, n_slots);
+    uint64_t states = rq->n_state_seqs ? rq->n_state_seqs : n_slots;
+    d->part[MP_RECURRENT] = mp_recurrent_bytes(hp, mul(states, add(1, rq->n_snapshots)));
     d->part[MP_COMPUTE] = mp_compute_bytes(hp, batch, n_ctx);
     d->part[MP_OVERHEAD] = MP_RUNTIME_OVERHEAD;
     for (int p = 0; p < MP_PART_COUNT; p++)

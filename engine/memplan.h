@@ -15,6 +15,8 @@ enum mp_part { MP_WEIGHTS, MP_KV, MP_RECURRENT, MP_COMPUTE, MP_OVERHEAD, MP_PART
 /* Fixed cost of the process beyond the model: code, HTTP, tokenizer tables, thread stacks. */
 #define MP_RUNTIME_OVERHEAD (UINT64_C(256) << 20)
 #define MP_DEFAULT_BATCH 512
+/* Recurrent-state snapshots the engine keeps per slot for prefix reuse (qwen3next). */
+#define MP_DEFAULT_SNAPSHOTS 2
 #define MP_MAX_DEVICES 4
 
 struct mp_request {
@@ -22,6 +24,8 @@ struct mp_request {
     uint64_t n_slots;            /* parallel sequences */
     uint64_t n_batch;            /* largest batch of tokens in one forward pass */
     uint32_t kv_type;            /* Q_F16 or Q_Q8_0 */
+    uint64_t n_state_seqs;       /* sequences with a recurrent state (qwen3next); 0: n_slots */
+    uint32_t n_snapshots;        /* recurrent-state snapshots per such sequence */
 };
 
 struct mp_device {
@@ -42,8 +46,9 @@ const char *mp_part_name(enum mp_part p);
 
 /* K and V of every attention layer: layers x ctx x slots x kv heads x head size x bytes. */
 uint64_t mp_kv_bytes(const struct arch_hparams *hp, uint64_t n_ctx, uint64_t n_slots, uint32_t kv_type);
-/* qwen3next DeltaNet state per slot (conv window and the per-head state matrices), F32. */
-uint64_t mp_recurrent_bytes(const struct arch_hparams *hp, uint64_t n_slots);
+/* qwen3next DeltaNet state of n_states sequences or snapshots (conv window and the per-head
+ * state matrices, F32): what engine/ssm_state.h allocates, less its position tags. */
+uint64_t mp_recurrent_bytes(const struct arch_hparams *hp, uint64_t n_states);
 /* Scratch of one forward pass over n_batch tokens attending to n_ctx positions. */
 uint64_t mp_compute_bytes(const struct arch_hparams *hp, uint64_t n_batch, uint64_t n_ctx);
 /* Bytes of all tensor data (mmap'd weights count as resident). */

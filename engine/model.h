@@ -9,20 +9,13 @@
 
 #include "engine/gguf.h"
 #include "engine/kvpool.h"
+#include "engine/tensor_ref.h"
 #include "kernels/matmul.h"
 
 struct model_hparams {
     uint32_t n_layer, n_embd, n_head, n_head_kv, head_k, head_v, n_rot;
     uint32_t n_expert, n_expert_used, n_ff_exp, n_vocab, n_ctx_train;
     float rope_base, rms_eps;
-};
-
-/* An expert tensor: n_expert matrices of `rows` x `cols`, one after another. */
-struct model_experts {
-    uint32_t type;
-    const uint8_t *data;
-    int64_t rows, cols;
-    size_t row_bytes, expert_bytes;
 };
 
 struct model_layer {

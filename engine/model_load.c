@@ -1,13 +1,12 @@
 /* model_load.c: qwen3moe hyperparameters and tensor references from a GGUF file.
- * Weights stay in the mapping (zero copy); only the small norm vectors are copied out, so the
- * forward pass can use them as plain float arrays whatever the file's alignment. */
+ * Weights stay in the mapping (zero copy, engine/tensor_ref.h); only the norm vectors are copied. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/attention.h"
 #include "engine/model.h"
-#include "kernels/quants.h"
+#include "engine/tensor_ref.h"
 
 static bool get_u32(const struct gguf_file *f, const char *arch, const char *key, uint32_t *out, bool required,
                     char *err, size_t errlen)
@@ -62,69 +61,6 @@ static bool read_hparams(struct model_hparams *hp, const struct gguf_file *f, co
     return true;
 }
 
-/* A tensor with exactly the given shape (unused trailing dims 1), data 4-byte aligned. */
-static const struct gguf_tensor *need(const struct gguf_file *f, const char *name, int64_t a, int64_t b, int64_t c,
-                                      char *err, size_t errlen)
-{
-    const struct gguf_tensor *t = gguf_find_tensor(f, name);
-    if (!t) {
-        snprintf(err, errlen, "%s: tensor '%s' is missing", f->path, name);
-        return NULL;
-    }
-    if (t->ne[0] != a || t->ne[1] != b || t->ne[2] != c || t->ne[3] != 1) {
-        snprintf(err, errlen, "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld, %lld]", f->path,
-                 name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
-                 (long long)a, (long long)b, (long long)c);
-        return NULL;
-    }
-    const struct q_kernels *k = q_kernels_get(t->type);
-    if (!k || !k->dequant || !k->dot) {
-        const struct q_traits *tr = q_type_traits(t->type);
-        snprintf(err, errlen, "%s: tensor '%s' has type %s, which has no CPU kernels", f->path, name,
-                 tr ? tr->name : "unknown");
-        return NULL;
-    }
-    if ((uintptr_t)t->data % 4) {
-        snprintf(err, errlen, "%s: tensor '%s' data is not 4-byte aligned", f->path, name);
-        return NULL;
-    }
-    return t;
-}
-
-static bool mat(struct q_mat *m, const struct gguf_file *f, const char *name, int64_t cols, int64_t rows, char *err,
-                size_t errlen)
-{
-    const struct gguf_tensor *t = need(f, name, cols, rows, 1, err, errlen);
-    return t && q_mat_init(m, t->type, t->data, rows, cols);
-}
-
-static float *vec(const struct gguf_file *f, const char *name, int64_t n, char *err, size_t errlen)
-{
-    const struct gguf_tensor *t = need(f, name, n, 1, 1, err, errlen);
-    if (!t)
-        return NULL;
-    float *v = malloc((size_t)n * sizeof *v);
-    if (!v) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    q_kernels_get(t->type)->dequant(t->data, v, n);
-    return v;
-}
-
-static bool experts(struct model_experts *e, const struct gguf_file *f, const char *name, int64_t cols, int64_t rows,
-                    int64_t n, char *err, size_t errlen)
-{
-    const struct gguf_tensor *t = need(f, name, cols, rows, n, err, errlen);
-    if (!t)
-        return false;
-    uint64_t rb;
-    q_row_bytes(t->type, (uint64_t)cols, &rb);
-    *e = (struct model_experts){.type = t->type, .data = t->data, .rows = rows, .cols = cols, .row_bytes = (size_t)rb,
-                                .expert_bytes = (size_t)rb * (size_t)rows};
-    return true;
-}
-
 static bool load_layer(struct model_layer *L, const struct gguf_file *f, const struct model_hparams *hp, uint32_t i,
                        char *err, size_t errlen)
 {
@@ -132,18 +68,18 @@ static bool load_layer(struct model_layer *L, const struct gguf_file *f, const s
     const int64_t e = hp->n_embd, q = (int64_t)hp->n_head * hp->head_k, k = (int64_t)hp->n_head_kv * hp->head_k;
     const int64_t v = (int64_t)hp->n_head_kv * hp->head_v, o = (int64_t)hp->n_head * hp->head_v;
 #define NAME(s) (snprintf(n, sizeof n, "blk.%u.%s", i, (s)), n)
-    return (L->attn_norm = vec(f, NAME("attn_norm.weight"), e, err, errlen)) &&
-           (L->q_norm = vec(f, NAME("attn_q_norm.weight"), hp->head_k, err, errlen)) &&
-           (L->k_norm = vec(f, NAME("attn_k_norm.weight"), hp->head_k, err, errlen)) &&
-           (L->ffn_norm = vec(f, NAME("ffn_norm.weight"), e, err, errlen)) &&
-           mat(&L->wq, f, NAME("attn_q.weight"), e, q, err, errlen) &&
-           mat(&L->wk, f, NAME("attn_k.weight"), e, k, err, errlen) &&
-           mat(&L->wv, f, NAME("attn_v.weight"), e, v, err, errlen) &&
-           mat(&L->wo, f, NAME("attn_output.weight"), o, e, err, errlen) &&
-           mat(&L->router, f, NAME("ffn_gate_inp.weight"), e, hp->n_expert, err, errlen) &&
-           experts(&L->gate, f, NAME("ffn_gate_exps.weight"), e, hp->n_ff_exp, hp->n_expert, err, errlen) &&
-           experts(&L->up, f, NAME("ffn_up_exps.weight"), e, hp->n_ff_exp, hp->n_expert, err, errlen) &&
-           experts(&L->down, f, NAME("ffn_down_exps.weight"), hp->n_ff_exp, e, hp->n_expert, err, errlen);
+    return (L->attn_norm = tref_floats(f, NAME("attn_norm.weight"), e, 1, err, errlen)) &&
+           (L->q_norm = tref_floats(f, NAME("attn_q_norm.weight"), hp->head_k, 1, err, errlen)) &&
+           (L->k_norm = tref_floats(f, NAME("attn_k_norm.weight"), hp->head_k, 1, err, errlen)) &&
+           (L->ffn_norm = tref_floats(f, NAME("ffn_norm.weight"), e, 1, err, errlen)) &&
+           tref_mat(&L->wq, f, NAME("attn_q.weight"), e, q, err, errlen) &&
+           tref_mat(&L->wk, f, NAME("attn_k.weight"), e, k, err, errlen) &&
+           tref_mat(&L->wv, f, NAME("attn_v.weight"), e, v, err, errlen) &&
+           tref_mat(&L->wo, f, NAME("attn_output.weight"), o, e, err, errlen) &&
+           tref_mat(&L->router, f, NAME("ffn_gate_inp.weight"), e, hp->n_expert, err, errlen) &&
+           tref_experts(&L->gate, f, NAME("ffn_gate_exps.weight"), e, hp->n_ff_exp, hp->n_expert, err, errlen) &&
+           tref_experts(&L->up, f, NAME("ffn_up_exps.weight"), e, hp->n_ff_exp, hp->n_expert, err, errlen) &&
+           tref_experts(&L->down, f, NAME("ffn_down_exps.weight"), hp->n_ff_exp, e, hp->n_expert, err, errlen);
 #undef NAME
 }
 
@@ -165,10 +101,10 @@ bool model_load(struct model *m, const struct gguf_file *f, char *err, size_t er
         return false;
     }
     m->hp.n_vocab = (uint32_t)emb->ne[1];
-    ok = mat(&m->token_embd, f, "token_embd.weight", m->hp.n_embd, m->hp.n_vocab, err, errlen) &&
-         (m->output_norm = vec(f, "output_norm.weight", m->hp.n_embd, err, errlen)) != NULL;
+    ok = tref_mat(&m->token_embd, f, "token_embd.weight", m->hp.n_embd, m->hp.n_vocab, err, errlen) &&
+         (m->output_norm = tref_floats(f, "output_norm.weight", m->hp.n_embd, 1, err, errlen)) != NULL;
     if (ok && gguf_find_tensor(f, "output.weight"))
-        ok = mat(&m->output, f, "output.weight", m->hp.n_embd, m->hp.n_vocab, err, errlen);
+        ok = tref_mat(&m->output, f, "output.weight", m->hp.n_embd, m->hp.n_vocab, err, errlen);
     else if (ok)
         m->output = m->token_embd; /* tied embeddings */
     m->layers = ok ? calloc(m->hp.n_layer, sizeof *m->layers) : NULL;

@@ -9,6 +9,7 @@
 
 #include "engine/attention.h"
 #include "engine/model.h"
+#include "engine/moe_route.h"
 #include "kernels/moe.h"
 #include "kernels/ops.h"
 #include "kernels/quants.h"
@@ -146,44 +147,13 @@ static void attention(struct model_ctx *c, uint32_t layer, uint32_t n, const uin
 
 /* --------------------------------------------------------------------- MoE --- */
 
-/* Router: softmax over the experts, top-k (ties to the lower index), weights renormalised to 1. */
-static void route(struct model_ctx *c, uint32_t n)
-{
-    const struct model_hparams *hp = &c->m->hp;
-    const int64_t ne = hp->n_expert, k = hp->n_expert_used;
-    for (uint32_t t = 0; t < n; t++) {
-        float *p = c->probs + (size_t)t * ne;
-        op_softmax(p, ne);
-        int32_t *sel = c->sel + (size_t)t * k;
-        float *w = c->sel_w + (size_t)t * k;
-        double sum = 0;
-        for (int64_t j = 0; j < k; j++) {
-            int32_t best = -1;
-            for (int64_t e = 0; e < ne; e++) {
-                bool taken = false;
-                for (int64_t i = 0; i < j; i++)
-                    taken |= sel[i] == e;
-                if (!taken && (best < 0 || p[e] > p[best]))
-                    best = (int32_t)e;
-            }
-            sel[j] = best;
-            w[j] = p[best];
-            sum += w[j];
-        }
-        /* as llama.cpp: the sum in double rounded to float, kept above F16's smallest normal */
-        const float norm = fmaxf((float)sum, 6.103515625e-5f);
-        for (int64_t j = 0; j < k; j++)
-            w[j] /= norm;
-    }
-}
-
 /* Router, then every used expert once over just the tokens routed to it (kernels/moe.c). */
 static bool moe(struct model_ctx *c, const struct model_layer *L, uint32_t n, float *out)
 {
     const struct model_hparams *hp = &c->m->hp;
     if (!q_matmul_kinds(&L->router, c->h, n, c->kind, c->probs, &c->act))
         return false;
-    route(c, n);
+    moe_route(c->probs, n, hp->n_expert, hp->n_expert_used, c->sel, c->sel_w);
     const struct q_moe_weights w = {
         .gate = L->gate.data, .up = L->up.data, .down = L->down.data,
         .gate_type = L->gate.type, .up_type = L->up.type, .down_type = L->down.type,

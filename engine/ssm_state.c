@@ -141,3 +141,24 @@ void ssm_snapshot_drop(struct ssm_state *st, uint32_t slot)
     if (slot < st->n_snapshots)
         st->snap_pos[slot] = -1;
 }
+
+float *ssm_snapshot_conv(const struct ssm_state *st, uint32_t slot, uint32_t l)
+{
+    if (slot >= st->n_snapshots || l >= st->n_layers)
+        return NULL;
+    return block(st, (size_t)st->n_seqs + slot) + (size_t)l * (st->conv_floats + st->ssm_floats);
+}
+
+float *ssm_snapshot_matrices(const struct ssm_state *st, uint32_t slot, uint32_t l)
+{
+    float *conv = ssm_snapshot_conv(st, slot, l);
+    return conv ? conv + st->conv_floats : NULL;
+}
+
+bool ssm_snapshot_mark(struct ssm_state *st, uint32_t slot, int64_t pos)
+{
+    if (slot >= st->n_snapshots || pos < 0)
+        return false;
+    st->snap_pos[slot] = pos;
+    return true;
+}

@@ -53,4 +53,12 @@ int64_t ssm_snapshot_pos(const struct ssm_state *st, uint32_t slot);
 /* Empties slot. */
 void ssm_snapshot_drop(struct ssm_state *st, uint32_t slot);
 
+/* Layer l's conv rows and matrices inside snapshot slot `slot` (layout as ssm_conv and
+ * ssm_matrices), for saving one layer at a time while a batch runs; NULL if out of range. Mark
+ * the slot with ssm_snapshot_mark once every layer is written. */
+float *ssm_snapshot_conv(const struct ssm_state *st, uint32_t slot, uint32_t l);
+float *ssm_snapshot_matrices(const struct ssm_state *st, uint32_t slot, uint32_t l);
+/* Records that slot now holds the state after `pos` tokens. False if out of range. */
+bool ssm_snapshot_mark(struct ssm_state *st, uint32_t slot, int64_t pos);
+
 #endif

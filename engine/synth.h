@@ -1,5 +1,5 @@
-/* synth.h: describes a random-weight model (shapes + quant recipe) and writes it as GGUF.
- * Used by `moeserve synth` for benchmarks and for the README's demo model. */
+/* synth.h: describes a random-weight qwen3moe or qwen3next model (shapes + quant recipe) and
+ * writes it as GGUF. Used by `moeserve synth` for benchmarks and for the README's demo model. */
 #ifndef MOESERVE_SYNTH_H
 #define MOESERVE_SYNTH_H
 
@@ -14,8 +14,12 @@ struct synth_recipe {
 };
 
 struct synth_spec {
+    bool next;                   /* qwen3next (Gated DeltaNet + gated attention + shared expert) */
     uint32_t n_layer, n_embd, n_head, n_head_kv, head_dim;
     uint32_t n_expert, n_expert_used, n_ff_exp, n_vocab, n_ctx;
+    /* qwen3next only: shared expert FFN, layer pattern, partial RoPE, DeltaNet shape */
+    uint32_t n_ff_shexp, full_attn_interval, n_rot;
+    uint32_t ssm_groups, ssm_dt_rank, ssm_state, ssm_conv_kernel;
     float rope_base, rms_eps;
     struct synth_recipe recipe;
     uint64_t seed;
@@ -26,6 +30,10 @@ struct synth_spec {
 struct synth_spec synth_default_spec(void);
 /* A small model for demos and tests (runs at interactive speed on two cores). */
 struct synth_spec synth_tiny_spec(void);
+/* The real Qwen3-Coder-Next shapes (48 layers, 512 experts, top-10) in the MXFP4_MOE recipe. */
+struct synth_spec synth_next_spec(void);
+/* Its small version: the tiny qwen3next shapes of the reference data. */
+struct synth_spec synth_next_tiny_spec(void);
 
 /* Recipe by name ("asym", "q8_0", "q4_k", "mxfp4"), or NULL. */
 const struct synth_recipe *synth_find_recipe(const char *name);

@@ -62,6 +62,7 @@ static int parse_args(int argc, char **argv, struct inspect_opts *o)
     memset(o, 0, sizeof *o);
     o->rq.n_slots = 1;
     o->rq.kv_type = Q_F16;
+    o->rq.n_snapshots = MP_DEFAULT_SNAPSHOTS;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;

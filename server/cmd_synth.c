@@ -1,5 +1,5 @@
-/* cmd_synth.c: `moeserve synth`: writes a random-weight qwen3moe GGUF of a chosen shape and recipe.
- * Defaults are the real Qwen3-30B-A3B shapes in the asymmetric recipe; --tiny gives a demo model. */
+/* cmd_synth.c: `moeserve synth`: writes a random-weight qwen3moe or qwen3next GGUF of a chosen shape
+ * and recipe. Defaults are the real Qwen3-30B-A3B (or Qwen3-Coder-Next) shapes; --tiny a demo model. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +14,10 @@ static void synth_usage(FILE *out)
     struct synth_spec d = synth_default_spec();
     fprintf(out,
             "usage: moeserve synth -o FILE [options]\n"
-            "Writes a random-weight qwen3moe model (valid blocks in every type) as GGUF.\n\n"
+            "Writes a random-weight model (valid blocks in every type) as GGUF.\n\n"
             "  -o, --output FILE   file to write (required)\n"
+            "  --arch NAME         qwen3moe (default: Qwen3-30B-A3B shapes) or qwen3next\n"
+            "                      (Qwen3-Coder-Next: 48 layers, 512 experts, top-10, recipe mxfp4)\n"
             "  --tiny              small demo shapes (4 layers, 256 wide, 16 experts, vocab 2048)\n"
             "  --recipe NAME       quant recipe: %s (default asym: experts gate/up IQ2_S,\n"
             "                      down IQ3_S, attention Q4_K, token_embd/output Q6_K)\n"
@@ -41,20 +43,40 @@ static void show_progress(uint64_t done, uint64_t total, void *ctx)
                 (double)total / 1e9);
 }
 
+/* The base shapes from --arch and --tiny, wherever they stand, so the other options refine them. */
+static int base_spec(int argc, char **argv, struct synth_spec *s)
+{
+    bool next = false, tiny = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--tiny") == 0)
+            tiny = true;
+        else if (strcmp(argv[i], "--arch") == 0 && i + 1 < argc) {
+            next = strcmp(argv[i + 1], "qwen3next") == 0;
+            if (!next && strcmp(argv[i + 1], "qwen3moe") != 0) {
+                fprintf(stderr, "moeserve synth: --arch '%s' is not qwen3moe or qwen3next\n", argv[i + 1]);
+                return 2;
+            }
+        }
+    }
+    *s = next ? (tiny ? synth_next_tiny_spec() : synth_next_spec()) : (tiny ? synth_tiny_spec() : synth_default_spec());
+    return 0;
+}
+
 int cmd_synth(int argc, char **argv)
 {
-    struct synth_spec s = synth_default_spec();
+    struct synth_spec s;
     const char *out = NULL;
+    int rc = base_spec(argc, argv, &s);
+    if (rc)
+        return rc;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             synth_usage(stdout);
             return 0;
         }
-        if (strcmp(a, "--tiny") == 0) {
-            s = synth_tiny_spec();
+        if (strcmp(a, "--tiny") == 0)
             continue;
-        }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
             fprintf(stderr, "moeserve synth: unknown or incomplete option '%s'\n", a);
@@ -64,6 +86,8 @@ int cmd_synth(int argc, char **argv)
         bool ok = true;
         if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0)
             out = v;
+        else if (strcmp(a, "--arch") == 0)
+            continue; /* read by base_spec */
         else if (strcmp(a, "--recipe") == 0) {
             const struct synth_recipe *r = synth_find_recipe(v);
             if (!r) {

@@ -220,7 +220,7 @@ static void admit(struct sched *s)
         pthread_mutex_unlock(&s->mu);
         if (reuse == job->n_prompt) /* the last prompt token must run again to get its logits */
             reuse--;
-        s->eng.seq_keep(s->eng.impl, (uint32_t)(sl - s->slots), reuse);
+        reuse = s->eng.seq_keep(s->eng.impl, (uint32_t)(sl - s->slots), reuse);
         sl->n_cache = reuse;
         sl->job = job;
         sl->state = SLOT_PREFILL;

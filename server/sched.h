@@ -28,8 +28,9 @@ struct sched_engine {
     uint64_t kv_tokens;        /* KV pool capacity in tokens, all slots together */
     /* Runs the batch; writes n_vocab logits per wanting entry, in entry order. */
     bool (*decode)(void *impl, const struct sched_batch *b, float *logits, char *err, size_t errlen);
-    /* Drops the slot's cached positions >= n_keep. */
-    void (*seq_keep)(void *impl, uint32_t slot, uint32_t n_keep);
+    /* Drops the slot's cached positions >= n_keep; returns the positions really kept, which may
+     * be fewer (a recurrent model resumes only where it holds a state snapshot). */
+    uint32_t (*seq_keep)(void *impl, uint32_t slot, uint32_t n_keep);
 };
 
 enum sched_finish { SCHED_STOP, SCHED_LENGTH, SCHED_CANCELLED, SCHED_TIMEOUT, SCHED_ERROR, SCHED_SHUTDOWN };

@@ -21,9 +21,9 @@ static bool glue_decode(void *impl, const struct sched_batch *b, float *logits, 
     return engine_decode(impl, b->n, b->token, b->pos, b->slot, b->want_logits, logits, err, errlen);
 }
 
-static void glue_keep(void *impl, uint32_t slot, uint32_t n_keep)
+static uint32_t glue_keep(void *impl, uint32_t slot, uint32_t n_keep)
 {
-    engine_seq_keep(impl, slot, n_keep);
+    return engine_seq_keep(impl, slot, n_keep);
 }
 
 /* ------------------------------------------------------------------ settings --- */

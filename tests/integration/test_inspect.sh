@@ -55,7 +55,7 @@ if command -v node >/dev/null; then
     check "json qwen3next ssm" json 'j.model.hparams.ssm_state===64 && j.model.hparams.ssm_groups===2 && j.model.hparams.ssm_dt_rank===4 && j.model.hparams.full_attn_interval===4 && j.model.hparams.n_ff_shexp===256'
     check "json qwen3next groups" json '["attention qkv (fused, DeltaNet)","attention gate","ssm conv1d","ssm a","ssm dt","ssm ba","ssm norm","ssm out","shared expert gate input"].every(g=>j.layout.some(r=>r.group===g))'
     run 0 inspect --json --fit 16G --ctx 16384 --slots 2 --kv q8_0 "$M/tiny-qwen3next-q8_0.gguf"
-    check "json plan" json 'j.plan.ctx===16384 && j.plan.slots===2 && j.plan.kv_type==="q8_0" && j.plan.devices[0].fits===true && j.plan.devices[0].parts.kv_cache===1*16384*2*2*2*68 && j.plan.devices[0].parts.recurrent_state===2*3*(3*512+4*64*64)*4'
+    check "json plan" json 'j.plan.ctx===16384 && j.plan.slots===2 && j.plan.kv_type==="q8_0" && j.plan.devices[0].fits===true && j.plan.devices[0].parts.kv_cache===1*16384*2*2*2*68 && j.plan.devices[0].parts.recurrent_state===2*(1+2)*3*(3*512+4*64*64)*4'
 else
     bad "node not installed: JSON output not checked"
 fi

@@ -17,6 +17,7 @@ struct fake {
     uint32_t len[16];
     uint32_t max_slots_in_batch, steps;
     bool bad_position;
+    uint32_t keep_step;    /* like a recurrent model: cuts land on multiples of this (0: anywhere) */
 };
 
 static uint32_t seq_hash(const int32_t *t, uint32_t n)
@@ -55,11 +56,12 @@ static bool fake_decode(void *impl, const struct sched_batch *b, float *logits, 
     return true;
 }
 
-static void fake_keep(void *impl, uint32_t slot, uint32_t n_keep)
+static uint32_t fake_keep(void *impl, uint32_t slot, uint32_t n_keep)
 {
     struct fake *f = impl;
     if (f->len[slot] > n_keep)
-        f->len[slot] = n_keep;
+        f->len[slot] = f->keep_step ? n_keep / f->keep_step * f->keep_step : n_keep;
+    return f->len[slot];
 }
 
 struct job {
@@ -208,6 +210,26 @@ static void check_prefix_reuse(void)
     sched_stop(s);
 }
 
+/* An engine that keeps less than asked (a recurrent model resuming from a snapshot): the
+ * scheduler recomputes from what was really kept and reports that as cached. */
+static void check_prefix_reuse_partial_keep(void)
+{
+    struct fake f;
+    struct sched *s = start(&f, 1, 4096, 32, 8);
+    f.keep_step = 16;
+    static struct job a, c;
+    make_job(&a, 100, 3, 10);
+    CHECK(sched_submit(s, &a.j) == SCHED_OK, "submit a");
+    wait_all(&a, 1);
+    make_job(&c, 100, 3, 10);
+    CHECK(sched_submit(s, &c.j) == SCHED_OK, "submit c");
+    wait_all(&c, 1);
+    CHECK(c.res.cached_tokens == 96, "asked to keep 99, the engine kept 96: reported 96 (got %u)", c.res.cached_tokens);
+    CHECK(matches_reference(&c) && memcmp(c.out, a.out, sizeof a.out[0] * 10) == 0, "same answer after a partial keep");
+    CHECK(!f.bad_position, "positions continue from what was kept");
+    sched_stop(s);
+}
+
 static void check_cancel_queue_timeout(void)
 {
     struct fake f;
@@ -294,6 +316,7 @@ int main(void)
 {
     check_concurrent_equals_alone();
     check_prefix_reuse();
+    check_prefix_reuse_partial_keep();
     check_cancel_queue_timeout();
     check_chunked_prefill_keeps_streams_going();
     check_pool_and_stop();

@@ -7,6 +7,7 @@
 #include "engine/arch.h"
 #include "engine/gguf.h"
 #include "engine/memplan.h"
+#include "engine/ssm_state.h"
 #include "engine/validate.h"
 #include "kernels/qtypes.h"
 #include "tests/test.h"
@@ -364,6 +365,14 @@ static void check_planner(void)
     /* 3 DeltaNet layers x ((4-1) x 512 conv + 4 x 64 x 64 state) x 4 bytes, per slot */
     CHECK(mp_recurrent_bytes(&nx, 2) == 2ULL * 3 * (3 * 512 + 4 * 64 * 64) * 4, "recurrent state");
     CHECK(mp_kv_bytes(&nx, 100, 1, Q_F16) == 1ULL * 100 * 2 * 64 * 2 * 2, "only attention layers hold KV");
+    /* the planner counts what the engine allocates: 2 sequences + 4 snapshot slots (and their tags) */
+    const dn_shape dn = {.n_k_heads = 2, .n_v_heads = 4, .head_dim = 64, .conv_kernel = 4};
+    CHECK(ssm_state_bytes(&dn, 3, 2, 4) == mp_recurrent_bytes(&nx, 6) + 4 * sizeof(int64_t),
+          "planner and ssm_state agree");
+    struct mp_request nrq = {.n_ctx = 1024, .n_slots = 1, .kv_type = Q_F16, .n_state_seqs = 3, .n_snapshots = 2};
+    struct mp_plan np;
+    mp_plan_cpu(&nx, 1000, &nrq, UINT64_MAX, &np);
+    CHECK(np.dev[0].part[MP_RECURRENT] == mp_recurrent_bytes(&nx, 9), "3 slots with 2 snapshots each: 9 states");
 
     uint64_t weights = 11400000000ULL;
     struct mp_request rq = {.n_ctx = 16384, .n_slots = 1, .kv_type = Q_F16};

@@ -1,0 +1,341 @@
+/* test_qwen3next.c: the qwen3next forward pass against llama.cpp's outputs for the tiny qwen3next
+ * models (KL divergence, top-1 agreement, greedy continuations; testdata/README.md tolerances),
+ * and the recurrent state: one batch vs chunks vs token by token, snapshots, batched sequences. */
+#include <jansson.h>
+#include <math.h>
+#include <string.h>
+
+#include "engine/qwen3next.h"
+#include "tests/test.h"
+
+struct prompt {
+    int32_t *tokens;
+    size_t n;
+    json_t *top20, *last, *greedy;
+};
+
+static int32_t argmax(const float *x, uint32_t n)
+{
+    int32_t b = 0;
+    for (uint32_t i = 1; i < n; i++)
+        if (x[i] > x[b])
+            b = (int32_t)i;
+    return b;
+}
+
+/* KL(p || q) over the softmax of two logit vectors. */
+static double kl_logits(const float *p, const float *q, uint32_t n)
+{
+    double mp = -1e30, mq = -1e30, sp = 0, sq = 0, kl = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        mp = fmax(mp, p[i]);
+        mq = fmax(mq, q[i]);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        sp += exp(p[i] - mp);
+        sq += exp(q[i] - mq);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        double lp = p[i] - mp - log(sp), lq = q[i] - mq - log(sq);
+        kl += exp(lp) * (lp - lq);
+    }
+    return kl;
+}
+
+static float *json_floats(const json_t *a, uint32_t n)
+{
+    float *v = malloc(n * sizeof *v);
+    for (uint32_t i = 0; i < n; i++)
+        v[i] = (float)json_number_value(json_array_get(a, i));
+    return v;
+}
+
+/* Runs tokens [from, to) of p on sequence seq in calls of `step` tokens, logits at every position
+ * into logits + (i - from) * V. */
+static bool run_range(struct q3n_ctx *c, const struct prompt *p, uint32_t seq, size_t from, size_t to, size_t step,
+                      float *logits, uint32_t V, char *err)
+{
+    uint32_t pos[512], sq[512];
+    bool want[512];
+    for (size_t b = from; b < to; b += step) {
+        size_t n = to - b < step ? to - b : step;
+        for (size_t i = 0; i < n; i++) {
+            pos[i] = (uint32_t)(b + i);
+            sq[i] = seq;
+            want[i] = true;
+        }
+        if (!q3n_decode(c, (uint32_t)n, p->tokens + b, pos, sq, want, logits + (b - from) * V, err, 256))
+            return false;
+    }
+    return true;
+}
+
+static double ref_margin(const json_t *top)
+{
+    return json_number_value(json_array_get(json_array_get(top, 0), 1)) -
+           json_number_value(json_array_get(json_array_get(top, 1), 1));
+}
+
+static int32_t ref_top(const json_t *top, size_t j)
+{
+    return (int32_t)json_integer_value(json_array_get(json_array_get(top, j), 0));
+}
+
+/* Top-1 agreement at positions with a clear reference margin (>= 0.1), every top-1 in the top 5. */
+static void check_top1(const char *name, int pi, const struct prompt *p, const float *logits, uint32_t V)
+{
+    size_t agree = 0, counted = 0;
+    bool in_top5 = true;
+    for (size_t i = 0; i < p->n; i++) {
+        json_t *top = json_array_get(p->top20, i);
+        int32_t ours = argmax(logits + i * V, V);
+        if (ref_margin(top) >= 0.1) {
+            counted++;
+            agree += ours == ref_top(top, 0);
+        }
+        bool found = false;
+        for (size_t j = 0; j < 5; j++)
+            found |= ours == ref_top(top, j);
+        in_top5 &= found;
+    }
+    CHECK(agree * 100 >= counted * 98, "%s prompt %d: top-1 agreement %zu/%zu at clear margins", name, pi, agree,
+          counted);
+    CHECK(in_top5, "%s prompt %d: every top-1 within the reference top 5", name, pi);
+    fprintf(stderr, "    top-1 %zu/%zu at margins >= 0.1\n", agree, counted);
+}
+
+/* Greedy continuation identical to the reference up to its first margin below 0.1. */
+static void check_greedy(const char *name, int pi, struct q3n_ctx *c, const struct prompt *p, const float *last,
+                         uint32_t V)
+{
+    char err[256];
+    float *logits = malloc(V * sizeof *logits);
+    int32_t tok = argmax(last, V);
+    size_t steps = json_array_size(p->greedy), same = 0, required = steps;
+    bool diverged = false;
+    for (size_t s = 0; s < steps; s++) {
+        json_t *g = json_array_get(p->greedy, s);
+        if (json_number_value(json_array_get(g, 1)) < 0.1 && required == steps)
+            required = s;
+        if (!diverged && tok == json_integer_value(json_array_get(g, 0)))
+            same++;
+        else
+            diverged = true;
+        uint32_t pos = (uint32_t)(p->n + s), seq = 0;
+        bool want = true;
+        if (!q3n_decode(c, 1, &tok, &pos, &seq, &want, logits, err, sizeof err))
+            break;
+        tok = argmax(logits, V);
+    }
+    CHECK(same >= required, "%s prompt %d: greedy matches %zu steps, required %zu", name, pi, same, required);
+    fprintf(stderr, "    greedy %zu/%zu (required %zu)\n", same, steps, required);
+    free(logits);
+}
+
+static void check_prompt(const char *name, struct q3n_model *m, struct prompt *p, int pi)
+{
+    char err[256];
+    const uint32_t V = m->hp.n_vocab;
+    struct q3n_ctx *c = q3n_ctx_new(m, 2, 1024, 512, 512, 2, err, sizeof err);
+    REQUIRE_VOID(c);
+    float *logits = malloc(p->n * V * sizeof *logits), *ref = json_floats(p->last, V);
+    CHECK(run_range(c, p, 0, 0, p->n, p->n, logits, V, err), "%s prompt %d: %s", name, pi, err);
+    double kl = kl_logits(ref, logits + (p->n - 1) * V, V), bound = p->n <= 42 ? 5e-4 : 2e-3;
+    CHECK(kl <= bound, "%s prompt %d (%zu tokens): KL %.3g > %.1g", name, pi, p->n, kl, bound);
+    fprintf(stderr, "  %-28s prompt %d (%3zu tok): KL %.2e\n", name, pi, p->n, kl);
+    check_top1(name, pi, p, logits, V);
+    check_greedy(name, pi, c, p, logits + (p->n - 1) * V, V);
+    free(ref);
+    free(logits);
+    q3n_ctx_free(c);
+}
+
+static double margin_of(const float *x, uint32_t n)
+{
+    int32_t top = argmax(x, n);
+    float second = -INFINITY;
+    for (uint32_t i = 0; i < n; i++)
+        if ((int32_t)i != top && x[i] > second)
+            second = x[i];
+    return x[top] - second;
+}
+
+/* One batch vs calls of 7 tokens vs one token per call. The pieces round differently (chunked vs
+ * recurrent delta rule, then Q8_0 activations and discrete expert choices amplify that), so the
+ * bounds are llama.cpp's own variation when its batch split changes (README): last-position KL
+ * at most 1e-3, top-1 the same wherever the one-batch margin is clear (>= 0.1), and a mean KL
+ * over positions of at most 1e-3 (a state lost or mangled between calls moves it far beyond). */
+static void check_splits(const char *name, struct q3n_model *m, const struct prompt *p)
+{
+    char err[256];
+    const uint32_t V = m->hp.n_vocab;
+    struct q3n_ctx *c = q3n_ctx_new(m, 3, 2048, 512, 512, 2, err, sizeof err);
+    REQUIRE_VOID(c);
+    float *one = malloc(p->n * V * sizeof *one), *split = malloc(p->n * V * sizeof *split);
+    CHECK(run_range(c, p, 0, 0, p->n, p->n, one, V, err), "%s: %s", name, err);
+    const size_t steps[] = {7, 1};
+    for (size_t k = 0; k < 2; k++) {
+        CHECK(run_range(c, p, (uint32_t)(k + 1), 0, p->n, steps[k], split, V, err), "%s: %s", name, err);
+        double sum = 0, last = kl_logits(one + (p->n - 1) * V, split + (p->n - 1) * V, V);
+        size_t same = 0, clear_misses = 0;
+        for (size_t i = 0; i < p->n; i++) {
+            sum += kl_logits(one + i * V, split + i * V, V);
+            bool agree = argmax(one + i * V, V) == argmax(split + i * V, V);
+            same += agree;
+            clear_misses += !agree && margin_of(one + i * V, V) >= 0.1;
+        }
+        double mean = sum / (double)p->n;
+        CHECK(last <= 1e-3, "%s: calls of %zu tokens: last-position KL %.3g", name, steps[k], last);
+        CHECK(mean <= 1e-3, "%s: calls of %zu tokens: mean KL %.3g", name, steps[k], mean);
+        CHECK(clear_misses == 0, "%s: calls of %zu tokens: %zu top-1 changes at clear margins", name, steps[k],
+              clear_misses);
+        fprintf(stderr, "  %-28s calls of %zu: last KL %.2e, mean %.2e, top-1 %zu/%zu\n", name, steps[k], last,
+                mean, same, p->n);
+    }
+    free(one);
+    free(split);
+    q3n_ctx_free(c);
+}
+
+/* A sequence cut back to a snapshot and run on gives what running it from scratch gives. */
+static void check_snapshot(const char *name, struct q3n_model *m, const struct prompt *p)
+{
+    char err[256];
+    const uint32_t V = m->hp.n_vocab;
+    const size_t n = p->n, cut = n / 2;
+    struct q3n_ctx *c = q3n_ctx_new(m, 2, 2048, 512, 512, 2, err, sizeof err);
+    REQUIRE_VOID(c);
+    float *a = malloc(n * V * sizeof *a), *b = malloc(n * V * sizeof *b);
+    /* sequence 0: [0, cut) then [cut, n): snapshots after cut - 1 and n - 1 tokens */
+    CHECK(run_range(c, p, 0, 0, cut, cut, a, V, err) && run_range(c, p, 0, cut, n, n, a, V, err), "%s: %s", name, err);
+    CHECK(q3n_seq_keep(c, 0, (uint32_t)n) == n, "%s: keeping the whole cache keeps it", name);
+    CHECK(q3n_seq_keep(c, 0, (uint32_t)n - 3) == cut - 1, "%s: cut to n-3 resumes from the snapshot at %zu", name,
+          cut - 1);
+    CHECK(run_range(c, p, 0, cut - 1, n, n, a, V, err), "%s: %s", name, err);
+    /* from scratch on sequence 1, one batch */
+    CHECK(run_range(c, p, 1, 0, n, n, b, V, err), "%s: %s", name, err);
+    double kl = kl_logits(b + (n - 1) * V, a + (n - cut) * V, V);
+    CHECK(kl <= 1e-4, "%s: resumed from a snapshot vs from scratch: KL %.3g", name, kl);
+    CHECK(argmax(b + (n - 1) * V, V) == argmax(a + (n - cut) * V, V), "%s: resumed top-1", name);
+    fprintf(stderr, "  %-28s resumed at %zu of %zu: KL %.2e\n", name, cut - 1, n, kl);
+    CHECK(q3n_seq_keep(c, 1, 5) == 0, "%s: no snapshot within 5 tokens: nothing kept", name);
+    CHECK(run_range(c, p, 1, 0, n, n, b, V, err), "%s: rerun after a reset: %s", name, err);
+    kl = kl_logits(b + (n - 1) * V, a + (n - cut) * V, V);
+    CHECK(kl <= 1e-4, "%s: after a reset the state starts from zero: KL %.3g", name, kl);
+    free(a);
+    free(b);
+    q3n_ctx_free(c);
+}
+
+/* The prompts in one call on three sequences, then one call mixing a decode step of one sequence
+ * with prompt tokens of another, give each the logits it gets alone. */
+static void check_batched(const char *name, struct q3n_model *m, struct prompt *ps, int n_prompts)
+{
+    char err[256];
+    const uint32_t V = m->hp.n_vocab;
+    size_t total = 0;
+    for (int s = 0; s < n_prompts; s++)
+        total += ps[s].n;
+    struct q3n_ctx *c = q3n_ctx_new(m, 3, 2048, 512, (uint32_t)total, 2, err, sizeof err);
+    REQUIRE_VOID(c);
+    int32_t *tok = malloc(total * sizeof *tok);
+    uint32_t *pos = malloc(total * sizeof *pos), *seq = malloc(total * sizeof *seq);
+    bool *want = calloc(total, sizeof *want);
+    /* interleaved entries: the engine must gather each sequence's tokens */
+    size_t k = 0;
+    for (size_t i = 0; k < total; i++)
+        for (int s = 0; s < n_prompts; s++)
+            if (i < ps[s].n) {
+                tok[k] = ps[s].tokens[i];
+                pos[k] = (uint32_t)i;
+                seq[k] = (uint32_t)s;
+                want[k++] = i + 1 == ps[s].n;
+            }
+    float *logits = malloc((size_t)n_prompts * V * sizeof *logits), *alone = malloc(total * V * sizeof *alone);
+    CHECK(q3n_decode(c, (uint32_t)total, tok, pos, seq, want, logits, err, sizeof err), "%s batched: %s", name, err);
+    /* the logits come in entry order: the shortest prompt ends first */
+    int order[3], no = 0;
+    for (size_t e = 0; e < total; e++)
+        if (want[e])
+            order[no++] = (int)seq[e];
+    struct q3n_ctx *solo = q3n_ctx_new(m, 1, 1024, 512, 512, 2, err, sizeof err);
+    REQUIRE_VOID(solo);
+    for (int r = 0; r < no; r++) {
+        const struct prompt *p = &ps[order[r]];
+        q3n_seq_keep(solo, 0, 0);
+        CHECK(run_range(solo, p, 0, 0, p->n, p->n, alone, V, err), "%s: %s", name, err);
+        double kl = kl_logits(alone + (p->n - 1) * V, logits + (size_t)r * V, V);
+        CHECK(kl <= 1e-5, "%s: prompt %d batched with the others vs alone: KL %.3g", name, order[r], kl);
+        fprintf(stderr, "  %-28s prompt %d batched vs alone: KL %.2e\n", name, order[r], kl);
+    }
+    free(tok);
+    free(pos);
+    free(seq);
+    free(want);
+    free(logits);
+    free(alone);
+    q3n_ctx_free(solo);
+    q3n_ctx_free(c);
+}
+
+static bool load_prompt(json_t *jp, struct prompt *p)
+{
+    json_t *toks = json_object_get(jp, "tokens");
+    p->n = json_array_size(toks);
+    p->tokens = malloc(p->n * sizeof *p->tokens);
+    for (size_t i = 0; i < p->n; i++)
+        p->tokens[i] = (int32_t)json_integer_value(json_array_get(toks, i));
+    p->top20 = json_object_get(jp, "top20");
+    p->last = json_object_get(jp, "last_logits");
+    p->greedy = json_object_get(jp, "greedy");
+    return p->n > 0 && p->n <= 512 && p->top20 && p->last && p->greedy;
+}
+
+static void check_model(const char *name)
+{
+    char rel[512], path[1024], err[512];
+    snprintf(rel, sizeof rel, "models/%s.gguf", name);
+    struct gguf_file *f = gguf_open(testdata_path(path, sizeof path, rel), err, sizeof err);
+    REQUIRE_VOID(f);
+    struct q3n_model m;
+    bool ok = q3n_load(&m, f, err, sizeof err);
+    CHECK(ok, "%s", err);
+    snprintf(rel, sizeof rel, "models/%s.ref.json", name);
+    json_error_t jerr;
+    json_t *ref = ok ? json_load_file(testdata_path(path, sizeof path, rel), 0, &jerr) : NULL;
+    CHECK(!ok || ref, "%s: %s", rel, jerr.text);
+    struct prompt ps[3] = {0};
+    /* Under the sanitizer the 276-token prompts would take minutes: that build checks the 11- and
+     * 42-token prompts, and `make test` runs the release build of this test on all three. */
+#if defined(__SANITIZE_ADDRESS__)
+    int n_prompts = 2;
+#else
+    int n_prompts = 3;
+#endif
+    bool loaded = ref != NULL;
+    for (int i = 0; loaded && i < 3; i++) {
+        loaded = load_prompt(json_array_get(json_object_get(ref, "prompts"), (size_t)i), &ps[i]);
+        CHECK(loaded, "%s prompt %d", name, i);
+    }
+    for (int i = 0; loaded && i < n_prompts; i++)
+        check_prompt(name, &m, &ps[i], i);
+    if (loaded) {
+        check_splits(name, &m, &ps[n_prompts - 1]);
+        check_snapshot(name, &m, &ps[1]);
+        check_batched(name, &m, ps, n_prompts);
+    }
+    for (int i = 0; i < 3; i++)
+        free(ps[i].tokens);
+    json_decref(ref);
+    if (ok)
+        q3n_free(&m);
+    gguf_close(f);
+}
+
+int main(void)
+{
+    const char *models[] = {"tiny-qwen3next-q8_0", "tiny-qwen3next-mxfp4", "tiny-qwen3next-reap8-mxfp4"};
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
+        check_model(models[i]);
+    return test_finish();
+}

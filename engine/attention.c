@@ -62,7 +62,7 @@ static void attend_head(const struct attn_dots *dots, const struct kvpool *kv, c
         q16[d] = q_f16_to_f32(q_f32_to_f16(q[d]));
     for (uint32_t j = 0; j <= p; j++)
         scores[j] = dots->dot(q16, (const uint16_t *)kvpool_k(kv, layer, seq, j) + kvh * hk, hk, n_slots) * scale;
-    op_softmax(scores, (int64_t)p + 1);
+    op_softmax_masked(scores, (int64_t)p + 1);
     memset(acc, 0, sizeof(float) * (size_t)n_slots * (size_t)hv);
     for (uint32_t j = 0; j <= p; j++) {
         const float w = q_f16_to_f32(q_f32_to_f16(scores[j]));

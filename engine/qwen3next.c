@@ -74,8 +74,9 @@ struct q3n_ctx *q3n_ctx_new(const struct q3n_model *m, uint32_t n_seqs, uint32_t
     c->max_seq_tokens = max_seq_tokens;
     c->snaps_per_seq = snaps_per_seq;
     c->n_threads = omp_get_max_threads();
-    c->delta_chunk = Q3N_CHUNK;
-    c->chunk_floats = dn_chunk_scratch_floats(&hp->dn, Q3N_CHUNK);
+    c->delta_chunk = 0;
+    const size_t chunked = dn_chunk_scratch_floats(&hp->dn, Q3N_CHUNK), exact = dn_ggml_scratch_floats(&hp->dn);
+    c->chunk_floats = chunked > exact ? chunked : exact;
     const uint32_t page = 32, pages = (pool_tokens + page - 1) / page;
     const struct attn_shape as = attn_shape_of(hp);
     c->scores_stride = attn_scratch_floats(&as, max_seq_tokens);

@@ -59,14 +59,14 @@ struct q3n_ctx *q3n_ctx_new(const struct q3n_model *m, uint32_t n_seqs, uint32_t
                             size_t errlen);
 void q3n_ctx_free(struct q3n_ctx *c);
 struct kvpool *q3n_ctx_kv(struct q3n_ctx *c);
-/* Prompt tokens through the chunked delta rule (the default) or token by token (to compare). */
+/* Prompt chunks through the chunked delta rule (faster on long prompts at real shapes, equal to
+ * llama.cpp only up to rounding) instead of ggml's own recurrence (the default, bit-exact). */
 void q3n_ctx_set_chunked(struct q3n_ctx *c, bool chunked);
 /* Bytes of the recurrent state with its snapshot slots. */
 uint64_t q3n_ctx_state_bytes(const struct q3n_ctx *c);
 
-/* Runs n entries (token, position, sequence, wants logits), as model_decode. A sequence's tokens
- * in one call run through the chunked delta rule, a single token through the recurrent form.
- * When a sequence gets two or more tokens in one call (a prompt chunk), the state after all but
+/* Runs n entries (token, position, sequence, wants logits), as model_decode, the DeltaNet layers
+ * in ggml's recurrence (or the chunked form, see q3n_ctx_set_chunked). When a sequence gets two or more tokens in one call (a prompt chunk), the state after all but
  * its last token is saved as a snapshot, so resending that prompt can resume there. */
 bool q3n_decode(struct q3n_ctx *c, uint32_t n, const int32_t *token, const uint32_t *pos, const uint32_t *seq,
                 const bool *want_logits, float *logits, char *err, size_t errlen);

@@ -102,7 +102,9 @@ static void conv_segments(struct q3n_ctx *c, const struct q3n_layer *L)
     }
 }
 
-/* The delta rule for heads [h0, h1) of `len` tokens from row b; chunked unless a single token. */
+/* The delta rule for heads [h0, h1) of `len` tokens from row b: ggml's own recurrence (llama.cpp
+ * runs it for prompts and single tokens alike, so any split of a prompt gives the same bits), or
+ * the chunked form when asked for (faster on long prompts, equal only up to rounding). */
 static void delta_run(struct q3n_ctx *c, float *S, uint32_t b, uint32_t len, int h0, int h1, float *scratch)
 {
     const dn_shape *sh = &c->m->hp.dn;
@@ -111,10 +113,10 @@ static void delta_run(struct q3n_ctx *c, float *S, uint32_t b, uint32_t len, int
     const dn_delta_io io = {.q = c->conv + b * ch, .k = c->conv + b * ch + nk * d, .v = c->conv + b * ch + 2 * nk * d,
                             .q_stride = ch, .k_stride = ch, .v_stride = ch, .g = c->g + b * nv,
                             .beta = c->beta + b * nv, .out = c->o + b * nv * d, .out_stride = nv * d};
-    if (len == 1)
-        dn_delta_recurrent(sh, &io, 1, S, h0, h1);
-    else /* chunk 0 runs the recurrent form */
+    if (c->delta_chunk && len > 1)
         dn_delta_chunked(sh, &io, (int)len, S, c->delta_chunk, scratch, h0, h1);
+    else
+        dn_delta_ggml(sh, &io, (int)len, S, scratch, h0, h1);
 }
 
 /* Per (segment, k-head) work item: the v-heads sharing a k-head share the chunk's key products. */

@@ -17,7 +17,7 @@ struct q3n_ctx {
     uint32_t snaps_per_seq;          /* snapshot slots of sequence s: s * snaps_per_seq + i */
     uint32_t max_batch, max_seq_tokens;
     int n_threads;
-    int delta_chunk;                 /* Q3N_CHUNK; 0: prompts token by token too (benchmarks) */
+    int delta_chunk;                 /* 0: ggml's exact recurrence (default); Q3N_CHUNK: chunked form */
     /* the batch, reordered so each sequence's entries are contiguous (a segment) */
     uint32_t *rank;                  /* entry -> row */
     int32_t *tok;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kernels/deltanet_internal.h"
+#include "kernels/ops.h"
 #include "kernels/quants.h"
 
 /* the SSE2 (x86-64 baseline) build of the hot loops */
@@ -42,11 +43,6 @@ static void vec_scale(int n, float a, float *y)
             y[i + u] *= a;
     for (; i < n; i++)
         y[i] *= a;
-}
-
-static float silu(float x)
-{
-    return x / (1.0f + expf(-x));
 }
 
 static float sigmoid(float x)
@@ -149,10 +145,10 @@ void dn_conv_silu(int channels, int kernel, const float *weight, float *conv_sta
         for (int p = 0; p < kernel; p++) {
             const float *row = conv_row(conv_state, kernel, channels, x, x_stride, t - hist + p);
             for (int c = 0; c < channels; c++)
-                o[c] += row[c] * weight[(size_t)c * (size_t)kernel + (size_t)p];
+                o[c] = fmaf(row[c], weight[(size_t)c * (size_t)kernel + (size_t)p], o[c]);
         }
         for (int c = 0; c < channels; c++)
-            o[c] = silu(o[c]);
+            o[c] = op_silu_at(o[c], c, channels);
     }
     if (hist == 0 || n_tokens <= 0)
         return;
@@ -214,7 +210,7 @@ void dn_gated_rmsnorm(float *o, const float *z, const float *weight, int n_heads
         const float mean = (float)(sum / head_dim);
         const float scale = 1.0f / sqrtf(mean + eps);
         for (int i = 0; i < head_dim; i++)
-            x[i] = (x[i] * scale) * weight[i] * silu(zh[i]);
+            x[i] = (x[i] * scale) * weight[i] * op_silu_at(zh[i], i, head_dim);
     }
 }
 

@@ -28,7 +28,8 @@ size_t dn_ssm_state_floats(const dn_shape *s);
  * overlap x). weight: ggml {K, channels}, i.e. channel c's taps at weight[c * K + p], tap K-1 on
  * the current token, tap 0 on the token K-1 back. conv_state: (K-1) rows of `channels` floats,
  * the inputs of the previous K-1 tokens, oldest first (zeros at a sequence's start); updated to
- * the last K-1 inputs. Taps are summed in float from tap 0 up, as ggml_ssm_conv does. */
+ * the last K-1 inputs. Taps are summed in float from tap 0 up with fused multiply-adds, and SiLU
+ * takes ggml's vectorised exp, as ggml_ssm_conv and ggml_silu do (op_silu_at). */
 void dn_conv_silu(int channels, int kernel, const float *weight, float *conv_state,
                   const float *x, size_t x_stride, float *out, size_t out_stride, int n_tokens);
 
@@ -76,6 +77,17 @@ size_t dn_chunk_scratch_floats(const dn_shape *s, int chunk);
  * token by token (no scratch used). */
 void dn_delta_chunked(const dn_shape *s, const dn_delta_io *io, int n_tokens, float *state,
                       int chunk, float *scratch, int head_begin, int head_end);
+
+/* Floats of scratch dn_delta_ggml needs, one per concurrent caller. */
+size_t dn_ggml_scratch_floats(const dn_shape *s);
+/* The same rule in exactly ggml-cpu's float order (its GATED_DELTA_NET op, which llama.cpp runs
+ * for prompt chunks and single tokens alike), so a qwen3next model gives llama.cpp's numbers: per
+ * token and v-head, S *= e^g (one rounding per element); u = (v - S^T k) beta; S += k u^T (fused
+ * multiply-adds); o = (S^T q) / sqrt(d); both S^T x summed as ggml's AVX-512 vec_dot_f32 (four
+ * 16-lane accumulators over steps of 64, folded (0 + 2) + (1 + 3), the tail after the fold). Same
+ * layout and arguments as dn_delta_recurrent; any split of a sequence gives the same bits. */
+void dn_delta_ggml(const dn_shape *s, const dn_delta_io *io, int n_tokens, float *state, float *scratch,
+                   int head_begin, int head_end);
 
 /* Which build of the hot loops runs: "avx2" (AVX2 + FMA, when the CPU has them) or "sse2"
  * (the x86-64 baseline; also forced by MOESERVE_ISA=scalar). */

@@ -3,6 +3,7 @@
 #include "kernels/ops.h"
 
 #include <math.h>
+#include <stdbool.h>
 
 void op_rms_norm(const float *x, const float *w, int64_t n, float eps, float *y)
 {
@@ -60,21 +61,40 @@ float op_reduce16(const float *v)
     return (b[0] + b[2]) + (b[1] + b[3]);
 }
 
-void op_softmax(float *x, int64_t n)
+/* ggml_vec_soft_max_f32 on AVX-512: whole 16-lane vectors through the vectorised exp, each
+ * vector's horizontal sum added in double; a tail of n % 16 through expf, one by one. padded:
+ * the row is the start of a longer one whose other values are -inf (an attention row over
+ * ggml's padded KV cache), so the tail is a partial vector with zero lanes instead. */
+static void softmax(float *x, int64_t n, bool padded)
 {
     float max = -INFINITY;
     for (int64_t i = 0; i < n; i++)
         max = x[i] > max ? x[i] : max;
     double sum = 0;
-    for (int64_t i = 0; i < n; i += 16) {
+    const int64_t whole = padded ? n : n - n % 16;
+    for (int64_t i = 0; i < whole; i += 16) {
         float lane[16] = {0};
         for (int64_t l = 0; l < 16 && i + l < n; l++)
             lane[l] = x[i + l] = op_expf_ggml(x[i + l] - max);
         sum += (double)op_reduce16(lane);
     }
+    for (int64_t i = whole; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += (double)x[i];
+    }
     const float inv = (float)(1.0 / sum);
     for (int64_t i = 0; i < n; i++)
         x[i] *= inv;
+}
+
+void op_softmax(float *x, int64_t n)
+{
+    softmax(x, n, false);
+}
+
+void op_softmax_masked(float *x, int64_t n)
+{
+    softmax(x, n, true);
 }
 
 void op_swiglu(float *g, const float *u, int64_t n)

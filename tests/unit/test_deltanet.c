@@ -7,6 +7,7 @@
 
 #include "engine/ssm_state.h"
 #include "kernels/deltanet.h"
+#include "kernels/deltanet_ggml.h"
 #include "kernels/deltanet_internal.h"
 #include "kernels/quants.h"
 #include "tests/test.h"
@@ -216,7 +217,8 @@ done:
 
 /* ------------------------------------------------------------ kernel pipeline --- */
 
-/* Runs tokens [t0, t0+n) of `in` through the kernels on the given state. chunk 0: recurrent. */
+/* Runs tokens [t0, t0+n) of `in` through the kernels on the given state. chunk 0: recurrent;
+ * chunk -1: ggml's exact order (dn_delta_ggml). */
 static bool pipeline(const struct layer *L, const struct inputs *in, int t0, int n, int chunk,
                      float *conv_state, float *S, float *out)
 {
@@ -225,7 +227,9 @@ static bool pipeline(const struct layer *L, const struct inputs *in, int t0, int
     const int ch = dn_conv_channels(sh);
     float *c = malloc((size_t)n * ch * sizeof(float));
     float *beta = malloc((size_t)n * nv * sizeof(float)), *g = malloc((size_t)n * nv * sizeof(float));
-    float *scratch = chunk ? malloc(dn_chunk_scratch_floats(sh, chunk) * sizeof(float)) : NULL;
+    float *scratch = chunk > 0   ? malloc(dn_chunk_scratch_floats(sh, chunk) * sizeof(float))
+                     : chunk < 0 ? malloc(dn_ggml_scratch_floats(sh) * sizeof(float))
+                                 : NULL;
     bool ok = c && beta && g && (scratch || !chunk);
     if (ok) {
         dn_conv_silu(ch, sh->conv_kernel, L->convw, conv_state, in->qkv + (size_t)t0 * ch,
@@ -239,8 +243,10 @@ static bool pipeline(const struct layer *L, const struct inputs *in, int t0, int
             .q_stride = (size_t)ch, .k_stride = (size_t)ch, .v_stride = (size_t)ch,
             .g = g, .beta = beta, .out = out, .out_stride = (size_t)nv * d,
         };
-        if (chunk)
+        if (chunk > 0)
             dn_delta_chunked(sh, &io, n, S, chunk, scratch, 0, nv);
+        else if (chunk < 0)
+            dn_delta_ggml(sh, &io, n, S, scratch, 0, nv);
         else
             dn_delta_recurrent(sh, &io, n, S, 0, nv);
         for (int t = 0; t < n; t++)
@@ -383,7 +389,7 @@ static void test_against_reference(const dn_shape *sh)
     REQUIRE_VOID(ref && bad && Sref && out && S && conv);
 
     reference(&L, &in, (struct ref_opts){0}, ref, Sref);
-    for (int chunk = 0; chunk <= 16; chunk += 16) {
+    for (int chunk = -1; chunk <= 16; chunk += chunk < 0 ? 1 : 16) {
         memset(S, 0, n_s * sizeof(float));
         memset(conv, 0, dn_conv_state_floats(sh) * sizeof(float));
         REQUIRE_VOID(pipeline(&L, &in, 0, T, chunk, conv, S, out));
@@ -724,6 +730,48 @@ static void test_ssm_state(void)
     CHECK(st.data == NULL, "free");
 }
 
+/* ggml's order: the AVX2 step equals the scalar one bit for bit (head sizes with and without a
+ * 64-value tail and an 8-column tail), and splitting a sequence changes no bit. */
+static void test_ggml_order(void)
+{
+    const int sizes[] = {64, 128, 72, 20};
+    const struct q_cpu *cpu = q_cpu_features();
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0] && cpu->avx2 && cpu->fma; si++) {
+        const int d = sizes[si];
+        float *S1 = rand_floats((size_t)d * d, 0.5f), *S2 = malloc((size_t)d * d * sizeof(float));
+        float *q = rand_floats((size_t)d, 1.0f), *k = rand_floats((size_t)d, 1.0f), *v = rand_floats((size_t)d, 1.0f);
+        float *o1 = malloc((size_t)d * sizeof(float)), *o2 = malloc((size_t)d * sizeof(float));
+        float *scr = malloc((size_t)(DN_GGML_SLOTS + 1) * d * sizeof(float));
+        REQUIRE_VOID(S1 && S2 && q && k && v && o1 && o2 && scr);
+        memcpy(S2, S1, (size_t)d * d * sizeof(float));
+        bool same = true;
+        for (int t = 0; t < 5; t++) {
+            dn_ggml_step_scalar(d, S1, q, k, v, -0.1f * (float)t, 0.7f, 0.125f, o1, scr);
+            dn_ggml_step_avx2(d, S2, q, k, v, -0.1f * (float)t, 0.7f, 0.125f, o2, scr);
+            same &= memcmp(S1, S2, (size_t)d * d * sizeof(float)) == 0 && memcmp(o1, o2, (size_t)d * sizeof(float)) == 0;
+        }
+        CHECK(same, "d %d: AVX2 ggml-order step differs from the scalar one", d);
+        free(S1), free(S2), free(q), free(k), free(v), free(o1), free(o2), free(scr);
+    }
+    /* split invariance on the tiny layer: 40 tokens at once vs 1 + 6 + 33 */
+    struct layer L;
+    struct inputs in;
+    REQUIRE_VOID(layer_init(&L, &TINY) && inputs_init(&in, &TINY, 40));
+    const size_t n_out = (size_t)40 * TINY.n_v_heads * TINY.head_dim, n_s = dn_ssm_state_floats(&TINY);
+    float *out1 = malloc(n_out * sizeof(float)), *out2 = malloc(n_out * sizeof(float));
+    float *S1 = calloc(n_s, sizeof(float)), *S2 = calloc(n_s, sizeof(float));
+    float *c1 = calloc(dn_conv_state_floats(&TINY), sizeof(float)), *c2 = calloc(dn_conv_state_floats(&TINY), sizeof(float));
+    REQUIRE_VOID(out1 && out2 && S1 && S2 && c1 && c2);
+    const size_t row = (size_t)TINY.n_v_heads * TINY.head_dim;
+    bool ok = pipeline(&L, &in, 0, 40, -1, c1, S1, out1) && pipeline(&L, &in, 0, 1, -1, c2, S2, out2) &&
+              pipeline(&L, &in, 1, 6, -1, c2, S2, out2 + row) && pipeline(&L, &in, 7, 33, -1, c2, S2, out2 + 7 * row);
+    CHECK(ok && memcmp(out1, out2, n_out * sizeof(float)) == 0 && memcmp(S1, S2, n_s * sizeof(float)) == 0,
+          "ggml order: a sequence in pieces gives the same bits as at once");
+    free(out1), free(out2), free(S1), free(S2), free(c1), free(c2);
+    inputs_free(&in);
+    layer_free(&L);
+}
+
 int main(void)
 {
     test_shapes();
@@ -739,5 +787,6 @@ int main(void)
     test_real_shape_heads();
     test_pieces();
     test_ssm_state();
+    test_ggml_order();
     return test_finish();
 }

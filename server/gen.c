@@ -248,7 +248,7 @@ static bool hook_accept(void *ctx, int32_t tok)
 {
     struct gen *gn = ctx;
     const struct engine *e = gn->g->a->engine;
-    if (engine_is_eog(e, tok))
+    if (engine_is_eog(e, tok) && !gn->g->req->ignore_eos)
         return false;
     if (gn->n_history == gn->cap_history) {
         size_t cap = gn->cap_history ? 2 * gn->cap_history : 256;

@@ -36,6 +36,7 @@ struct oai_request {
     enum oai_kind kind;
     char *model;
     bool stream, include_usage;
+    bool ignore_eos;             /* llama-server's extension: generate through end-of-generation tokens */
     int64_t max_tokens;          /* -1: not given */
     struct oai_sampling sampling;
     char **stop;

@@ -185,6 +185,7 @@ static bool parse_common(json_t *o, struct oai_request *r, struct oai_error *e)
     int64_t n = 1, max_tokens = -1, mct = -1, top_lp = 0;
     r->max_tokens = -1;
     bool ok = get_str(o, "model", &r->model, e) && get_bool(o, "stream", &r->stream, e) &&
+              get_bool(o, "ignore_eos", &r->ignore_eos, e) &&
               get_int(o, "n", 1, 128, &n, e) && get_int(o, "max_tokens", 0, 1 << 30, &max_tokens, e) &&
               get_int(o, "max_completion_tokens", 0, 1 << 30, &mct, e) &&
               get_int(o, "n_predict", -1, 1 << 30, &max_tokens, e) && parse_sampling(o, &r->sampling, e) &&

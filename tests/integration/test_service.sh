@@ -50,15 +50,16 @@ curl -s -o /dev/null -H 'Content-Type: application/json' "$URL/v1/completions" -
 check "new log file after SIGHUP" grep -q 'completions 200' "$TMP/server.log"
 
 # --- SIGTERM drains: the running request completes, new ones are refused, exit 0
+# ignore_eos keeps it generating for all 1500 tokens: seconds even on a fast machine
 curl -s -o "$TMP/long" -H 'Content-Type: application/json' "$URL/v1/completions" \
-    -d '{"prompt":"Once upon a time","max_tokens":300,"temperature":0}' &
+    -d '{"prompt":"Once upon a time","max_tokens":1500,"temperature":0,"ignore_eos":true}' &
 REQ=$!
 sleep 0.3
 kill -TERM "$SERVER_PID"
 sleep 0.2
 check_eq "health says draining" draining "$(curl -s "$URL/health" | json 'j.status')"
 wait "$REQ"
-check_eq "running request finished" 300 "$(json 'j.usage.completion_tokens' <"$TMP/long")"
+check_eq "running request finished" 1500 "$(json 'j.usage.completion_tokens' <"$TMP/long")"
 wait "$SERVER_PID"
 check_eq "exit 0 after drain" 0 "$?"
 SERVER_PID=""

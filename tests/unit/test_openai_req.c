@@ -32,7 +32,7 @@ static void check_chat(void)
         "\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"x\\\": 1}\"}}]},"
         "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"42\"}],"
         "\"stream\":true,\"stream_options\":{\"include_usage\":true},\"max_completion_tokens\":64,"
-        "\"temperature\":0,\"seed\":7,\"stop\":[\"END\",\"\"],\"logit_bias\":{\"11\":-100,\"12\":5},"
+        "\"temperature\":0,\"seed\":7,\"ignore_eos\":true,\"stop\":[\"END\",\"\"],\"logit_bias\":{\"11\":-100,\"12\":5},"
         "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{}}}],"
         "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"f\"}},"
         "\"chat_template_kwargs\":{\"enable_thinking\":false},\"user\":\"ignored\",\"unknown_field\":1}";
@@ -44,7 +44,7 @@ static void check_chat(void)
     CHECK(strcmp(json_string_value(json_object_get(asst, "content")), "") == 0, "null content -> empty string");
     json_t *args = json_object_get(json_object_get(json_array_get(json_object_get(asst, "tool_calls"), 0), "function"), "arguments");
     CHECK(json_is_object(args) && json_integer_value(json_object_get(args, "x")) == 1, "arguments string -> object");
-    CHECK(r.stream && r.include_usage && r.max_tokens == 64 && r.sampling.temperature == 0, "scalars");
+    CHECK(r.stream && r.include_usage && r.max_tokens == 64 && r.sampling.temperature == 0 && r.ignore_eos, "scalars");
     CHECK(r.sampling.has_seed && r.sampling.seed == 7, "seed");
     CHECK(r.n_stop == 1 && strcmp(r.stop[0], "END") == 0, "stop list (empty strings dropped)");
     CHECK(r.sampling.n_bias == 2, "logit bias entries");

@@ -57,31 +57,40 @@ void q_quantize_act(uint32_t wtype, const float *x, int64_t cols, int64_t n, voi
 }
 
 /* Rows [r0, r1) for tokens in tiles: each weight row is read once per tile of tokens whose
- * quantized activations stay in cache. */
-static void matmul_rows(const struct q_mat *w, q_dot_fn dot, const uint8_t *act, size_t arb, int64_t n,
-                        float *y, int64_t r0, int64_t r1)
+ * quantized activations stay in cache, and decoded once per Q_DOT_TOKENS of them where the type
+ * has a several-token kernel (bit-identical to its one-token dot). */
+static void matmul_rows(const struct q_mat *w, const struct q_kernels *k, const uint8_t *act, size_t arb,
+                        int64_t n, float *y, int64_t r0, int64_t r1)
 {
-    const int64_t tile = arb ? (int64_t)(TILE_BYTES / arb) + 1 : n;
+    const int64_t tile = arb ? (int64_t)(TILE_BYTES / arb) + Q_DOT_TOKENS : n;
     for (int64_t t0 = 0; t0 < n; t0 += tile) {
         const int64_t t1 = t0 + tile < n ? t0 + tile : n;
         for (int64_t r = r0; r < r1; r++) {
             const uint8_t *wr = w->data + (size_t)r * w->row_bytes;
-            for (int64_t t = t0; t < t1; t++)
-                y[t * w->rows + r] = dot(w->cols, wr, act + (size_t)t * arb);
+            int64_t t = t0;
+            for (; k->dot_tokens && t + 1 < t1; t += Q_DOT_TOKENS) {
+                const int nt = t1 - t < Q_DOT_TOKENS ? (int)(t1 - t) : Q_DOT_TOKENS;
+                float out[Q_DOT_TOKENS];
+                k->dot_tokens(w->cols, wr, act + (size_t)t * arb, arb, nt, out);
+                for (int j = 0; j < nt; j++)
+                    y[(t + j) * w->rows + r] = out[j];
+            }
+            for (; t < t1; t++)
+                y[t * w->rows + r] = k->dot(w->cols, wr, act + (size_t)t * arb);
         }
     }
 }
 
 void q_matmul_act(const struct q_mat *w, const void *act, int64_t n, float *y)
 {
-    const q_dot_fn dot = q_kernels_get(w->type)->dot;
+    const struct q_kernels *k = q_kernels_get(w->type);
     const size_t arb = q_act_bytes(w->type, w->cols, 1);
     const int64_t rows = w->rows;
     /* Waking the thread team costs tens of microseconds, and on a loaded machine its spinning
      * workers take the cores the real work needs: only products of ~a million multiply-adds or
      * more are split (a 2048 x 768 expert matrix for one token is 1.5 million). */
     if (rows * w->cols * n < (1 << 20) || rows <= ROW_CHUNK) {
-        matmul_rows(w, dot, act, arb, n, y, 0, rows);
+        matmul_rows(w, k, act, arb, n, y, 0, rows);
         return;
     }
     /* threads take whole 16-row chunks (64 bytes of y per token), so no cache line of y is
@@ -92,7 +101,7 @@ void q_matmul_act(const struct q_mat *w, const void *act, int64_t n, float *y)
         const int64_t chunks = (rows + ROW_CHUNK - 1) / ROW_CHUNK, per = (chunks + nth - 1) / nth;
         const int64_t r0 = ith * per * ROW_CHUNK, r1 = r0 + per * ROW_CHUNK < rows ? r0 + per * ROW_CHUNK : rows;
         if (r0 < r1)
-            matmul_rows(w, dot, act, arb, n, y, r0, r1);
+            matmul_rows(w, k, act, arb, n, y, r0, r1);
     }
 }
 

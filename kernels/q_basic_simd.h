@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #define QB_DOT_DECL(name) float name(int64_t n, const void *w, const void *a)
+#define QB_DOT_TOKENS_DECL(name) void name(int64_t n, const void *w, const void *a, size_t stride, int nt, float *out)
 
 /* Weights with Q8_0 activations (32-value blocks) unless marked. */
 QB_DOT_DECL(q_basic_dot_q8_0_avx2);
@@ -49,11 +50,32 @@ QB_DOT_DECL(q_basic_dot_f32_avx512);
 QB_DOT_DECL(q_basic_dot_f16_avx512);
 QB_DOT_DECL(q_basic_dot_bf16_avx512);
 
+/* Several tokens at once (quants.h, q_dot_tokens_fn), for the types whose weights dominate. */
+QB_DOT_TOKENS_DECL(q_basic_dot_q8_0_tokens_avx2);
+QB_DOT_TOKENS_DECL(q_basic_dot_q4_0_tokens_avx2);
+QB_DOT_TOKENS_DECL(q_basic_dot_iq4_nl_tokens_avx2);
+QB_DOT_TOKENS_DECL(q_basic_dot_mxfp4_tokens_avx2);
+QB_DOT_TOKENS_DECL(q_basic_dot_q5_0_tokens_avx2);
+QB_DOT_TOKENS_DECL(q_basic_dot_q4_k_tokens_avx2);
+QB_DOT_TOKENS_DECL(q_basic_dot_q5_k_tokens_avx2);
+QB_DOT_TOKENS_DECL(q_basic_dot_q6_k_tokens_avx2);
+QB_DOT_TOKENS_DECL(q_basic_dot_iq4_xs_tokens_avx2);
+QB_DOT_TOKENS_DECL(q_basic_dot_q8_0_tokens_avx512);
+QB_DOT_TOKENS_DECL(q_basic_dot_q4_0_tokens_avx512);
+QB_DOT_TOKENS_DECL(q_basic_dot_iq4_nl_tokens_avx512);
+QB_DOT_TOKENS_DECL(q_basic_dot_mxfp4_tokens_avx512);
+QB_DOT_TOKENS_DECL(q_basic_dot_q5_0_tokens_avx512);
+QB_DOT_TOKENS_DECL(q_basic_dot_q4_k_tokens_avx512);
+QB_DOT_TOKENS_DECL(q_basic_dot_q5_k_tokens_avx512);
+QB_DOT_TOKENS_DECL(q_basic_dot_q6_k_tokens_avx512);
+QB_DOT_TOKENS_DECL(q_basic_dot_iq4_xs_tokens_avx512);
+
 /* Every type with SIMD dot products, and both versions: the dispatch table of q_basic.c, which
  * the tests also walk to check each version against the scalar one. */
 struct q_basic_simd_dot {
     enum q_type type;
     q_dot_fn avx2, avx512;
+    q_dot_tokens_fn avx2_tokens, avx512_tokens; /* NULL where the type has none */
 };
 extern const struct q_basic_simd_dot q_basic_simd_dots[];
 extern const size_t q_basic_simd_dot_count;

@@ -4,6 +4,7 @@
 #define MOESERVE_QUANTS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kernels/qtypes.h"
@@ -14,12 +15,18 @@ typedef void (*q_dequant_fn)(const void *src, float *dst, int64_t n);
 typedef void (*q_quant_fn)(const float *src, void *dst, int64_t n);
 /* Dot product of n values: w in the weight type, a in that type's activation type. */
 typedef float (*q_dot_fn)(int64_t n, const void *w, const void *a);
+/* The same dot product of one weight row with nt <= Q_DOT_TOKENS activation rows `stride` bytes
+ * apart, each weight block decoded once for all of them: out[t] is bit-identical to
+ * dot(n, w, a + t * stride), because each token's sums run in the same order as in `dot`. */
+#define Q_DOT_TOKENS 4
+typedef void (*q_dot_tokens_fn)(int64_t n, const void *w, const void *a, size_t stride, int nt, float *out);
 
 struct q_kernels {
     q_dequant_fn dequant;   /* NULL: no dequantizer for this type */
     q_quant_fn quant;       /* NULL: not usable as an activation type */
     uint32_t act_type;      /* activation type `dot` pairs with (ggml-cpu's vec_dot_type) */
     q_dot_fn dot;           /* fastest version for this CPU */
+    q_dot_tokens_fn dot_tokens; /* `dot` over several tokens; NULL: callers loop over `dot` */
     q_dot_fn dot_ref;       /* plain scalar reference */
     const char *dot_isa;    /* "scalar", "avx2", "avx512": which `dot` is */
 };

@@ -1,9 +1,10 @@
-/* test_moe.c: batched matmul against per-row dot products, and the grouped MoE FFN against a
- * plain per-token loop built from q_matmul, on random Q8_0 and F32 experts. */
+/* test_moe.c: batched matmul (token-tiled kernels included) bit for bit against per-row dot
+ * products, and the grouped MoE FFN against a plain per-token loop built from q_matmul. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/synth.h"
 #include "kernels/matmul.h"
 #include "kernels/moe.h"
 #include "kernels/ops.h"
@@ -20,13 +21,19 @@ static float frand(void)
     return (float)((rng_state >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
 }
 
-/* rows x cols random values quantized to `type` (malloc'd). */
+/* rows x cols random values quantized to `type` (malloc'd); weight-only types get random valid
+ * blocks instead. */
 static void *random_matrix(uint32_t type, int64_t rows, int64_t cols)
 {
     uint64_t rb;
     if (!q_row_bytes(type, (uint64_t)cols, &rb))
         return NULL;
     uint8_t *w = malloc((size_t)rows * rb);
+    if (w && !q_kernels_get(type)->quant) {
+        uint64_t seed = rng_state;
+        synth_random_blocks(type, w, (size_t)rows * rb / q_type_traits(type)->block_bytes, &seed);
+        return w;
+    }
     float *row = malloc((size_t)cols * sizeof *row);
     if (w && row)
         for (int64_t r = 0; r < rows; r++) {
@@ -97,10 +104,10 @@ static void moe_reference(const struct q_moe_weights *w, const float *x, int k, 
     free(y);
 }
 
-static void test_moe(uint32_t type, uint32_t down_type, int64_t n, int k)
+static void test_moe(uint32_t type, uint32_t down_type, int64_t n, int k, int64_t d, int64_t ff)
 {
     char err[128];
-    const int64_t d = 64, ff = 96, ne = 8;
+    const int64_t ne = 8;
     struct q_moe_weights w = {.gate = random_matrix(type, ff * ne, d), .up = random_matrix(type, ff * ne, d),
                               .down = random_matrix(down_type, d * ne, ff), .gate_type = type,
                               .up_type = type, .down_type = down_type, .n_embd = d, .n_ff = ff, .n_expert = ne};
@@ -154,8 +161,22 @@ int main(void)
     test_matmul(Q_Q8_0, 300, 256, 5);
     test_matmul(Q_F32, 40, 48, 3);
     test_matmul(Q_F16, 64, 64, 2);
-    test_moe(Q_Q8_0, Q_Q8_0, 1, 2);
-    test_moe(Q_Q8_0, Q_Q8_0, 9, 3);
-    test_moe(Q_F32, Q_Q8_0, 5, 2);
+    /* every type with a several-token kernel, at token counts that leave every remainder (1..3)
+     * and a split across threads (rows x cols x tokens past the threading threshold) */
+    static const uint32_t tiled[] = {Q_Q8_0, Q_Q4_0, Q_Q5_0, Q_IQ4_NL, Q_MXFP4, Q_Q4_K, Q_Q5_K,
+                                     Q_Q6_K, Q_IQ4_XS, Q_IQ2_S, Q_IQ3_S, Q_Q2_K, Q_IQ2_XXS};
+    for (size_t i = 0; i < sizeof tiled / sizeof *tiled; i++) {
+        test_matmul(tiled[i], 33, 256, 1);
+        test_matmul(tiled[i], 40, 512, 6);
+        test_matmul(tiled[i], 19, 256, 7);
+        test_matmul(tiled[i], 300, 512, 9);
+    }
+    test_moe(Q_Q8_0, Q_Q8_0, 1, 2, 64, 96);
+    test_moe(Q_Q8_0, Q_Q8_0, 9, 3, 64, 96);
+    test_moe(Q_F32, Q_Q8_0, 5, 2, 64, 96);
+    /* the Qwen3-30B-A3B recipe's expert types; 40 tokens over 8 experts: groups of 4 and more */
+    test_moe(Q_IQ2_S, Q_IQ3_S, 40, 4, 256, 512);
+    test_moe(Q_Q4_K, Q_Q6_K, 13, 3, 256, 256);
+    test_moe(Q_MXFP4, Q_MXFP4, 11, 2, 64, 96);
     return test_finish();
 }

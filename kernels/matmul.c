@@ -81,28 +81,25 @@ static void matmul_rows(const struct q_mat *w, const struct q_kernels *k, const 
     }
 }
 
+void q_matmul_act_share(const struct q_mat *w, const void *act, int64_t n, float *y, int ith, int nth)
+{
+    const int64_t rows = w->rows, chunks = (rows + ROW_CHUNK - 1) / ROW_CHUNK, per = (chunks + nth - 1) / nth;
+    const int64_t r0 = ith * per * ROW_CHUNK, r1 = r0 + per * ROW_CHUNK < rows ? r0 + per * ROW_CHUNK : rows;
+    if (r0 < r1)
+        matmul_rows(w, q_kernels_get(w->type), act, q_act_bytes(w->type, w->cols, 1), n, y, r0, r1);
+}
+
 void q_matmul_act(const struct q_mat *w, const void *act, int64_t n, float *y)
 {
-    const struct q_kernels *k = q_kernels_get(w->type);
-    const size_t arb = q_act_bytes(w->type, w->cols, 1);
-    const int64_t rows = w->rows;
     /* Waking the thread team costs tens of microseconds, and on a loaded machine its spinning
      * workers take the cores the real work needs: only products of ~a million multiply-adds or
      * more are split (a 2048 x 768 expert matrix for one token is 1.5 million). */
-    if (rows * w->cols * n < (1 << 20) || rows <= ROW_CHUNK) {
-        matmul_rows(w, k, act, arb, n, y, 0, rows);
+    if (w->rows * w->cols * n < (1 << 20) || w->rows <= ROW_CHUNK) {
+        q_matmul_act_share(w, act, n, y, 0, 1);
         return;
     }
-    /* threads take whole 16-row chunks (64 bytes of y per token), so no cache line of y is
-     * written by two threads */
 #pragma omp parallel
-    {
-        const int64_t nth = omp_get_num_threads(), ith = omp_get_thread_num();
-        const int64_t chunks = (rows + ROW_CHUNK - 1) / ROW_CHUNK, per = (chunks + nth - 1) / nth;
-        const int64_t r0 = ith * per * ROW_CHUNK, r1 = r0 + per * ROW_CHUNK < rows ? r0 + per * ROW_CHUNK : rows;
-        if (r0 < r1)
-            matmul_rows(w, k, act, arb, n, y, r0, r1);
-    }
+    q_matmul_act_share(w, act, n, y, omp_get_thread_num(), omp_get_num_threads());
 }
 
 bool q_matmul(const struct q_mat *w, const float *x, int64_t n, float *y, struct q_scratch *s)

@@ -38,6 +38,11 @@ void q_quantize_act(uint32_t wtype, const float *x, int64_t cols, int64_t n, voi
  * Rows are split across the OpenMP threads. */
 void q_matmul_act(const struct q_mat *w, const void *act, int64_t n, float *y);
 
+/* Thread ith of nth's share of q_matmul_act, for callers already inside a parallel region (the
+ * MoE kernel runs all its experts in one): whole 16-row chunks, so no two shares write the same
+ * cache line of y. The shares of ith = 0..nth-1 together compute every row once. */
+void q_matmul_act_share(const struct q_mat *w, const void *act, int64_t n, float *y, int ith, int nth);
+
 /* Quantize and multiply in one call. False only on allocation failure. */
 bool q_matmul(const struct q_mat *w, const float *x, int64_t n, float *y, struct q_scratch *s);
 

@@ -39,7 +39,8 @@ struct q_cpu {
 const struct q_cpu *q_cpu_features(void);
 
 /* Kernels of type t (NULL for an unknown type). The table is filled on first use; the
- * environment variable MOESERVE_ISA=scalar|avx2|avx512 caps the SIMD level (tests, benchmarks). */
+ * environment variable MOESERVE_ISA=scalar|avx2|avx512 caps the SIMD level (tests, benchmarks), and MOESERVE_DOT_TOKENS=off
+ * drops the several-token kernels (benchmarks). */
 const struct q_kernels *q_kernels_get(uint32_t t);
 
 /* Each family file fills the entries of its types; `cpu` says which SIMD versions may be used. */

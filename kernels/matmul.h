@@ -46,4 +46,11 @@ void q_matmul_act_share(const struct q_mat *w, const void *act, int64_t n, float
 /* Quantize and multiply in one call. False only on allocation failure. */
 bool q_matmul(const struct q_mat *w, const float *x, int64_t n, float *y, struct q_scratch *s);
 
+/* The large-batch path: W dequantized to F32 tile by tile, times unquantized x by OpenBLAS sgemm
+ * (y as q_matmul lays it out). Not ggml's numerics (those quantize x first): see
+ * docs/correctness.md. `scratch` holds q_matmul_sgemm_scratch(cols) bytes; W's type needs a
+ * dequantizer, and rows, cols and n must fit an int. */
+size_t q_matmul_sgemm_scratch(int64_t cols);
+void q_matmul_sgemm(const struct q_mat *w, const float *x, int64_t n, float *y, float *scratch);
+
 #endif

@@ -52,6 +52,19 @@ static double time_one_token(const struct q_mat *m, const void *act, int64_t n, 
     return membw_now_seconds() - t0;
 }
 
+/* Best of `reps` seconds for the dequantize + sgemm path. */
+static double time_sgemm(const struct q_mat *m, const float *x, int64_t n, float *y, float *scratch, int reps)
+{
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = membw_now_seconds();
+        q_matmul_sgemm(m, x, n, y, scratch);
+        double t = membw_now_seconds() - t0;
+        best = t < best ? t : best;
+    }
+    return best;
+}
+
 static void *random_weights(uint32_t type, int64_t rows, int64_t cols, size_t *bytes)
 {
     uint64_t rb;
@@ -64,7 +77,14 @@ static void *random_weights(uint32_t type, int64_t rows, int64_t cols, size_t *b
     return w;
 }
 
-static void bench_type(uint32_t type, const struct membw *bw1, const struct membw *bw2)
+/* Bandwidth measured right before each type's matvecs: on a shared machine the load changes within
+ * a run, and a ratio only means something against a yardstick taken at the same moment. */
+static bool bench_bandwidth(struct membw *bw1, struct membw *bw2)
+{
+    return membw_measure(1, 128, 2, bw1) && membw_measure(2, 128, 2, bw2);
+}
+
+static void bench_type(uint32_t type)
 {
     const int64_t cols = 4096;
     uint64_t rb;
@@ -87,6 +107,13 @@ static void bench_type(uint32_t type, const struct membw *bw1, const struct memb
         memcpy(copies + (size_t)c * bytes, w, bytes);
         q_mat_init(&m[c], type, copies + (size_t)c * bytes, rows, cols);
     }
+    struct membw b1, b2;
+    if (!bench_bandwidth(&b1, &b2)) {
+        printf("| %s | out of memory |\n", q_type_traits(type)->name);
+        free(w), free(copies), free(x), free(y), free(act);
+        return;
+    }
+    const struct membw *bw1 = &b1, *bw2 = &b2;
     omp_set_num_threads(1);
     const double t1 = time_matmul(m, MATVEC_COPIES, act, 1, y, 2 * MATVEC_COPIES);
     omp_set_num_threads(2);
@@ -96,11 +123,16 @@ static void bench_type(uint32_t type, const struct membw *bw1, const struct memb
     sub.rows = rows / 4;
     const double t32 = time_matmul(&sub, 1, act, 32, y, 2), t512 = time_matmul(&sub, 1, act, 512, y, 1);
     const double o32 = time_one_token(&sub, act, 32, y), o512 = time_one_token(&sub, act, 512, y);
+    float *scratch = malloc(q_matmul_sgemm_scratch(cols));
+    const double s32 = scratch ? time_sgemm(&sub, x, 32, y, scratch, 2) : 1e30;
+    const double s512 = scratch ? time_sgemm(&sub, x, 512, y, scratch, 1) : 1e30;
+    free(scratch);
     const double flops = 2.0 * (double)sub.rows * (double)cols, g1 = (double)bytes / t1 / 1e9, g2 = (double)bytes / t2 / 1e9;
-    printf("| %-7s | %s | %6.2f | %4.0f%% | %4.0f%% | %6.2f | %4.0f%% | %4.0f%% | %7.1f | %4.2fx | %7.1f | %4.2fx |\n",
+    printf("| %-7s | %s | %6.2f | %4.0f%% | %4.0f%% | %6.2f | %4.0f%% | %4.0f%% | %7.1f | %4.2fx | %7.1f | %4.2fx "
+           "| %7.1f | %7.1f |\n",
            q_type_traits(type)->name, q_kernels_get(type)->dot_isa, g1, 100 * g1 / bw1->read_gbs,
            100 * g1 / bw1->copy_gbs, g2, 100 * g2 / bw2->read_gbs, 100 * g2 / bw2->copy_gbs, flops * 32 / t32 / 1e9,
-           o32 / t32, flops * 512 / t512 / 1e9, o512 / t512);
+           o32 / t32, flops * 512 / t512 / 1e9, o512 / t512, flops * 32 / s32 / 1e9, flops * 512 / s512 / 1e9);
     free(w);
     free(copies);
     free(x);
@@ -184,11 +216,12 @@ int main(int argc, char **argv)
     printf("CPU: %s\n\nmemory bandwidth: copy %.1f / triad %.1f / read %.1f GB/s (1 thread), copy %.1f / triad %.1f / "
            "read %.1f GB/s (2 threads)\n\n",
            cpu, m1.copy_gbs, m1.triad_gbs, m1.read_gbs, m2.copy_gbs, m2.triad_gbs, m2.read_gbs);
+    printf("Each type's ratios are to the read bandwidth (a sum over 128 MiB) and copy bandwidth measured just before it.\n\n");
     printf("| type | dot | matvec GB/s, 1 thr | of read bw | of copy bw | 2 thr | of read bw | of copy bw "
-           "| GFLOP/s batch 32 | vs one-token dots | batch 512 | vs one-token dots |\n");
-    printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+           "| GFLOP/s batch 32 | vs one-token dots | batch 512 | vs one-token dots | sgemm batch 32 | sgemm 512 |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < sizeof types / sizeof types[0] && !moe_only; i++)
-        bench_type(types[i], &m1, &m2);
+        bench_type(types[i]);
     printf("\n");
     for (int threads = 1; threads <= 2; threads++) {
         bench_moe(1, threads);

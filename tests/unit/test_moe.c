@@ -79,6 +79,40 @@ static void test_matmul(uint32_t type, int64_t rows, int64_t cols, int64_t n)
 }
 
 
+/* The dequantize + sgemm path against float sums over the dequantized rows (its numerics are
+ * sgemm's float sums on unquantized x, so a relative tolerance, not equality). */
+static void test_sgemm(uint32_t type, int64_t rows, int64_t cols, int64_t n)
+{
+    void *w = random_matrix(type, rows, cols);
+    float *x = malloc((size_t)n * cols * sizeof *x), *y = malloc((size_t)n * rows * sizeof *y);
+    float *row = malloc((size_t)cols * sizeof *row), *scratch = malloc(q_matmul_sgemm_scratch(cols));
+    REQUIRE_VOID(w && x && y && row && scratch);
+    for (int64_t i = 0; i < n * cols; i++)
+        x[i] = frand();
+    struct q_mat m;
+    REQUIRE_VOID(q_mat_init(&m, type, w, rows, cols));
+    q_matmul_sgemm(&m, x, n, y, scratch);
+    int bad = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        q_kernels_get(type)->dequant((const uint8_t *)w + r * m.row_bytes, row, cols);
+        for (int64_t t = 0; t < n; t++) {
+            double want = 0, mag = 0;
+            for (int64_t c = 0; c < cols; c++) {
+                want += (double)row[c] * x[t * cols + c];
+                mag += fabs((double)row[c] * x[t * cols + c]);
+            }
+            bad += !(fabs(y[t * rows + r] - want) <= 1e-5 * mag + 1e-30);
+        }
+    }
+    CHECK(bad == 0, "%s sgemm %lldx%lld n=%lld: %d products off", q_type_traits(type)->name, (long long)rows,
+          (long long)cols, (long long)n, bad);
+    free(w);
+    free(x);
+    free(y);
+    free(row);
+    free(scratch);
+}
+
 /* The MoE output of one token the slow way: one q_matmul per expert and product. */
 static void moe_reference(const struct q_moe_weights *w, const float *x, int k, const int32_t *ids,
                           const float *wts, float *out)
@@ -171,6 +205,11 @@ int main(void)
         test_matmul(tiled[i], 19, 256, 7);
         test_matmul(tiled[i], 300, 512, 9);
     }
+    /* row counts that leave a partial tile; one token and a batch */
+    test_sgemm(Q_Q4_K, 70, 512, 1);
+    test_sgemm(Q_IQ2_S, 33, 256, 40);
+    test_sgemm(Q_Q8_0, 96, 128, 17);
+    test_sgemm(Q_F16, 40, 64, 5);
     test_moe(Q_Q8_0, Q_Q8_0, 1, 2, 64, 96);
     test_moe(Q_Q8_0, Q_Q8_0, 9, 3, 64, 96);
     test_moe(Q_F32, Q_Q8_0, 5, 2, 64, 96);

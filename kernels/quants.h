@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels/qtypes.h"
 
@@ -47,8 +48,26 @@ const struct q_kernels *q_kernels_get(uint32_t t);
 void q_register_basic(struct q_kernels *table, const struct q_cpu *cpu);
 void q_register_iq(struct q_kernels *table, const struct q_cpu *cpu);
 
-/* FP16 / BF16 scalar conversions (exact, as ggml's). */
-float q_f16_to_f32(uint16_t h);
+/* FP16 / BF16 scalar conversions (exact, as ggml's). The half -> float one is inline: attention
+ * converts every cached K and V value through it, and a call per value cost a quarter of prompt
+ * processing. */
+static inline float q_f16_to_f32(uint16_t h)
+{
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, rest = h & 0x7fffu;
+    uint32_t bits;
+    if (rest >= 0x7c00u) {          /* infinity or NaN, payload kept */
+        bits = 0x7f800000u | ((rest & 0x3ffu) << 13);
+    } else if (rest >= 0x0400u) {   /* normal: rebias the exponent by 127 - 15 */
+        bits = (rest << 13) + (112u << 23);
+    } else {                        /* zero or subnormal: exact in float */
+        const float sub = (float)rest * 0x1p-24f;
+        memcpy(&bits, &sub, 4);
+    }
+    bits |= sign;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
 uint16_t q_f32_to_f16(float f);
 float q_bf16_to_f32(uint16_t h);
 uint16_t q_f32_to_bf16(float f);

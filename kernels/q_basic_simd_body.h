@@ -194,8 +194,62 @@ QB_INLINE void qb_block32_step(struct qb_w32 b, const uint8_t *y, size_t stride,
 QB_BLOCK32_DOTS(q_basic_dot_q8_0, 34, qb_w_q8_0, 1)
 QB_BLOCK32_DOTS(q_basic_dot_q5_0, 22, qb_w_q5_0, 1)
 QB_BLOCK32_DOTS(q_basic_dot_q4_0, 18, qb_w_q4_0, 1)
+#ifdef QB_PAIR512
+/* The two-accumulator types on AVX-512: blocks 2i and 2i+1 side by side in one 512-bit vector,
+ * whose low half is ggml's even-block accumulator and high half its odd-block one, so each lane
+ * sees the same float operations in the same order as in the 256-bit loop. */
+QB_INLINE void qb_block32_pair_step(struct qb_w32 b0, struct qb_w32 b1, const uint8_t *y, size_t stride, int nt,
+                                    __m512 *acc)
+{
+    const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(b0.q), b1.q, 1);
+    /* |q| . (y with q's sign): where q is 0 the product is 0 either way */
+    const __m512i uq = _mm512_abs_epi8(q);
+    const __mmask64 neg = _mm512_movepi8_mask(q);
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) {
+        const uint8_t *yt = y + (size_t)t * stride;
+        const __m512i yv = _mm512_inserti64x4(_mm512_castsi256_si512(qb_load256(yt + 2)), qb_load256(yt + 36), 1);
+        const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), uq,
+                                              _mm512_mask_sub_epi8(yv, neg, _mm512_setzero_si512(), yv));
+        const __m512 d = _mm512_insertf32x8(_mm512_set1_ps(b0.d * qb_simd_half(yt)),
+                                            _mm256_set1_ps(b1.d * qb_simd_half(yt + 34)), 1);
+        acc[t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc[t]);
+    }
+}
+
+#define QB_BLOCK32_PAIR_DOTS(base, wbytes, decode)                                                 \
+    QB_INLINE void QB_NAME(base##_nt)(int64_t n, const uint8_t *x, const uint8_t *a, size_t stride, int nt, \
+                                      float *out)                                                  \
+    {                                                                                              \
+        __m512 acc[Q_DOT_TOKENS];                                                                  \
+        for (int t = 0; t < nt; t++)                                                               \
+            acc[t] = _mm512_setzero_ps();                                                          \
+        const int64_t nb = n / 32;                                                                 \
+        int64_t i = 0;                                                                             \
+        for (; i + 1 < nb; i += 2, x += 2 * (wbytes)) {                                            \
+            qb_prefetch(x);                                                                        \
+            qb_block32_pair_step(decode(x), decode(x + (wbytes)), a + 34 * i, stride, nt, acc);    \
+        }                                                                                          \
+        __m256 acc0[Q_DOT_TOKENS], acc1[Q_DOT_TOKENS];                                             \
+        for (int t = 0; t < nt; t++) {                                                             \
+            acc0[t] = _mm512_castps512_ps256(acc[t]);                                              \
+            acc1[t] = _mm512_extractf32x8_ps(acc[t], 1);                                           \
+        }                                                                                          \
+        if (i < nb) {                                                                              \
+            qb_prefetch(x);                                                                        \
+            qb_block32_step(decode(x), a + 34 * i, stride, nt, acc0);                              \
+        }                                                                                          \
+        for (int t = 0; t < nt; t++)                                                               \
+            out[t] = qb_hsum_ps(_mm256_add_ps(acc0[t], acc1[t]));                                  \
+    }                                                                                              \
+    QB_TOKENS_FN(base, QB_NAME(base##_nt))
+
+QB_BLOCK32_PAIR_DOTS(q_basic_dot_iq4_nl, 18, qb_w_iq4_nl)
+QB_BLOCK32_PAIR_DOTS(q_basic_dot_mxfp4, 17, qb_w_mxfp4)
+#else
 QB_BLOCK32_DOTS(q_basic_dot_iq4_nl, 18, qb_w_iq4_nl, 2)
 QB_BLOCK32_DOTS(q_basic_dot_mxfp4, 17, qb_w_mxfp4, 2)
+#endif
 
 /* ---------------------------------------------------- Q8_1 activations --- */
 /* Q4_1 / Q5_1: unsigned quants; the min term is the weight's min times the activation's stored

@@ -38,6 +38,11 @@ void q_quantize_act(uint32_t wtype, const float *x, int64_t cols, int64_t n, voi
  * Rows are split across the OpenMP threads. Each token is summed as llama.cpp sums a single row. */
 void q_matmul_act(const struct q_mat *w, const void *act, int64_t n, float *y);
 
+/* Thread ith of nth's share of q_matmul_act, for callers already inside a parallel region (the
+ * MoE kernel runs all its experts in one): whole 16-row chunks, so no two shares write the same
+ * cache line of y. The shares of ith = 0..nth-1 together compute every row once. */
+void q_matmul_act_share(const struct q_mat *w, const void *act, int64_t n, float *y, int ith, int nth);
+
 /* Quantize and multiply in one call. False only on allocation failure. */
 bool q_matmul(const struct q_mat *w, const float *x, int64_t n, float *y, struct q_scratch *s);
 
@@ -51,5 +56,13 @@ bool q_matmul_kinds(const struct q_mat *w, const float *x, int64_t n, const uint
  * all but its last (count % 4) entries are in groups. So a sequence's numbers never depend on
  * what else shares the batch. seq[t] < n_seqs; counts: scratch for n_seqs values. */
 void q_row_kinds(int64_t n, const uint32_t *seq, uint32_t n_seqs, uint32_t *counts, uint8_t *kind);
+
+/* The large-batch path: W dequantized to F32 tile by tile, times unquantized x by OpenBLAS sgemm
+ * (y as q_matmul lays it out). Not ggml's numerics (those quantize x first), so the engine does
+ * not use it: it is measured against the integer path in bench-kernels (docs/benchmarks.md).
+ * `scratch` holds q_matmul_sgemm_scratch(cols) bytes; W's type needs a dequantizer, and rows,
+ * cols and n must fit an int. */
+size_t q_matmul_sgemm_scratch(int64_t cols);
+void q_matmul_sgemm(const struct q_mat *w, const float *x, int64_t n, float *y, float *scratch);
 
 #endif

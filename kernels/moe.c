@@ -2,6 +2,7 @@
  * Token rows are quantized once, regrouped per expert, multiplied, then recombined in k order. */
 #include "kernels/moe.h"
 
+#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -65,9 +66,10 @@ static void group_by_expert(const int32_t *ids, size_t nk, int64_t n_expert, int
     start[0] = 0;
 }
 
-/* gate (and up) products of every expert's group, written to h at the group's rows. */
+/* This thread's share of the gate and up products of every expert's group, written to g and u
+ * at the group's rows. */
 static void expert_gate_up(const struct q_moe_weights *w, const int32_t *start, const uint8_t *xg,
-                           const uint8_t *xg_up, size_t arb, size_t urb, float *g, float *u)
+                           const uint8_t *xg_up, size_t arb, size_t urb, float *g, float *u, int ith, int nth)
 {
     const int64_t ff = w->n_ff, d = w->n_embd;
     for (int64_t e = 0; e < w->n_expert; e++) {
@@ -77,8 +79,23 @@ static void expert_gate_up(const struct q_moe_weights *w, const int32_t *start, 
             continue;
         struct q_mat gm = q_moe_expert(w->gate, w->gate_type, ff, d, e);
         struct q_mat um = q_moe_expert(w->up, w->up_type, ff, d, e);
-        q_matmul_act(&gm, xg + off * arb, c, g + off * ff);
-        q_matmul_act(&um, xg_up + off * urb, c, u + off * ff);
+        q_matmul_act_share(&gm, xg + off * arb, c, g + off * ff, ith, nth);
+        q_matmul_act_share(&um, xg_up + off * urb, c, u + off * ff, ith, nth);
+    }
+}
+
+/* This thread's share of the down products of every expert's group, into y at the group's rows. */
+static void expert_down(const struct q_moe_weights *w, const int32_t *start, const uint8_t *hq, size_t drb, float *y,
+                        int ith, int nth)
+{
+    const int64_t ff = w->n_ff, d = w->n_embd;
+    for (int64_t e = 0; e < w->n_expert; e++) {
+        const int64_t c = start[e + 1] - start[e];
+        const size_t off = (size_t)start[e];
+        if (!c)
+            continue;
+        struct q_mat dm = q_moe_expert(w->down, w->down_type, d, ff, e);
+        q_matmul_act_share(&dm, hq + off * drb, c, y + off * d, ith, nth);
     }
 }
 
@@ -120,19 +137,21 @@ bool q_moe_forward(const struct q_moe_weights *w, int64_t n, const float *x, int
         if (!same)
             memcpy(xg_up + i * urb, xq_up + t * urb, urb);
     }
-    expert_gate_up(w, start, xg, same ? xg : xg_up, arb, same ? arb : urb, g, u);
-#pragma omp parallel for schedule(static) if (nk * (size_t)ff > 16384)
-    for (size_t i = 0; i < nk; i++) {
-        op_swiglu(g + i * ff, u + i * ff, ff);
-        q_quantize_act(w->down_type, g + i * ff, ff, 1, (uint8_t *)s->hq.buf + i * drb);
-    }
-    for (int64_t e = 0; e < w->n_expert; e++) {
-        const int64_t c = start[e + 1] - start[e];
-        const size_t off = (size_t)start[e];
-        if (!c)
-            continue;
-        struct q_mat dm = q_moe_expert(w->down, w->down_type, d, ff, e);
-        q_matmul_act(&dm, (uint8_t *)s->hq.buf + off * drb, c, y + off * d);
+    /* One parallel region for the whole FFN: each thread takes its rows of every expert's
+     * products, so one token's eight experts cost one team wake-up, not 24, and the only waits
+     * are the two the data needs (SwiGLU after gate/up, down after SwiGLU). */
+    uint8_t *hq = s->hq.buf;
+#pragma omp parallel if (nk * (size_t)ff * (size_t)d >= (1u << 20))
+    {
+        const int ith = omp_get_thread_num(), nth = omp_get_num_threads();
+        expert_gate_up(w, start, xg, same ? xg : xg_up, arb, same ? arb : urb, g, u, ith, nth);
+#pragma omp barrier
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < nk; i++) {
+            op_swiglu(g + i * ff, u + i * ff, ff);
+            q_quantize_act(w->down_type, g + i * ff, ff, 1, hq + i * drb);
+        }
+        expert_down(w, start, hq, drb, y, ith, nth);
     }
     /* weighted outputs added in slot order, as the reference adds the per-expert views */
     for (int64_t t = 0; t < n; t++) {

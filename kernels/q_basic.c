@@ -4,37 +4,48 @@
 #include "kernels/q_block.h"
 
 const struct q_basic_simd_dot q_basic_simd_dots[] = {
-    {Q_Q8_0, q_basic_dot_q8_0_avx2, q_basic_dot_q8_0_avx512},
-    {Q_Q4_0, q_basic_dot_q4_0_avx2, q_basic_dot_q4_0_avx512},
-    {Q_IQ4_NL, q_basic_dot_iq4_nl_avx2, q_basic_dot_iq4_nl_avx512},
-    {Q_MXFP4, q_basic_dot_mxfp4_avx2, q_basic_dot_mxfp4_avx512},
-    {Q_Q5_0, q_basic_dot_q5_0_avx2, q_basic_dot_q5_0_avx512},
-    {Q_Q4_1, q_basic_dot_q4_1_avx2, q_basic_dot_q4_1_avx512},
-    {Q_Q5_1, q_basic_dot_q5_1_avx2, q_basic_dot_q5_1_avx512},
-    {Q_TQ2_0, q_basic_dot_tq2_0_avx2, q_basic_dot_tq2_0_avx512},
-    {Q_Q4_K, q_basic_dot_q4_k_avx2, q_basic_dot_q4_k_avx512},
-    {Q_Q5_K, q_basic_dot_q5_k_avx2, q_basic_dot_q5_k_avx512},
-    {Q_Q6_K, q_basic_dot_q6_k_avx2, q_basic_dot_q6_k_avx512},
-    {Q_IQ4_XS, q_basic_dot_iq4_xs_avx2, q_basic_dot_iq4_xs_avx512},
-    {Q_Q2_K, q_basic_dot_q2_k_avx2, q_basic_dot_q2_k_avx512},
-    {Q_Q3_K, q_basic_dot_q3_k_avx2, q_basic_dot_q3_k_avx512},
-    {Q_F32, q_basic_dot_f32_avx2, q_basic_dot_f32_avx512},
-    {Q_F16, q_basic_dot_f16_avx2, q_basic_dot_f16_avx512},
-    {Q_BF16, q_basic_dot_bf16_avx2, q_basic_dot_bf16_avx512},
+    {Q_Q8_0, q_basic_dot_q8_0_avx2, q_basic_dot_q8_0_avx512, q_basic_dot_q8_0_tokens_avx2,
+     q_basic_dot_q8_0_tokens_avx512},
+    {Q_Q4_0, q_basic_dot_q4_0_avx2, q_basic_dot_q4_0_avx512, q_basic_dot_q4_0_tokens_avx2,
+     q_basic_dot_q4_0_tokens_avx512},
+    {Q_IQ4_NL, q_basic_dot_iq4_nl_avx2, q_basic_dot_iq4_nl_avx512, q_basic_dot_iq4_nl_tokens_avx2,
+     q_basic_dot_iq4_nl_tokens_avx512},
+    {Q_MXFP4, q_basic_dot_mxfp4_avx2, q_basic_dot_mxfp4_avx512, q_basic_dot_mxfp4_tokens_avx2,
+     q_basic_dot_mxfp4_tokens_avx512},
+    {Q_Q5_0, q_basic_dot_q5_0_avx2, q_basic_dot_q5_0_avx512, q_basic_dot_q5_0_tokens_avx2,
+     q_basic_dot_q5_0_tokens_avx512},
+    {Q_Q4_1, q_basic_dot_q4_1_avx2, q_basic_dot_q4_1_avx512, NULL, NULL},
+    {Q_Q5_1, q_basic_dot_q5_1_avx2, q_basic_dot_q5_1_avx512, NULL, NULL},
+    {Q_TQ2_0, q_basic_dot_tq2_0_avx2, q_basic_dot_tq2_0_avx512, NULL, NULL},
+    {Q_Q4_K, q_basic_dot_q4_k_avx2, q_basic_dot_q4_k_avx512, q_basic_dot_q4_k_tokens_avx2,
+     q_basic_dot_q4_k_tokens_avx512},
+    {Q_Q5_K, q_basic_dot_q5_k_avx2, q_basic_dot_q5_k_avx512, q_basic_dot_q5_k_tokens_avx2,
+     q_basic_dot_q5_k_tokens_avx512},
+    {Q_Q6_K, q_basic_dot_q6_k_avx2, q_basic_dot_q6_k_avx512, q_basic_dot_q6_k_tokens_avx2,
+     q_basic_dot_q6_k_tokens_avx512},
+    {Q_IQ4_XS, q_basic_dot_iq4_xs_avx2, q_basic_dot_iq4_xs_avx512, q_basic_dot_iq4_xs_tokens_avx2,
+     q_basic_dot_iq4_xs_tokens_avx512},
+    {Q_Q2_K, q_basic_dot_q2_k_avx2, q_basic_dot_q2_k_avx512, NULL, NULL},
+    {Q_Q3_K, q_basic_dot_q3_k_avx2, q_basic_dot_q3_k_avx512, NULL, NULL},
+    {Q_F32, q_basic_dot_f32_avx2, q_basic_dot_f32_avx512, NULL, NULL},
+    {Q_F16, q_basic_dot_f16_avx2, q_basic_dot_f16_avx512, NULL, NULL},
+    {Q_BF16, q_basic_dot_bf16_avx2, q_basic_dot_bf16_avx512, NULL, NULL},
 };
 const size_t q_basic_simd_dot_count = sizeof q_basic_simd_dots / sizeof q_basic_simd_dots[0];
 
 /* by row kind: alone, tail, group (enum q_row_kind) */
 const struct q_basic_simd_batched q_basic_simd_batched_dots[] = {
-    {Q_Q4_K, {{q_basic_dot_q4_k_row_avx2, q_basic_dot_q4_k_row_avx2, q_basic_dot_q4_k_group_avx2}},
-     {{q_basic_dot_q4_k_row_avx512, q_basic_dot_q4_k_row_avx512, q_basic_dot_q4_k_group_avx512}}},
-#define PACKED(t, name) {t, {{name##_avx2, name##_avx2, name##_avx2}}, {{name##_avx512, name##_avx512, name##_avx512}}}
+#define KINDS(row, group, isa) {{row##_##isa, row##_##isa, group##_##isa}, {row##_tokens_##isa, row##_tokens_##isa, group##_tokens_##isa}}
+    {Q_Q4_K, KINDS(q_basic_dot_q4_k_row, q_basic_dot_q4_k_group, avx2),
+     KINDS(q_basic_dot_q4_k_row, q_basic_dot_q4_k_group, avx512)},
+#define PACKED(t, name) {t, KINDS(name, name, avx2), KINDS(name, name, avx512)}
     PACKED(Q_Q4_0, q_basic_dot_q4_0_packed),
     PACKED(Q_IQ4_NL, q_basic_dot_iq4_nl_packed),
     PACKED(Q_MXFP4, q_basic_dot_mxfp4_packed),
 #undef PACKED
-    {Q_F32, {{q_basic_dot_f32_avx2, q_basic_dot_f32_tiny_avx2, q_basic_dot_f32_tiny_avx2}},
-     {{q_basic_dot_f32_avx512, q_basic_dot_f32_tiny_avx512, q_basic_dot_f32_tiny_avx512}}},
+#undef KINDS
+    {Q_F32, {{q_basic_dot_f32_avx2, q_basic_dot_f32_tiny_avx2, q_basic_dot_f32_tiny_avx2}, {NULL, NULL, NULL}},
+     {{q_basic_dot_f32_avx512, q_basic_dot_f32_tiny_avx512, q_basic_dot_f32_tiny_avx512}, {NULL, NULL, NULL}}},
 };
 const size_t q_basic_simd_batched_count = sizeof q_basic_simd_batched_dots / sizeof q_basic_simd_batched_dots[0];
 
@@ -50,9 +61,11 @@ void q_register_basic(struct q_kernels *table, const struct q_cpu *cpu)
         struct q_kernels *k = &table[q_basic_simd_dots[i].type];
         if (avx512) {
             k->dot = q_basic_simd_dots[i].avx512;
+            k->dot_tokens = q_basic_simd_dots[i].avx512_tokens;
             k->dot_isa = "avx512";
         } else if (avx2) {
             k->dot = q_basic_simd_dots[i].avx2;
+            k->dot_tokens = q_basic_simd_dots[i].avx2_tokens;
             k->dot_isa = "avx2";
         }
     }

@@ -22,4 +22,7 @@ static inline __m256i qb_scale16(__m256i p16, __m256i scale16)
     return _mm256_dpwssd_epi32(_mm256_setzero_si256(), p16, scale16);
 }
 
+/* IQ4_NL and MXFP4 (two float accumulators in ggml) take two blocks per 512-bit step. */
+#define QB_PAIR512
+
 #include "kernels/q_basic_simd_body.h"

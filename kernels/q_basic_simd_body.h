@@ -90,34 +90,42 @@ static inline int qb_hsum_epi32(__m256i v)
 }
 
 /* ---------------------------------------------------- Q8_0 activations --- */
-/* One float multiply-add per 32-value block, into one accumulator (Q8_0, Q4_0, Q5_0) or two in
- * turn (IQ4_NL, MXFP4): the float steps of ggml-cpu's AVX2 code, so the sums are bit-identical. */
-#define QB_BLOCK32_LOOP(wbytes, block_term, nacc)                                                  \
-    const uint8_t *x = w, *y = a;                                                                  \
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};                                    \
-    for (int64_t i = 0; i < n / 32; i++, x += (wbytes), y += 34) {                                 \
-        qb_prefetch(x);                                                                            \
-        acc[i % (nacc)] = block_term(x, y, acc[i % (nacc)]);                                       \
+/* Every kernel below is written once for nt tokens (a compile-time constant after inlining):
+ * QB_NAME(x) is its nt = 1 instance, QB_NAME(x_tokens) dispatches nt = 1..Q_DOT_TOKENS to
+ * instances that decode each weight block once and keep one set of sums per token, so every
+ * token's float steps are exactly those of the one-token kernel. */
+#define QB_INLINE static inline __attribute__((always_inline))
+#define QB_TOKENS_FN(base, call)                                                                   \
+    QB_DOT_DECL(QB_NAME(base))                                                                     \
+    {                                                                                              \
+        float r;                                                                                   \
+        call(n, w, a, 0, 1, &r);                                                                   \
+        return r;                                                                                  \
     }                                                                                              \
-    return qb_hsum_ps((nacc) == 2 ? _mm256_add_ps(acc[0], acc[1]) : acc[0])
+    QB_DOT_TOKENS_DECL(QB_NAME(base##_tokens))                                                     \
+    {                                                                                              \
+        switch (nt) {                                                                              \
+        case 1: call(n, w, a, stride, 1, out); break;                                              \
+        case 2: call(n, w, a, stride, 2, out); break;                                              \
+        case 3: call(n, w, a, stride, 3, out); break;                                              \
+        default: call(n, w, a, stride, 4, out); break;                                             \
+        }                                                                                          \
+    }
 
-static inline __m256 qb_term_q8_0(const uint8_t *x, const uint8_t *y, __m256 acc)
+/* The weight side of a 32-value block: its quants as signed bytes and its float scale. */
+struct qb_w32 {
+    __m256i q;
+    float d;
+};
+
+QB_INLINE struct qb_w32 qb_w_q8_0(const uint8_t *x) { return (struct qb_w32){qb_load256(x + 2), qb_simd_half(x)}; }
+QB_INLINE struct qb_w32 qb_w_q4_0(const uint8_t *x)
 {
-    const __m256i p = qb_dot_ss(qb_load256(x + 2), qb_load256(y + 2));
-    return _mm256_fmadd_ps(_mm256_set1_ps(qb_simd_half(x) * qb_simd_half(y)), _mm256_cvtepi32_ps(p), acc);
+    return (struct qb_w32){_mm256_sub_epi8(qb_nibbles32(x + 2), _mm256_set1_epi8(8)), qb_simd_half(x)};
 }
-
-static inline __m256 qb_term_q4_0(const uint8_t *x, const uint8_t *y, __m256 acc)
+QB_INLINE struct qb_w32 qb_w_iq4_nl(const uint8_t *x)
 {
-    const __m256i q = _mm256_sub_epi8(qb_nibbles32(x + 2), _mm256_set1_epi8(8));
-    const __m256i p = qb_dot_ss(q, qb_load256(y + 2));
-    return _mm256_fmadd_ps(_mm256_set1_ps(qb_simd_half(x) * qb_simd_half(y)), _mm256_cvtepi32_ps(p), acc);
-}
-
-static inline __m256 qb_term_iq4_nl(const uint8_t *x, const uint8_t *y, __m256 acc)
-{
-    const __m256i p = qb_dot_ss(qb_lookup32(x + 2, qb_iq4nl_values), qb_load256(y + 2));
-    return _mm256_fmadd_ps(_mm256_set1_ps(qb_simd_half(x) * qb_simd_half(y)), _mm256_cvtepi32_ps(p), acc);
+    return (struct qb_w32){qb_lookup32(x + 2, qb_iq4nl_values), qb_simd_half(x)};
 }
 
 /* E8M0 scales halved (the value qb_e8m0_half gives), as a table: one load per block instead of
@@ -129,11 +137,11 @@ static inline __m256 qb_term_iq4_nl(const uint8_t *x, const uint8_t *y, __m256 a
 static const union qb_bits_f32 { uint32_t u; float f; } qb_e8m0_half_table[256] = {
     QB_E8x64(0), QB_E8x64(64), QB_E8x64(128), QB_E8x64(192)};
 
-/* The E8M0 scale is applied as ggml-cpu does: activation scale times the halved power of two. */
-static inline __m256 qb_term_mxfp4(const uint8_t *x, const uint8_t *y, __m256 acc)
+/* The E8M0 scale is applied as ggml-cpu does: activation scale times the halved power of two
+ * (the float product is the same either way round). */
+QB_INLINE struct qb_w32 qb_w_mxfp4(const uint8_t *x)
 {
-    const __m256i p = qb_dot_ss(qb_lookup32(x + 1, qb_fp4_values), qb_load256(y + 2));
-    return _mm256_fmadd_ps(_mm256_set1_ps(qb_simd_half(y) * qb_e8m0_half_table[x[0]].f), _mm256_cvtepi32_ps(p), acc);
+    return (struct qb_w32){qb_lookup32(x + 1, qb_fp4_values), qb_e8m0_half_table[x[0]].f};
 }
 
 /* Bit k of the 32-bit word at p -> byte k: 0x10 where set, 0 where not (Q5_0 / Q5_1 fifth bits). */
@@ -146,47 +154,139 @@ static inline __m256i qb_fifth_bits(const uint8_t *p)
     return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
 }
 
-static inline __m256 qb_term_q5_0(const uint8_t *x, const uint8_t *y, __m256 acc)
+QB_INLINE struct qb_w32 qb_w_q5_0(const uint8_t *x)
 {
-    const __m256i q = _mm256_sub_epi8(_mm256_or_si256(qb_nibbles32(x + 6), qb_fifth_bits(x + 2)), _mm256_set1_epi8(16));
-    const __m256i p = qb_dot_ss(q, qb_load256(y + 2));
-    return _mm256_fmadd_ps(_mm256_set1_ps(qb_simd_half(x) * qb_simd_half(y)), _mm256_cvtepi32_ps(p), acc);
+    return (struct qb_w32){
+        _mm256_sub_epi8(_mm256_or_si256(qb_nibbles32(x + 6), qb_fifth_bits(x + 2)), _mm256_set1_epi8(16)),
+        qb_simd_half(x)};
 }
 
-/* The same formats in the order of ggml's repacked kernels (q_legacy.c, dot_*_packed): the
- * block's exact integer sum, one fused multiply-add with (weight scale x activation scale). */
-#define QB_BLOCK32_PACKED(wbytes, isum, scale)                                                     \
-    const uint8_t *x = w, *y = a;                                                                  \
-    float acc = 0;                                                                                 \
-    for (int64_t i = 0; i < n / 32; i++, x += (wbytes), y += 34) {                                 \
-        qb_prefetch(x);                                                                            \
-        acc = fmaf((float)qb_hsum_epi32(isum), (scale), acc);                                      \
+/* One block's term for each token: one float multiply-add per 32 values, the float steps of
+ * ggml-cpu's AVX2 code, so the sums are bit-identical. */
+QB_INLINE void qb_block32_step(struct qb_w32 b, const uint8_t *y, size_t stride, int nt, __m256 *acc)
+{
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) {
+        const uint8_t *yt = y + (size_t)t * stride;
+        const __m256i p = qb_dot_ss(b.q, qb_load256(yt + 2));
+        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(b.d * qb_simd_half(yt)), _mm256_cvtepi32_ps(p), acc[t]);
+    }
+}
+
+/* Blocks go into one accumulator (Q8_0, Q4_0, Q5_0) or two in turn (IQ4_NL, MXFP4). */
+#define QB_BLOCK32_DOTS(base, wbytes, decode, nacc)                                                \
+    QB_INLINE void QB_NAME(base##_nt)(int64_t n, const uint8_t *x, const uint8_t *a, size_t stride, int nt, \
+                                      float *out)                                                  \
+    {                                                                                              \
+        __m256 acc0[Q_DOT_TOKENS], acc1[Q_DOT_TOKENS];                                             \
+        for (int t = 0; t < nt; t++)                                                               \
+            acc0[t] = acc1[t] = _mm256_setzero_ps();                                               \
+        const int64_t nb = n / 32;                                                                 \
+        int64_t i = 0;                                                                             \
+        for (; i + 1 < nb; i += 2, x += 2 * (wbytes)) {                                            \
+            qb_prefetch(x);                                                                        \
+            qb_block32_step(decode(x), a + 34 * i, stride, nt, acc0);                              \
+            qb_prefetch(x + (wbytes));                                                             \
+            qb_block32_step(decode(x + (wbytes)), a + 34 * (i + 1), stride, nt, (nacc) == 2 ? acc1 : acc0); \
+        }                                                                                          \
+        if (i < nb) {                                                                              \
+            qb_prefetch(x);                                                                        \
+            qb_block32_step(decode(x), a + 34 * i, stride, nt, acc0);                              \
+        }                                                                                          \
+        for (int t = 0; t < nt; t++)                                                               \
+            out[t] = qb_hsum_ps((nacc) == 2 ? _mm256_add_ps(acc0[t], acc1[t]) : acc0[t]);          \
     }                                                                                              \
-    return acc
+    QB_TOKENS_FN(base, QB_NAME(base##_nt))
 
-QB_DOT_DECL(QB_NAME(q_basic_dot_q4_0_packed))
+QB_BLOCK32_DOTS(q_basic_dot_q8_0, 34, qb_w_q8_0, 1)
+QB_BLOCK32_DOTS(q_basic_dot_q5_0, 22, qb_w_q5_0, 1)
+QB_BLOCK32_DOTS(q_basic_dot_q4_0, 18, qb_w_q4_0, 1)
+#ifdef QB_PAIR512
+/* The two-accumulator types on AVX-512: blocks 2i and 2i+1 side by side in one 512-bit vector,
+ * whose low half is ggml's even-block accumulator and high half its odd-block one, so each lane
+ * sees the same float operations in the same order as in the 256-bit loop. */
+QB_INLINE void qb_block32_pair_step(struct qb_w32 b0, struct qb_w32 b1, const uint8_t *y, size_t stride, int nt,
+                                    __m512 *acc)
 {
-    QB_BLOCK32_PACKED(18, qb_dot_ss(_mm256_sub_epi8(qb_nibbles32(x + 2), _mm256_set1_epi8(8)), qb_load256(y + 2)),
-                      qb_simd_half(x) * qb_simd_half(y));
+    const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(b0.q), b1.q, 1);
+    /* |q| . (y with q's sign): where q is 0 the product is 0 either way */
+    const __m512i uq = _mm512_abs_epi8(q);
+    const __mmask64 neg = _mm512_movepi8_mask(q);
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) {
+        const uint8_t *yt = y + (size_t)t * stride;
+        const __m512i yv = _mm512_inserti64x4(_mm512_castsi256_si512(qb_load256(yt + 2)), qb_load256(yt + 36), 1);
+        const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), uq,
+                                              _mm512_mask_sub_epi8(yv, neg, _mm512_setzero_si512(), yv));
+        const __m512 d = _mm512_insertf32x8(_mm512_set1_ps(b0.d * qb_simd_half(yt)),
+                                            _mm256_set1_ps(b1.d * qb_simd_half(yt + 34)), 1);
+        acc[t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc[t]);
+    }
 }
 
-QB_DOT_DECL(QB_NAME(q_basic_dot_iq4_nl_packed))
+#define QB_BLOCK32_PAIR_DOTS(base, wbytes, decode)                                                 \
+    QB_INLINE void QB_NAME(base##_nt)(int64_t n, const uint8_t *x, const uint8_t *a, size_t stride, int nt, \
+                                      float *out)                                                  \
+    {                                                                                              \
+        __m512 acc[Q_DOT_TOKENS];                                                                  \
+        for (int t = 0; t < nt; t++)                                                               \
+            acc[t] = _mm512_setzero_ps();                                                          \
+        const int64_t nb = n / 32;                                                                 \
+        int64_t i = 0;                                                                             \
+        for (; i + 1 < nb; i += 2, x += 2 * (wbytes)) {                                            \
+            qb_prefetch(x);                                                                        \
+            qb_block32_pair_step(decode(x), decode(x + (wbytes)), a + 34 * i, stride, nt, acc);    \
+        }                                                                                          \
+        __m256 acc0[Q_DOT_TOKENS], acc1[Q_DOT_TOKENS];                                             \
+        for (int t = 0; t < nt; t++) {                                                             \
+            acc0[t] = _mm512_castps512_ps256(acc[t]);                                              \
+            acc1[t] = _mm512_extractf32x8_ps(acc[t], 1);                                           \
+        }                                                                                          \
+        if (i < nb) {                                                                              \
+            qb_prefetch(x);                                                                        \
+            qb_block32_step(decode(x), a + 34 * i, stride, nt, acc0);                              \
+        }                                                                                          \
+        for (int t = 0; t < nt; t++)                                                               \
+            out[t] = qb_hsum_ps(_mm256_add_ps(acc0[t], acc1[t]));                                  \
+    }                                                                                              \
+    QB_TOKENS_FN(base, QB_NAME(base##_nt))
+
+QB_BLOCK32_PAIR_DOTS(q_basic_dot_iq4_nl, 18, qb_w_iq4_nl)
+QB_BLOCK32_PAIR_DOTS(q_basic_dot_mxfp4, 17, qb_w_mxfp4)
+#else
+QB_BLOCK32_DOTS(q_basic_dot_iq4_nl, 18, qb_w_iq4_nl, 2)
+QB_BLOCK32_DOTS(q_basic_dot_mxfp4, 17, qb_w_mxfp4, 2)
+#endif
+
+/* The same formats in the order of ggml's repacked kernels (q_legacy.c, dot_*_packed): per block,
+ * the exact integer sum and one fused multiply-add with (weight scale x activation scale). */
+QB_INLINE void qb_block32_packed_step(struct qb_w32 b, const uint8_t *y, size_t stride, int nt, float *acc)
 {
-    QB_BLOCK32_PACKED(18, qb_dot_ss(qb_lookup32(x + 2, qb_iq4nl_values), qb_load256(y + 2)),
-                      qb_simd_half(x) * qb_simd_half(y));
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) {
+        const uint8_t *yt = y + (size_t)t * stride;
+        const int isum = qb_hsum_epi32(qb_dot_ss(b.q, qb_load256(yt + 2)));
+        acc[t] = fmaf((float)isum, b.d * qb_simd_half(yt), acc[t]);
+    }
 }
 
-QB_DOT_DECL(QB_NAME(q_basic_dot_mxfp4_packed))
-{
-    QB_BLOCK32_PACKED(17, qb_dot_ss(qb_lookup32(x + 1, qb_fp4_values), qb_load256(y + 2)),
-                      qb_e8m0_half_table[x[0]].f * qb_simd_half(y));
-}
+#define QB_BLOCK32_PACKED_DOTS(base, wbytes, decode)                                               \
+    QB_INLINE void QB_NAME(base##_nt)(int64_t n, const uint8_t *x, const uint8_t *a, size_t stride, int nt, \
+                                      float *out)                                                  \
+    {                                                                                              \
+        float acc[Q_DOT_TOKENS] = {0};                                                             \
+        for (int64_t i = 0; i < n / 32; i++, x += (wbytes)) {                                      \
+            qb_prefetch(x);                                                                        \
+            qb_block32_packed_step(decode(x), a + 34 * i, stride, nt, acc);                        \
+        }                                                                                          \
+        for (int t = 0; t < nt; t++)                                                               \
+            out[t] = acc[t];                                                                       \
+    }                                                                                              \
+    QB_TOKENS_FN(base, QB_NAME(base##_nt))
 
-QB_DOT_DECL(QB_NAME(q_basic_dot_q8_0)) { QB_BLOCK32_LOOP(34, qb_term_q8_0, 1); }
-QB_DOT_DECL(QB_NAME(q_basic_dot_q5_0)) { QB_BLOCK32_LOOP(22, qb_term_q5_0, 1); }
-QB_DOT_DECL(QB_NAME(q_basic_dot_q4_0)) { QB_BLOCK32_LOOP(18, qb_term_q4_0, 1); }
-QB_DOT_DECL(QB_NAME(q_basic_dot_iq4_nl)) { QB_BLOCK32_LOOP(18, qb_term_iq4_nl, 2); }
-QB_DOT_DECL(QB_NAME(q_basic_dot_mxfp4)) { QB_BLOCK32_LOOP(17, qb_term_mxfp4, 2); }
+QB_BLOCK32_PACKED_DOTS(q_basic_dot_q4_0_packed, 18, qb_w_q4_0)
+QB_BLOCK32_PACKED_DOTS(q_basic_dot_iq4_nl_packed, 18, qb_w_iq4_nl)
+QB_BLOCK32_PACKED_DOTS(q_basic_dot_mxfp4_packed, 17, qb_w_mxfp4)
 
 /* ---------------------------------------------------- Q8_1 activations --- */
 /* Q4_1 / Q5_1: unsigned quants; the min term is the weight's min times the activation's stored
@@ -236,29 +336,43 @@ static inline __m128i qb_k4_min_prods(__m256i scmn, const uint8_t *y)
  * activation's block sums; one float multiply-add per super-block. The float steps follow
  * ggml-cpu's AVX2 code exactly (Q4_K: mins in 4 float lanes; Q5_K: one float), so the results
  * are bit-identical to ggml's, not merely close: these models sit near routing ties. */
-static inline float qb_dot_q45_k(int64_t n, const uint8_t *x, const uint8_t *y, int block, bool five)
+QB_INLINE void qb_dot_q45_k(int64_t n, const uint8_t *x, const uint8_t *a, size_t stride, int nt, int block,
+                            bool five, float *out)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
-    __m256 acc = _mm256_setzero_ps();
-    __m128 acc_m = _mm_setzero_ps();
-    float summs = 0.0f;
-    for (int64_t i = 0; i < n / 256; i++, x += block, y += 292) {
+    __m256 acc[Q_DOT_TOKENS];
+    __m128 acc_m[Q_DOT_TOKENS];
+    float summs[Q_DOT_TOKENS], d[Q_DOT_TOKENS];
+    for (int t = 0; t < nt; t++) {
+        acc[t] = _mm256_setzero_ps();
+        acc_m[t] = _mm_setzero_ps();
+        summs[t] = 0.0f;
+    }
+    for (int64_t i = 0; i < n / 256; i++, x += block, a += 292) {
         qb_prefetch(x);
         qb_prefetch(x + 64);
-        const float dq8 = qb_f32(y), d = dq8 * qb_simd_half(x), dmin = -dq8 * qb_simd_half(x + 2);
+        const float hd = qb_simd_half(x), hmin = qb_simd_half(x + 2);
         const __m256i scmn = qb_k4_scales_mins(x + 4);
         const __m256i sc = _mm256_permute2x128_si256(scmn, scmn, 0x00);
-        const __m128i mp = qb_k4_min_prods(scmn, y);
-        if (five) {
-            const __m128i h = _mm_add_epi32(mp, _mm_shuffle_epi32(mp, 0x4e));
-            /* ggml's `summs += dmin * m` is compiled to one FMA (gcc contracts it under -mfma) */
-            summs = fmaf(dmin, (float)_mm_cvtsi128_si32(_mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1))), summs);
-        } else {
-            acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(mp), acc_m);
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            const uint8_t *y = a + (size_t)t * stride;
+            const float dq8 = qb_f32(y), dmin = -dq8 * hmin;
+            d[t] = dq8 * hd;
+            const __m128i mp = qb_k4_min_prods(scmn, y);
+            if (five) {
+                const __m128i h = _mm_add_epi32(mp, _mm_shuffle_epi32(mp, 0x4e));
+                /* ggml's `summs += dmin * m` is compiled to one FMA (gcc contracts it under -mfma) */
+                summs[t] = fmaf(dmin, (float)_mm_cvtsi128_si32(_mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1))), summs[t]);
+            } else {
+                acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(mp), acc_m[t]);
+            }
         }
-        const uint8_t *qs = x + (five ? 48 : 16), *q8 = y + QB_Q8K_QS;
+        const uint8_t *qs = x + (five ? 48 : 16);
         const __m256i qh = five ? qb_load256(x + 16) : _mm256_setzero_si256();
-        __m256i isum = _mm256_setzero_si256();
+        __m256i isum[Q_DOT_TOKENS];
+        for (int t = 0; t < nt; t++)
+            isum[t] = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
             const __m256i q = qb_load256(qs + 32 * j);
             __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
@@ -266,78 +380,114 @@ static inline float qb_dot_q45_k(int64_t n, const uint8_t *x, const uint8_t *y, 
                 lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one), 4));
                 hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4));
             }
-            isum = _mm256_add_epi32(isum, qb_dot_us_scale16(lo, qb_load256(q8 + 64 * j), qb_pick16(sc, 2 * j)));
-            isum = _mm256_add_epi32(isum, qb_dot_us_scale16(hi, qb_load256(q8 + 64 * j + 32), qb_pick16(sc, 2 * j + 1)));
-        }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
-    }
-    acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
-    acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
-    return qb_hsum_ps(acc) + (five ? summs : _mm_cvtss_f32(acc_m));
-}
-
-QB_DOT_DECL(QB_NAME(q_basic_dot_q4_k)) { return qb_dot_q45_k(n, w, a, 144, false); }
-
-/* Q4_K in ggml's repacked float order (see dot_q4_k_repacked in q_kquants.c): the integer sums
- * are exact, so only where the fused multiply-adds happen matters. */
-static inline float qb_dot_q4_k_repacked(int64_t n, const uint8_t *x, const uint8_t *y, bool per_pair)
-{
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    float acc = 0, acc_min = 0;
-    for (int64_t i = 0; i < n / 256; i++, x += 144, y += 292) {
-        qb_prefetch(x);
-        qb_prefetch(x + 64);
-        const float dq8 = qb_f32(y), d = qb_simd_half(x) * dq8, dmin = qb_simd_half(x + 2) * dq8;
-        const __m256i scmn = qb_k4_scales_mins(x + 4);
-        const __m256i sc = _mm256_permute2x128_si256(scmn, scmn, 0x00);
-        int32_t mins[4];
-        _mm_storeu_si128((__m128i *)mins, qb_k4_min_prods(scmn, y));
-        const uint8_t *q8 = y + QB_Q8K_QS;
-        int isum = 0, imin = 0;
-        for (int j = 0; j < 4; j++) {
-            const __m256i q = qb_load256(x + 16 + 32 * j);
-            const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            const int ps = qb_hsum_epi32(_mm256_add_epi32(qb_dot_us_scale16(lo, qb_load256(q8 + 64 * j), qb_pick16(sc, 2 * j)),
-                                                          qb_dot_us_scale16(hi, qb_load256(q8 + 64 * j + 32),
-                                                                            qb_pick16(sc, 2 * j + 1))));
-            if (per_pair) {
-                acc = fmaf((float)ps, d, acc);
-                acc_min = fmaf((float)mins[j], dmin, acc_min);
-            } else {
-                isum += ps;
-                imin += mins[j];
+            const __m256i slo = qb_pick16(sc, 2 * j), shi = qb_pick16(sc, 2 * j + 1);
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) {
+                const uint8_t *q8 = a + (size_t)t * stride + QB_Q8K_QS;
+                isum[t] = _mm256_add_epi32(isum[t], qb_dot_us_scale16(lo, qb_load256(q8 + 64 * j), slo));
+                isum[t] = _mm256_add_epi32(isum[t], qb_dot_us_scale16(hi, qb_load256(q8 + 64 * j + 32), shi));
             }
         }
-        if (!per_pair) {
-            acc = fmaf((float)isum, d, acc);
-            acc_min = fmaf((float)imin, dmin, acc_min);
-        }
+        for (int t = 0; t < nt; t++)
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d[t]), _mm256_cvtepi32_ps(isum[t]), acc[t]);
     }
-    return acc - acc_min;
+    for (int t = 0; t < nt; t++) {
+        __m128 m = _mm_add_ps(acc_m[t], _mm_movehl_ps(acc_m[t], acc_m[t]));
+        m = _mm_add_ss(m, _mm_movehdup_ps(m));
+        out[t] = qb_hsum_ps(acc[t]) + (five ? summs[t] : _mm_cvtss_f32(m));
+    }
 }
 
-QB_DOT_DECL(QB_NAME(q_basic_dot_q4_k_row)) { return qb_dot_q4_k_repacked(n, w, a, false); }
-QB_DOT_DECL(QB_NAME(q_basic_dot_q4_k_group)) { return qb_dot_q4_k_repacked(n, w, a, true); }
-QB_DOT_DECL(QB_NAME(q_basic_dot_q5_k)) { return qb_dot_q45_k(n, w, a, 176, true); }
+QB_INLINE void qb_dot_q4_k_nt(int64_t n, const uint8_t *x, const uint8_t *a, size_t stride, int nt, float *out)
+{
+    qb_dot_q45_k(n, x, a, stride, nt, 144, false, out);
+}
+QB_INLINE void qb_dot_q5_k_nt(int64_t n, const uint8_t *x, const uint8_t *a, size_t stride, int nt, float *out)
+{
+    qb_dot_q45_k(n, x, a, stride, nt, 176, true, out);
+}
+QB_TOKENS_FN(q_basic_dot_q4_k, qb_dot_q4_k_nt)
+QB_TOKENS_FN(q_basic_dot_q5_k, qb_dot_q5_k_nt)
+
+/* Q4_K in ggml's repacked float order (see dot_q4_k_repacked in q_kquants.c): the integer sums
+ * are exact, so only where the fused multiply-adds happen matters; each weight block is decoded
+ * once for all nt tokens. */
+QB_INLINE void qb_dot_q4_k_repacked(int64_t n, const uint8_t *x, const uint8_t *a, size_t stride, int nt,
+                                    bool per_pair, float *out)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    float acc[Q_DOT_TOKENS] = {0}, acc_min[Q_DOT_TOKENS] = {0};
+    for (int64_t i = 0; i < n / 256; i++, x += 144) {
+        qb_prefetch(x);
+        qb_prefetch(x + 64);
+        const float dw = qb_simd_half(x), dminw = qb_simd_half(x + 2);
+        const __m256i scmn = qb_k4_scales_mins(x + 4);
+        const __m256i sc = _mm256_permute2x128_si256(scmn, scmn, 0x00);
+        __m256i lo[4], hi[4];
+        for (int j = 0; j < 4; j++) {
+            const __m256i q = qb_load256(x + 16 + 32 * j);
+            lo[j] = _mm256_and_si256(q, m4);
+            hi[j] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            const uint8_t *y = a + (size_t)t * stride + (size_t)i * 292, *q8 = y + QB_Q8K_QS;
+            const float dq8 = qb_f32(y), d = dw * dq8, dmin = dminw * dq8;
+            int32_t mins[4];
+            _mm_storeu_si128((__m128i *)mins, qb_k4_min_prods(scmn, y));
+            int isum = 0, imin = 0;
+            for (int j = 0; j < 4; j++) {
+                const int ps = qb_hsum_epi32(
+                    _mm256_add_epi32(qb_dot_us_scale16(lo[j], qb_load256(q8 + 64 * j), qb_pick16(sc, 2 * j)),
+                                     qb_dot_us_scale16(hi[j], qb_load256(q8 + 64 * j + 32), qb_pick16(sc, 2 * j + 1))));
+                if (per_pair) {
+                    acc[t] = fmaf((float)ps, d, acc[t]);
+                    acc_min[t] = fmaf((float)mins[j], dmin, acc_min[t]);
+                } else {
+                    isum += ps;
+                    imin += mins[j];
+                }
+            }
+            if (!per_pair) {
+                acc[t] = fmaf((float)isum, d, acc[t]);
+                acc_min[t] = fmaf((float)imin, dmin, acc_min[t]);
+            }
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        out[t] = acc[t] - acc_min[t];
+}
+
+QB_INLINE void qb_dot_q4_k_row_nt(int64_t n, const uint8_t *x, const uint8_t *a, size_t stride, int nt, float *out)
+{
+    qb_dot_q4_k_repacked(n, x, a, stride, nt, false, out);
+}
+QB_INLINE void qb_dot_q4_k_group_nt(int64_t n, const uint8_t *x, const uint8_t *a, size_t stride, int nt, float *out)
+{
+    qb_dot_q4_k_repacked(n, x, a, stride, nt, true, out);
+}
+QB_TOKENS_FN(q_basic_dot_q4_k_row, qb_dot_q4_k_row_nt)
+QB_TOKENS_FN(q_basic_dot_q4_k_group, qb_dot_q4_k_group_nt)
 
 /* Q6_K: quants taken unsigned (0..63); the bias of 32 comes back through the block sums. Each
  * 32-value vector spans two 16-value scale groups, one per 128-bit half. */
-QB_DOT_DECL(QB_NAME(q_basic_dot_q6_k))
+QB_INLINE void qb_dot_q6_k_nt(int64_t n, const uint8_t *x, const uint8_t *a, size_t stride, int nt, float *out)
 {
-    const uint8_t *x = w, *y = a;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 256; i++, x += 210, y += 292) {
+    __m256 acc[Q_DOT_TOKENS];
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++, x += 210, a += 292) {
         qb_prefetch(x);
         qb_prefetch(x + 64);
         qb_prefetch(x + 128);
         const __m128i scales8 = _mm_loadu_si128((const __m128i *)(x + 192));
-        /* 32 x scale x block sum, pairs of groups per lane: the lanes ggml-cpu subtracts */
-        const __m256i bias = _mm256_slli_epi32(
-            _mm256_madd_epi16(qb_load256(y + QB_Q8K_BSUMS), _mm256_cvtepi8_epi16(scales8)), 5);
-        __m256i isum = _mm256_setzero_si256();
+        const __m256i scales16 = _mm256_cvtepi8_epi16(scales8);
+        __m256i isum[Q_DOT_TOKENS];
+        for (int t = 0; t < nt; t++)
+            isum[t] = _mm256_setzero_si256();
         for (int half = 0; half < 2; half++) {
-            const uint8_t *ql = x + 64 * half, *q8 = y + QB_Q8K_QS + 128 * half;
+            const uint8_t *ql = x + 64 * half;
             const __m256i qh = qb_load256(x + 128 + 32 * half);
             const __m256i l0 = qb_load256(ql), l1 = qb_load256(ql + 32);
             const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
@@ -348,46 +498,76 @@ QB_DOT_DECL(QB_NAME(q_basic_dot_q6_k))
             const __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
             const __m256i s16 = qb_scales16_half(scales8, half);
-            isum = _mm256_add_epi32(isum, qb_dot_us_scale16(q1, qb_load256(q8), qb_pick16_pair(s16, 0)));
-            isum = _mm256_add_epi32(isum, qb_dot_us_scale16(q2, qb_load256(q8 + 32), qb_pick16_pair(s16, 2)));
-            isum = _mm256_add_epi32(isum, qb_dot_us_scale16(q3, qb_load256(q8 + 64), qb_pick16_pair(s16, 4)));
-            isum = _mm256_add_epi32(isum, qb_dot_us_scale16(q4, qb_load256(q8 + 96), qb_pick16_pair(s16, 6)));
+            const __m256i s0 = qb_pick16_pair(s16, 0), s2 = qb_pick16_pair(s16, 2);
+            const __m256i s4 = qb_pick16_pair(s16, 4), s6 = qb_pick16_pair(s16, 6);
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) {
+                const uint8_t *q8 = a + (size_t)t * stride + QB_Q8K_QS + 128 * half;
+                isum[t] = _mm256_add_epi32(isum[t], qb_dot_us_scale16(q1, qb_load256(q8), s0));
+                isum[t] = _mm256_add_epi32(isum[t], qb_dot_us_scale16(q2, qb_load256(q8 + 32), s2));
+                isum[t] = _mm256_add_epi32(isum[t], qb_dot_us_scale16(q3, qb_load256(q8 + 64), s4));
+                isum[t] = _mm256_add_epi32(isum[t], qb_dot_us_scale16(q4, qb_load256(q8 + 96), s6));
+            }
         }
-        isum = _mm256_sub_epi32(isum, bias);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(qb_f32(y) * qb_simd_half(x + 208)), _mm256_cvtepi32_ps(isum), acc);
+        const float dw = qb_simd_half(x + 208);
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            const uint8_t *y = a + (size_t)t * stride;
+            /* 32 x scale x block sum, pairs of groups per lane: the lanes ggml-cpu subtracts */
+            const __m256i bias = _mm256_slli_epi32(_mm256_madd_epi16(qb_load256(y + QB_Q8K_BSUMS), scales16), 5);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(qb_f32(y) * dw), _mm256_cvtepi32_ps(_mm256_sub_epi32(isum[t], bias)),
+                                     acc[t]);
+        }
     }
-    return qb_hsum_ps(acc);
+    for (int t = 0; t < nt; t++)
+        out[t] = qb_hsum_ps(acc[t]);
 }
 
+/* Q6_K: quants taken unsigned (0..63); the bias of 32 comes back through the block sums. Each
+ * 32-value vector spans two 16-value scale groups, one per 128-bit half. */
+QB_TOKENS_FN(q_basic_dot_q6_k, qb_dot_q6_k_nt)
+
 /* IQ4_XS: 32 packed bytes hold two 32-value sub-blocks; regroup the nibbles per sub-block. */
-QB_DOT_DECL(QB_NAME(q_basic_dot_iq4_xs))
+QB_INLINE void qb_dot_iq4_xs_nt(int64_t n, const uint8_t *x, const uint8_t *a, size_t stride, int nt, float *out)
 {
-    const uint8_t *x = w, *y = a;
-    const __m128i t = _mm_loadu_si128((const __m128i *)qb_iq4nl_values);
-    const __m256i table = _mm256_set_m128i(t, t), m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 256; i++, x += 136, y += 292) {
+    const __m128i tv = _mm_loadu_si128((const __m128i *)qb_iq4nl_values);
+    const __m256i table = _mm256_set_m128i(tv, tv), m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc[Q_DOT_TOKENS];
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++, x += 136, a += 292) {
         qb_prefetch(x);
         qb_prefetch(x + 64);
         const unsigned sh = qb_u16(x + 2);
-        const uint8_t *q8 = y + QB_Q8K_QS;
-        __m256i isum = _mm256_setzero_si256();
+        __m256i isum[Q_DOT_TOKENS];
+        for (int t = 0; t < nt; t++)
+            isum[t] = _mm256_setzero_si256();
         for (int p = 0; p < 4; p++) {
             const __m256i q = qb_load256(x + 8 + 32 * p);
             const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
             const __m256i v0 = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x20));
             const __m256i v1 = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x31));
+            const __m256i u0 = _mm256_sign_epi8(v0, v0), u1 = _mm256_sign_epi8(v1, v1);
             const int ib0 = 2 * p, ib1 = 2 * p + 1;
             const int ls0 = ((x[4 + p] & 0xF) | (((sh >> 2 * ib0) & 3) << 4)) - 32;
             const int ls1 = ((x[4 + p] >> 4) | (((sh >> 2 * ib1) & 3) << 4)) - 32;
-            const __m256i y0 = qb_load256(q8 + 64 * p), y1 = qb_load256(q8 + 64 * p + 32);
-            isum = _mm256_add_epi32(isum, qb_dot_us_scaled(_mm256_sign_epi8(v0, v0), _mm256_sign_epi8(y0, v0), ls0, ls0));
-            isum = _mm256_add_epi32(isum, qb_dot_us_scaled(_mm256_sign_epi8(v1, v1), _mm256_sign_epi8(y1, v1), ls1, ls1));
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) {
+                const uint8_t *q8 = a + (size_t)t * stride + QB_Q8K_QS;
+                const __m256i y0 = qb_load256(q8 + 64 * p), y1 = qb_load256(q8 + 64 * p + 32);
+                isum[t] = _mm256_add_epi32(isum[t], qb_dot_us_scaled(u0, _mm256_sign_epi8(y0, v0), ls0, ls0));
+                isum[t] = _mm256_add_epi32(isum[t], qb_dot_us_scaled(u1, _mm256_sign_epi8(y1, v1), ls1, ls1));
+            }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(qb_simd_half(x) * qb_f32(y)), _mm256_cvtepi32_ps(isum), acc);
+        const float dw = qb_simd_half(x);
+        for (int t = 0; t < nt; t++)
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * qb_f32(a + (size_t)t * stride)), _mm256_cvtepi32_ps(isum[t]),
+                                     acc[t]);
     }
-    return qb_hsum_ps(acc);
+    for (int t = 0; t < nt; t++)
+        out[t] = qb_hsum_ps(acc[t]);
 }
+QB_TOKENS_FN(q_basic_dot_iq4_xs, qb_dot_iq4_xs_nt)
 
 /* Q2_K: 2-bit quants (unsigned) with a 4-bit scale and a 4-bit min per 16 values. The mins go
  * into the same float accumulator first, as in ggml-cpu's AVX2 code (bit-identical sums). */

@@ -4,23 +4,6 @@
 
 #include "kernels/quants.h"
 
-float q_f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else if (exp != 0) {
-        bits = sign | ((exp + 112u) << 23) | (man << 13);
-    } else {
-        float sub = (float)man * 0x1p-24f; /* zero or subnormal: exact in float */
-        memcpy(&bits, &sub, 4);
-        bits |= sign;
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
 uint16_t q_f32_to_f16(float f)
 {
     uint32_t x;

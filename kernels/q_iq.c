@@ -408,6 +408,7 @@ static void use_simd(struct q_kernels *k, q_dot_fn fn, const char *isa)
 {
     if (fn) {
         k->dot = fn;
+        k->dot_tokens = NULL;
         k->dot_isa = isa;
     }
 }
@@ -440,5 +441,7 @@ void q_register_iq(struct q_kernels *table, const struct q_cpu *cpu)
         use_simd(&table[Q_IQ3_S], q_iq_dot_iq3_s_avx512, "avx512");
         use_simd(&table[Q_IQ1_S], q_iq_dot_iq1_s_avx512, "avx512");
         use_simd(&table[Q_IQ1_M], q_iq_dot_iq1_m_avx512, "avx512");
+        table[Q_IQ2_S].dot_tokens = q_iq_dot_iq2_s_avx512_tokens;
+        table[Q_IQ3_S].dot_tokens = q_iq_dot_iq3_s_avx512_tokens;
     }
 }

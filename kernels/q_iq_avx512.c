@@ -8,6 +8,10 @@
 #include "kernels/iq_grids.h"
 #include "kernels/q_iq_simd.h"
 
+/* The f16 super-block scale through F16C (exact, as q_f16_to_f32, but inline: one instruction
+ * per block instead of a call). */
+static inline float simd_half(const uint8_t *p) { return _cvtsh_ss(iq_u16(p)); }
+
 #define QK 256
 
 /* Byte k of the result = 2 * (nibble k of the scale bytes) + 1, nibbles low-first: the odd scale
@@ -95,19 +99,65 @@ static inline float finish(__m256 acc, float factor)
     return factor * _mm_cvtss_f32(s);
 }
 
+/* IQ2_S and IQ3_S are written once for nt tokens (a constant after inlining): the nt = 1 instance
+ * is the one-token dot, the others gather each grid vector once and keep one set of sums per
+ * token, so every token's float steps are those of the one-token kernel (bit-identical). */
+#define IQ_INLINE static inline __attribute__((always_inline))
+#define IQ_TOKENS_FNS(base, body)                                                                  \
+    float base(int64_t n, const void *w, const void *a)                                            \
+    {                                                                                              \
+        float r;                                                                                   \
+        body(n, w, a, 0, 1, &r);                                                                   \
+        return r;                                                                                  \
+    }                                                                                              \
+    void base##_tokens(int64_t n, const void *w, const void *a, size_t stride, int nt, float *out) \
+    {                                                                                              \
+        switch (nt) {                                                                              \
+        case 1: body(n, w, a, stride, 1, out); break;                                              \
+        case 2: body(n, w, a, stride, 2, out); break;                                              \
+        case 3: body(n, w, a, stride, 3, out); break;                                              \
+        default: body(n, w, a, stride, 4, out); break;                                             \
+        }                                                                                          \
+    }
+
+static inline const struct iq_q8k_block *token_block(const void *a, size_t stride, int t, int64_t i)
+{
+    return (const struct iq_q8k_block *)((const uint8_t *)a + (size_t)t * stride) + i;
+}
+
+/* One 64-value chunk's grid bytes g and scales sc, against every token's activations. */
+IQ_INLINE void chunk_tokens(__m512i g, __m512i sc, uint64_t signs, const void *a, size_t stride, int64_t i, int c,
+                            int nt, __m512i *sumi)
+{
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) {
+        const __m512i q8s = signed_q8(token_block(a, stride, t, i)->qs + 64 * c, signs);
+        sumi[t] = _mm512_dpwssd_epi32(sumi[t], _mm512_maddubs_epi16(g, q8s), sc);
+    }
+}
+
+IQ_INLINE void block_tokens_finish(float dw, const void *a, size_t stride, int64_t i, int nt, const __m512i *sumi,
+                                   __m256 *acc)
+{
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++)
+        acc[t] = accumulate(acc[t], dw * iq_f32(token_block(a, stride, t, i)->d), sumi[t]);
+}
+
 /* ------------------------------------------------------------------- IQ2_S --- */
 
-float q_iq_dot_iq2_s_avx512(int64_t n, const void *w, const void *a)
+IQ_INLINE void iq2_s_nt(int64_t n, const void *w, const void *a, size_t stride, int nt, float *out)
 {
     const struct iq2s_block *x = w;
-    const struct iq_q8k_block *y = a;
     /* index k (of 16) takes bits 2k, 2k+1 of a 32-bit run of qh bytes as index bits 8, 9 */
     const __m512i hshift = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i hmask = _mm512_set1_epi32(0x300);
     /* scales are per 16 values = one 128-bit lane; chunk c of 64 values uses scales 4c..4c+3 */
     const __m512i pick[4] = {word_picker(0, 1, 2, 3), word_picker(4, 5, 6, 7), word_picker(8, 9, 10, 11),
                              word_picker(12, 13, 14, 15)};
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[Q_DOT_TOKENS];
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK; i++) {
         const struct iq2s_block *b = &x[i];
         iq_prefetch(b);
@@ -119,50 +169,53 @@ float q_iq_dot_iq2_s_avx512(int64_t n, const void *w, const void *a)
             idx[h] = _mm512_or_si512(lo, hi);
         }
         const __m512i scales = _mm512_broadcast_i32x4(odd_scales(b->scales, 8));
-        __m512i sumi = _mm512_setzero_si512();
+        __m512i sumi[Q_DOT_TOKENS];
+        for (int t = 0; t < nt; t++)
+            sumi[t] = _mm512_setzero_si512();
         _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
             const __m256i ci = c & 1 ? _mm512_extracti64x4_epi64(idx[c / 2], 1) : _mm512_castsi512_si256(idx[c / 2]);
             const __m512i g = _mm512_i32gather_epi64(ci, (const void *)iq_grid_2s, 8);
-            const __m512i q8s = signed_q8(y[i].qs + 64 * c, iq_u64(b->signs + 8 * c));
-            const __m512i sc = _mm512_shuffle_epi8(scales, pick[c]);
-            sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(g, q8s), sc);
+            chunk_tokens(g, _mm512_shuffle_epi8(scales, pick[c]), iq_u64(b->signs + 8 * c), a, stride, i, c, nt, sumi);
         }
-        const float d = iq_half(b->d) * iq_f32(y[i].d);
-        acc = accumulate(acc, d, sumi);
+        block_tokens_finish(simd_half(b->d), a, stride, i, nt, sumi, acc);
     }
-    return finish(acc, 0.125f);
+    for (int t = 0; t < nt; t++)
+        out[t] = finish(acc[t], 0.125f);
 }
+IQ_TOKENS_FNS(q_iq_dot_iq2_s_avx512, iq2_s_nt)
 
 /* ------------------------------------------------------------------- IQ3_S --- */
 
-float q_iq_dot_iq3_s_avx512(int64_t n, const void *w, const void *a)
+IQ_INLINE void iq3_s_nt(int64_t n, const void *w, const void *a, size_t stride, int nt, float *out)
 {
     const struct iq3s_block *x = w;
-    const struct iq_q8k_block *y = a;
     const __m512i bit8 = _mm512_set1_epi32(256);
     /* scales are per 32 values = two 128-bit lanes; chunk c uses scales 2c, 2c+1 */
     const __m512i pick[4] = {word_picker(0, 0, 1, 1), word_picker(2, 2, 3, 3), word_picker(4, 4, 5, 5),
                              word_picker(6, 6, 7, 7)};
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[Q_DOT_TOKENS];
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK; i++) {
         const struct iq3s_block *b = &x[i];
         iq_prefetch(b);
         const __m512i scales = _mm512_broadcast_i32x4(odd_scales(b->scales, 4));
-        __m512i sumi = _mm512_setzero_si512();
+        __m512i sumi[Q_DOT_TOKENS];
+        for (int t = 0; t < nt; t++)
+            sumi[t] = _mm512_setzero_si512();
         _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
             /* 16 indices: a qs byte each, bit 8 from the qh bit of the same position */
             __m512i idx = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b->qs + 16 * c)));
             idx = _mm512_mask_or_epi32(idx, _cvtu32_mask16(iq_u16(b->qh + 2 * c)), idx, bit8);
             const __m512i g = _mm512_i32gather_epi32(idx, (const void *)iq_grid_3s, 4);
-            const __m512i q8s = signed_q8(y[i].qs + 64 * c, iq_u64(b->signs + 8 * c));
-            const __m512i sc = _mm512_shuffle_epi8(scales, pick[c]);
-            sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(g, q8s), sc);
+            chunk_tokens(g, _mm512_shuffle_epi8(scales, pick[c]), iq_u64(b->signs + 8 * c), a, stride, i, c, nt, sumi);
         }
-        const float d = iq_half(b->d) * iq_f32(y[i].d);
-        acc = accumulate(acc, d, sumi);
+        block_tokens_finish(simd_half(b->d), a, stride, i, nt, sumi, acc);
     }
-    return finish(acc, 1.0f);
+    for (int t = 0; t < nt; t++)
+        out[t] = finish(acc[t], 1.0f);
 }
+IQ_TOKENS_FNS(q_iq_dot_iq3_s_avx512, iq3_s_nt)
 
 /* ----------------------------------------------------------------- IQ2_XXS --- */
 
@@ -193,7 +246,7 @@ float q_iq_dot_iq2_xxs_avx512(int64_t n, const void *w, const void *a)
             const __m512i q8s = signed_q8(y[i].qs + 64 * c, signs[c]);
             sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(g, q8s), _mm512_shuffle_epi8(scales, pick[c]));
         }
-        const float d = iq_half(b->d) * iq_f32(y[i].d);
+        const float d = simd_half(b->d) * iq_f32(y[i].d);
         acc = accumulate(acc, d, sumi);
     }
     return finish(acc, 0.125f);
@@ -222,7 +275,7 @@ float q_iq_dot_iq3_xxs_avx512(int64_t n, const void *w, const void *a)
             const __m512i q8s = signed_q8(y[i].qs + 64 * c, signs[c]);
             sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(g, q8s), _mm512_shuffle_epi8(scales, pick[c]));
         }
-        const float d = iq_half(b->d) * iq_f32(y[i].d);
+        const float d = simd_half(b->d) * iq_f32(y[i].d);
         acc = accumulate(acc, d, sumi);
     }
     return finish(acc, 0.25f);
@@ -256,7 +309,7 @@ float q_iq_dot_iq2_xs_avx512(int64_t n, const void *w, const void *a)
             const __m512i q8s = signed_q8(y[i].qs + 64 * c, signs[c]);
             sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(g, q8s), _mm512_shuffle_epi8(scales, pick[c]));
         }
-        const float d = iq_half(b->d) * iq_f32(y[i].d);
+        const float d = simd_half(b->d) * iq_f32(y[i].d);
         acc = accumulate(acc, d, sumi);
     }
     return finish(acc, 0.125f);
@@ -306,7 +359,7 @@ float q_iq_dot_iq1_s_avx512(int64_t n, const void *w, const void *a)
         const __m256i coef2 = _mm256_or_si256(coef, _mm256_slli_epi32(coef, 16)); /* same for both bsums */
         const __m256i shift = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), coef2);
         const int32_t total = 8 * _mm512_reduce_add_epi32(sumi) + hsum_i32x8(shift);
-        acc += iq_half(b->d) * iq_f32(y[i].d) * (float)total;
+        acc += simd_half(b->d) * iq_f32(y[i].d) * (float)total;
     }
     return 0.125f * acc;
 }

@@ -3,6 +3,7 @@
 #ifndef MOESERVE_Q_IQ_SIMD_H
 #define MOESERVE_Q_IQ_SIMD_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -90,5 +91,9 @@ IQ_DOT_DECL(q_iq_dot_iq3_xxs_avx512);
 IQ_DOT_DECL(q_iq_dot_iq3_s_avx512);
 IQ_DOT_DECL(q_iq_dot_iq1_s_avx512);
 IQ_DOT_DECL(q_iq_dot_iq1_m_avx512);
+
+/* Several tokens at once (quants.h, q_dot_tokens_fn): the two grid types of the MoE experts. */
+void q_iq_dot_iq2_s_avx512_tokens(int64_t n, const void *w, const void *a, size_t stride, int nt, float *out);
+void q_iq_dot_iq3_s_avx512_tokens(int64_t n, const void *w, const void *a, size_t stride, int nt, float *out);
 
 #endif

@@ -447,7 +447,7 @@ void q_register_kquants(struct q_kernels *t, const struct q_cpu *cpu)
     qb_set(t, Q_Q3_K, dq_q3_k, NULL, Q_Q8_K, dot_q3_k);
     qb_set(t, Q_Q4_K, dq_q4_k, NULL, Q_Q8_K, dot_q4_k);
     /* llama.cpp repacks Q4_K matrices of 8k rows (x86 with AVX2) */
-    t[Q_Q4_K].batched = t[Q_Q4_K].batched_ref = (struct q_batched_dots){{dot_q4_k_row, dot_q4_k_row, dot_q4_k_group}};
+    t[Q_Q4_K].batched = t[Q_Q4_K].batched_ref = (struct q_batched_dots){{dot_q4_k_row, dot_q4_k_row, dot_q4_k_group}, {NULL, NULL, NULL}};
     t[Q_Q4_K].batched_rows = 8;
     t[Q_Q4_K].batched_cols = 1;
     qb_set(t, Q_Q5_K, dq_q5_k, NULL, Q_Q8_K, dot_q5_k);

@@ -382,7 +382,7 @@ static float dot_mxfp4_packed(int64_t n, const void *w, const void *a)
 
 static void set_packed(struct q_kernels *t, enum q_type type, q_dot_fn dot)
 {
-    t[type].batched = t[type].batched_ref = (struct q_batched_dots){{dot, dot, dot}};
+    t[type].batched = t[type].batched_ref = (struct q_batched_dots){{dot, dot, dot}, {NULL, NULL, NULL}};
     t[type].batched_rows = 8;
     t[type].batched_cols = 1;
 }
@@ -485,7 +485,7 @@ void q_register_legacy(struct q_kernels *t, const struct q_cpu *cpu)
     (void)cpu;
     qb_set(t, Q_F32, dq_f32, qz_f32, Q_F32, dot_f32);
     /* tinyBLAS takes F32 matrices of 4k rows and 16k columns in batches of two tokens or more */
-    t[Q_F32].batched = t[Q_F32].batched_ref = (struct q_batched_dots){{dot_f32, dot_f32_tiny, dot_f32_tiny}};
+    t[Q_F32].batched = t[Q_F32].batched_ref = (struct q_batched_dots){{dot_f32, dot_f32_tiny, dot_f32_tiny}, {NULL, NULL, NULL}};
     t[Q_F32].batched_rows = 4;
     t[Q_F32].batched_cols = 16;
     qb_set(t, Q_F16, dq_f16, qz_f16, Q_F16, dot_f16);

@@ -47,9 +47,19 @@ static void fill_table(void)
     apply_isa_cap(&usable);
     q_register_basic(kernel_table, &usable);
     q_register_iq(kernel_table, &usable);
-    for (int t = 0; t < Q_TYPE_COUNT; t++)
+    /* MOESERVE_DOT_TOKENS=off: one dot per (row, token) everywhere, to measure what the
+     * several-token kernels gain (their results are identical) */
+    const char *tokens = getenv("MOESERVE_DOT_TOKENS");
+    const bool no_tokens = tokens && strcmp(tokens, "off") == 0;
+    for (int t = 0; t < Q_TYPE_COUNT; t++) {
         if (kernel_table[t].dot && !kernel_table[t].dot_isa)
             kernel_table[t].dot_isa = "scalar";
+        if (no_tokens) {
+            kernel_table[t].dot_tokens = NULL;
+            for (int k = 0; k < Q_ROW_KINDS; k++)
+                kernel_table[t].batched.tokens_by_kind[k] = NULL;
+        }
+    }
 }
 
 const struct q_cpu *q_cpu_features(void)

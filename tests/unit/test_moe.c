@@ -1,9 +1,10 @@
-/* test_moe.c: batched matmul against per-row dot products, and the grouped MoE FFN against a
- * plain per-token loop built from q_matmul, on random Q8_0 and F32 experts. */
+/* test_moe.c: batched matmul (token-tiled kernels included) bit for bit against per-row dot
+ * products, and the grouped MoE FFN against a plain per-token loop built from q_matmul. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/synth.h"
 #include "kernels/matmul.h"
 #include "kernels/moe.h"
 #include "kernels/ops.h"
@@ -20,13 +21,19 @@ static float frand(void)
     return (float)((rng_state >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
 }
 
-/* rows x cols random values quantized to `type` (malloc'd). */
+/* rows x cols random values quantized to `type` (malloc'd); weight-only types get random valid
+ * blocks instead. */
 static void *random_matrix(uint32_t type, int64_t rows, int64_t cols)
 {
     uint64_t rb;
     if (!q_row_bytes(type, (uint64_t)cols, &rb))
         return NULL;
     uint8_t *w = malloc((size_t)rows * rb);
+    if (w && !q_kernels_get(type)->quant) {
+        uint64_t seed = rng_state;
+        synth_random_blocks(type, w, (size_t)rows * rb / q_type_traits(type)->block_bytes, &seed);
+        return w;
+    }
     float *row = malloc((size_t)cols * sizeof *row);
     if (w && row)
         for (int64_t r = 0; r < rows; r++) {
@@ -48,19 +55,32 @@ static void test_matmul(uint32_t type, int64_t rows, int64_t cols, int64_t n)
     struct q_mat m;
     REQUIRE_VOID(q_mat_init(&m, type, w, rows, cols));
     struct q_scratch s = {0};
-    CHECK(q_matmul(&m, x, n, y, &s), "q_matmul");
+    /* tokens of every kind, in runs and alone, as q_row_kinds gives them for a mixed batch */
+    uint8_t *kind = malloc((size_t)n);
+    REQUIRE_VOID(kind);
+    for (int64_t t = 0; t < n; t++)
+        kind[t] = (uint8_t)((t / 3) % Q_ROW_KINDS);
     const struct q_kernels *k = q_kernels_get(type);
+    /* the dot each token must get: the type's batched order for its kind where the matrix
+     * qualifies for llama.cpp's batched kernels, vec_dot's otherwise */
+    const bool batched = k->batched_rows && rows % k->batched_rows == 0 && cols % k->batched_cols == 0;
     size_t ab = q_act_bytes(type, cols, 1);
     void *xq = malloc(ab);
     REQUIRE_VOID(xq);
-    int bad = 0;
-    for (int64_t t = 0; t < n; t++) {
-        q_kernels_get(k->act_type)->quant(x + t * cols, xq, cols);
-        for (int64_t r = 0; r < rows; r++)
-            bad += y[t * rows + r] != k->dot(cols, (const uint8_t *)w + r * m.row_bytes, xq);
+    for (int pass = 0; pass < 2; pass++) {
+        const uint8_t *kinds = pass ? kind : NULL;
+        CHECK(pass ? q_matmul_kinds(&m, x, n, kind, y, &s) : q_matmul(&m, x, n, y, &s), "q_matmul");
+        int bad = 0;
+        for (int64_t t = 0; t < n; t++) {
+            q_kernels_get(k->act_type)->quant(x + t * cols, xq, cols);
+            const q_dot_fn dot = batched ? k->batched.by_kind[kinds ? kinds[t] : Q_ROW_ALONE] : k->dot;
+            for (int64_t r = 0; r < rows; r++)
+                bad += y[t * rows + r] != dot(cols, (const uint8_t *)w + r * m.row_bytes, xq);
+        }
+        CHECK(bad == 0, "%s %lldx%lld n=%lld %s: %d products differ from the row dot", q_type_traits(type)->name,
+              (long long)rows, (long long)cols, (long long)n, pass ? "mixed kinds" : "alone", bad);
     }
-    CHECK(bad == 0, "%s %lldx%lld n=%lld: %d products differ from the row dot", q_type_traits(type)->name,
-          (long long)rows, (long long)cols, (long long)n, bad);
+    free(kind);
     /* a second call reuses the scratch without growing it */
     size_t cap = s.cap;
     CHECK(q_matmul(&m, x, n, y, &s) && s.cap == cap, "scratch grew on a repeated call");
@@ -71,6 +91,40 @@ static void test_matmul(uint32_t type, int64_t rows, int64_t cols, int64_t n)
     free(y);
 }
 
+
+/* The dequantize + sgemm path against float sums over the dequantized rows (its numerics are
+ * sgemm's float sums on unquantized x, so a relative tolerance, not equality). */
+static void test_sgemm(uint32_t type, int64_t rows, int64_t cols, int64_t n)
+{
+    void *w = random_matrix(type, rows, cols);
+    float *x = malloc((size_t)n * cols * sizeof *x), *y = malloc((size_t)n * rows * sizeof *y);
+    float *row = malloc((size_t)cols * sizeof *row), *scratch = malloc(q_matmul_sgemm_scratch(cols));
+    REQUIRE_VOID(w && x && y && row && scratch);
+    for (int64_t i = 0; i < n * cols; i++)
+        x[i] = frand();
+    struct q_mat m;
+    REQUIRE_VOID(q_mat_init(&m, type, w, rows, cols));
+    q_matmul_sgemm(&m, x, n, y, scratch);
+    int bad = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        q_kernels_get(type)->dequant((const uint8_t *)w + r * m.row_bytes, row, cols);
+        for (int64_t t = 0; t < n; t++) {
+            double want = 0, mag = 0;
+            for (int64_t c = 0; c < cols; c++) {
+                want += (double)row[c] * x[t * cols + c];
+                mag += fabs((double)row[c] * x[t * cols + c]);
+            }
+            bad += !(fabs(y[t * rows + r] - want) <= 1e-5 * mag + 1e-30);
+        }
+    }
+    CHECK(bad == 0, "%s sgemm %lldx%lld n=%lld: %d products off", q_type_traits(type)->name, (long long)rows,
+          (long long)cols, (long long)n, bad);
+    free(w);
+    free(x);
+    free(y);
+    free(row);
+    free(scratch);
+}
 
 /* The MoE output of one token the slow way: one q_matmul per expert and product. */
 static void moe_reference(const struct q_moe_weights *w, const float *x, int k, const int32_t *ids,
@@ -97,10 +151,10 @@ static void moe_reference(const struct q_moe_weights *w, const float *x, int k, 
     free(y);
 }
 
-static void test_moe(uint32_t type, uint32_t down_type, int64_t n, int k)
+static void test_moe(uint32_t type, uint32_t down_type, int64_t n, int k, int64_t d, int64_t ff)
 {
     char err[128];
-    const int64_t d = 64, ff = 96, ne = 8;
+    const int64_t ne = 8;
     struct q_moe_weights w = {.gate = random_matrix(type, ff * ne, d), .up = random_matrix(type, ff * ne, d),
                               .down = random_matrix(down_type, d * ne, ff), .gate_type = type,
                               .up_type = type, .down_type = down_type, .n_embd = d, .n_ff = ff, .n_expert = ne};
@@ -170,8 +224,27 @@ int main(void)
     test_matmul(Q_Q8_0, 300, 256, 5);
     test_matmul(Q_F32, 40, 48, 3);
     test_matmul(Q_F16, 64, 64, 2);
-    test_moe(Q_Q8_0, Q_Q8_0, 1, 2);
-    test_moe(Q_Q8_0, Q_Q8_0, 9, 3);
-    test_moe(Q_F32, Q_Q8_0, 5, 2);
+    /* every type with a several-token kernel, at token counts that leave every remainder (1..3)
+     * and a split across threads (rows x cols x tokens past the threading threshold) */
+    static const uint32_t tiled[] = {Q_Q8_0, Q_Q4_0, Q_Q5_0, Q_IQ4_NL, Q_MXFP4, Q_Q4_K, Q_Q5_K,
+                                     Q_Q6_K, Q_IQ4_XS, Q_IQ2_S, Q_IQ3_S, Q_Q2_K, Q_IQ2_XXS};
+    for (size_t i = 0; i < sizeof tiled / sizeof *tiled; i++) {
+        test_matmul(tiled[i], 33, 256, 1);
+        test_matmul(tiled[i], 40, 512, 6);
+        test_matmul(tiled[i], 19, 256, 7);
+        test_matmul(tiled[i], 300, 512, 9);
+    }
+    /* row counts that leave a partial tile; one token and a batch */
+    test_sgemm(Q_Q4_K, 70, 512, 1);
+    test_sgemm(Q_IQ2_S, 33, 256, 40);
+    test_sgemm(Q_Q8_0, 96, 128, 17);
+    test_sgemm(Q_F16, 40, 64, 5);
+    test_moe(Q_Q8_0, Q_Q8_0, 1, 2, 64, 96);
+    test_moe(Q_Q8_0, Q_Q8_0, 9, 3, 64, 96);
+    test_moe(Q_F32, Q_Q8_0, 5, 2, 64, 96);
+    /* the Qwen3-30B-A3B recipe's expert types; 40 tokens over 8 experts: groups of 4 and more */
+    test_moe(Q_IQ2_S, Q_IQ3_S, 40, 4, 256, 512);
+    test_moe(Q_Q4_K, Q_Q6_K, 13, 3, 256, 256);
+    test_moe(Q_MXFP4, Q_MXFP4, 11, 2, 64, 96);
     return test_finish();
 }

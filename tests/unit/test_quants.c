@@ -93,8 +93,31 @@ static void check_dot(const struct gguf_file *f, const char *tn, const struct q_
     }
 }
 
+/* Every half -> float against its definition: (-1)^s x 2^(e-15) x (1 + m/1024), subnormals
+ * m x 2^-24, infinities and NaNs with their payload in the top mantissa bits; and back again. */
+static void check_all_halves(void)
+{
+    int bad = 0, bad_back = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        const uint32_t e = (h >> 10) & 0x1f, m = h & 0x3ff;
+        const float got = q_f16_to_f32((uint16_t)h);
+        uint32_t bits;
+        memcpy(&bits, &got, 4);
+        if (e == 0x1f) {
+            bad += (bits & 0x7fffffffu) != (0x7f800000u | m << 13) || (bits >> 31) != (h >> 15);
+        } else {
+            const double mag = e ? ldexp(1.0 + m / 1024.0, (int)e - 15) : ldexp((double)m, -24);
+            bad += (double)got != (h & 0x8000 ? -mag : mag) || (bits >> 31) != (h >> 15);
+            bad_back += q_f32_to_f16(got) != h;
+        }
+    }
+    CHECK(bad == 0, "%d halves converted wrongly", bad);
+    CHECK(bad_back == 0, "%d finite halves did not round-trip", bad_back);
+}
+
 int main(void)
 {
+    check_all_halves();
     char path[512], err[512];
     struct gguf_file *f = gguf_open(testdata_path(path, sizeof path, "quants.gguf"), err, sizeof err);
     REQUIRE(f, "%s", err);

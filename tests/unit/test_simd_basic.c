@@ -178,6 +178,15 @@ static void check_batched_orders(bool has_avx2, bool has_avx512)
                     bad += !same_bits(b->avx2.by_kind[k](n, w, a), want);
                     if (has_avx512)
                         bad += !same_bits(b->avx512.by_kind[k](n, w, a), want);
+                    /* the several-token kernel on copies of the same activation row */
+                    const struct q_batched_dots *isa[2] = {&b->avx2, has_avx512 ? &b->avx512 : NULL};
+                    for (int v = 0; v < 2 && b->type != Q_F32; v++)
+                        if (isa[v] && isa[v]->tokens_by_kind[k]) {
+                            float out[Q_DOT_TOKENS];
+                            isa[v]->tokens_by_kind[k](n, w, a, 0, Q_DOT_TOKENS, out);
+                            for (int t = 0; t < Q_DOT_TOKENS; t++)
+                                bad += !same_bits(out[t], want);
+                        }
                 }
             }
             free(w);
@@ -188,6 +197,49 @@ static void check_batched_orders(bool has_avx2, bool has_avx512)
         printf("%-7s batched orders: SIMD = scalar bit for bit on %zu rows x 3 kinds (alone and group differ on %zu)\n",
                tw->name, runs, kinds_differ);
     }
+}
+
+/* Each ISA's several-token kernel against its own one-token dot, bit for bit, for every token
+ * count, with the activation rows a row apart and further apart. */
+static void check_tokens(const struct q_basic_simd_dot *c, bool has_avx2, bool has_avx512)
+{
+    const struct q_kernels *kw = q_kernels_get(c->type);
+    const struct q_traits *tw = q_type_traits(c->type);
+    const struct q_kernels *ka = q_kernels_get(kw->act_type);
+    const int64_t n = 2048;
+    const int nb = (int)(n / tw->block_size);
+    uint64_t arb;
+    REQUIRE_VOID(q_row_bytes(kw->act_type, (uint64_t)n, &arb));
+    const size_t strides[] = {(size_t)arb, (size_t)arb + 100};
+    uint8_t *w = malloc((size_t)nb * tw->block_bytes), *a = malloc(Q_DOT_TOKENS * strides[1]);
+    float *src = malloc((size_t)n * sizeof *src);
+    REQUIRE_VOID(w && a && src);
+    struct { bool on; q_dot_fn one; q_dot_tokens_fn many; const char *isa; } isas[] = {
+        {has_avx2, c->avx2, c->avx2_tokens, "avx2"}, {has_avx512, c->avx512, c->avx512_tokens, "avx512"}};
+    for (size_t si = 0; si < 2; si++) {
+        random_weights(c->type, w, nb);
+        for (int t = 0; t < Q_DOT_TOKENS; t++) {
+            for (int64_t i = 0; i < n; i++)
+                src[i] = rng_normalish();
+            ka->quant(src, a + t * strides[si], n);
+        }
+        for (size_t v = 0; v < 2; v++) {
+            if (!isas[v].on)
+                continue;
+            for (int nt = 1; nt <= Q_DOT_TOKENS; nt++) {
+                float out[Q_DOT_TOKENS];
+                isas[v].many(n, w, a, strides[si], nt, out);
+                for (int t = 0; t < nt; t++) {
+                    const float want = isas[v].one(n, w, a + t * strides[si]);
+                    CHECK(memcmp(&out[t], &want, 4) == 0, "%s %s tokens nt=%d t=%d: %.9g, one-token %.9g",
+                          tw->name, isas[v].isa, nt, t, out[t], want);
+                }
+            }
+        }
+    }
+    free(w);
+    free(a);
+    free(src);
 }
 
 /* One MXFP4 block per E8M0 exponent (the SIMD kernels read the scale from a table): denormal
@@ -268,6 +320,13 @@ int main(void)
         CHECK(strcmp(k->dot_isa, want) == 0, "%s: table picked %s, expected %s", name, k->dot_isa, want);
         double worst = 0;
         check_type(&q_basic_simd_dots[i], has_avx2, has_avx512, &worst);
+        if (q_basic_simd_dots[i].avx2_tokens)
+            check_tokens(&q_basic_simd_dots[i], has_avx2, has_avx512);
+        /* the table's several-token kernel belongs to the one-token kernel it picked */
+        CHECK(k->dot == q_basic_simd_dots[i].avx512 ? k->dot_tokens == q_basic_simd_dots[i].avx512_tokens
+              : k->dot == q_basic_simd_dots[i].avx2 ? k->dot_tokens == q_basic_simd_dots[i].avx2_tokens
+                                                    : !k->dot_tokens,
+              "%s: dot_tokens from the table", name);
         printf("%-7s max SIMD/scalar difference %.2e (relative to max(|dot|, 1%% of sum |w a|))\n", name, worst);
     }
     check_mxfp4_exponents(has_avx2, has_avx512);

@@ -165,6 +165,27 @@ static void check_bit_identical(const struct q_cpu *cpu)
     gguf_close(f);
 }
 
+/* The several-token IQ2_S / IQ3_S kernels against their one-token dot, bit for bit. */
+static void check_tokens(uint32_t type, q_dot_fn one, q_dot_tokens_fn many, uint8_t *w)
+{
+    enum { NB = 8 };
+    static struct iq_q8k_block a[Q_DOT_TOKENS * (NB + 1)];
+    for (int gap = 0; gap < 2; gap++) {
+        const size_t stride = (size_t)(NB + gap) * sizeof *a;
+        random_weights(type, w, NB);
+        random_q8k(a, Q_DOT_TOKENS * (NB + 1));
+        for (int nt = 1; nt <= Q_DOT_TOKENS; nt++) {
+            float out[Q_DOT_TOKENS];
+            many(256 * NB, w, a, stride, nt, out);
+            for (int t = 0; t < nt; t++) {
+                const float want = one(256 * NB, w, (const uint8_t *)a + t * stride);
+                CHECK(memcmp(&out[t], &want, 4) == 0, "%s tokens nt=%d t=%d: %.9g, one-token %.9g",
+                      q_type_traits(type)->name, nt, t, out[t], want);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct q_cpu *cpu = q_cpu_features();
@@ -185,6 +206,10 @@ int main(void)
     }
     CHECK(ran > 0 || !cpu->avx2, "some SIMD version ran");
     check_bit_identical(cpu);
+    if (cpu->avx512f && cpu->avx512bw && cpu->avx512vl && cpu->avx512vnni) {
+        check_tokens(Q_IQ2_S, q_iq_dot_iq2_s_avx512, q_iq_dot_iq2_s_avx512_tokens, w);
+        check_tokens(Q_IQ3_S, q_iq_dot_iq3_s_avx512, q_iq_dot_iq3_s_avx512_tokens, w);
+    }
 
     /* The table: every grid type has a dequantizer, Q8_K activations, a scalar reference, and
      * the best version this CPU allows. */

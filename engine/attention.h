@@ -3,6 +3,8 @@
 #ifndef MOESERVE_ATTENTION_H
 #define MOESERVE_ATTENTION_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "engine/kvpool.h"
@@ -10,11 +12,16 @@
 struct attn_shape {
     uint32_t n_head, n_head_kv;   /* query head h reads KV head h / (n_head / n_head_kv) */
     uint32_t head_k, head_v;      /* at most ATTN_MAX_HEAD each */
+    uint32_t kv_type;             /* Q_F16 or Q_Q8_0 (enum q_type): how cached rows are stored */
 };
 
 #define ATTN_MAX_HEAD 512
 
-/* Bytes of one cached K (or V) row of a layer: every KV head of one position, as F16. */
+/* False (with a message naming the setting) when the cache type cannot hold these heads: an
+ * unknown type, a head over ATTN_MAX_HEAD, or (Q8_0) a head size that is not whole 32-blocks. */
+bool attn_shape_check(const struct attn_shape *s, char *err, size_t errlen);
+
+/* Bytes of one cached K (or V) row of a layer: every KV head of one position, in the KV type. */
 uint32_t attn_k_row_bytes(const struct attn_shape *s);
 uint32_t attn_v_row_bytes(const struct attn_shape *s);
 

@@ -49,15 +49,26 @@ static bool validate(struct engine *e, const struct engine_params *p, struct arc
     return false;
 }
 
+/* Q_F16 (also when unset), Q_Q8_0, or Q_TYPE_COUNT for a name that is neither. */
+static uint32_t kv_type_of(const struct engine_params *p)
+{
+    if (!p->kv_type || strcmp(p->kv_type, "f16") == 0)
+        return Q_F16;
+    return strcmp(p->kv_type, "q8_0") == 0 ? Q_Q8_0 : Q_TYPE_COUNT;
+}
+
 /* Checks the KV pool and the weights against the budget; with fit, shrinks the pool instead. */
 static bool plan(struct engine *e, const struct engine_params *p, const struct arch_hparams *hp, uint32_t *ctx_size,
                  char *err, size_t errlen)
 {
+    if (kv_type_of(p) == Q_TYPE_COUNT) {
+        snprintf(err, errlen, "kv_type '%s' is not a KV cache type (f16 or q8_0)", p->kv_type);
+        return false;
+    }
     uint64_t budget = p->mem_budget;
     if (!budget && !mp_mem_available(&budget, err, errlen))
         return false;
-    struct mp_request rq = {.n_ctx = *ctx_size, .n_slots = 1, .n_batch = p->batch_tokens,
-                            .kv_type = p->kv_type && strcmp(p->kv_type, "q8_0") == 0 ? Q_Q8_0 : Q_F16};
+    struct mp_request rq = {.n_ctx = *ctx_size, .n_slots = 1, .n_batch = p->batch_tokens, .kv_type = kv_type_of(p)};
     struct mp_plan pl;
     mp_plan_cpu(hp, mp_weight_bytes(e->f), &rq, budget, &pl);
     if (pl.dev[0].fits)
@@ -141,8 +152,8 @@ struct engine *engine_open(const struct engine_params *p, char *err, size_t errl
     uint32_t max_seq = p->max_ctx ? p->max_ctx : e->model.hp.n_ctx_train;
     if (ok && max_seq > ctx_size)
         max_seq = ctx_size;
-    ok = ok && (e->ctx = model_ctx_new(&e->model, p->slots, ctx_size, max_seq, p->batch_tokens + p->slots, err,
-                                       errlen)) != NULL;
+    ok = ok && (e->ctx = model_ctx_new(&e->model, p->slots, ctx_size, max_seq, p->batch_tokens + p->slots,
+                                       kv_type_of(p), err, errlen)) != NULL;
     if (ok) {
         char *base = strdup(p->path);
         char *gname = gguf_get_str_dup(e->f, "general.name");

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine/model.h"
+#include "kernels/qtypes.h"
 #include "tests/test.h"
 
 struct prompt {
@@ -63,7 +64,7 @@ static void check_prompt(const char *name, struct model *m, struct prompt *p, in
 {
     char err[256];
     const uint32_t V = m->hp.n_vocab;
-    struct model_ctx *c = model_ctx_new(m, 2, 1024, 512, 512, err, sizeof err);
+    struct model_ctx *c = model_ctx_new(m, 2, 1024, 512, 512, Q_F16, err, sizeof err);
     REQUIRE_VOID(c);
     float *logits = malloc(p->n * V * sizeof *logits);
     CHECK(run_prompt(c, p, 0, logits, err), "%s prompt %d: %s", name, pi, err);
@@ -142,7 +143,7 @@ static void check_batched(const char *name, struct model *m, struct prompt *ps)
     char err[256];
     const uint32_t V = m->hp.n_vocab;
     size_t total = ps[0].n + ps[1].n + ps[2].n;
-    struct model_ctx *c = model_ctx_new(m, 3, 2048, 512, (uint32_t)total, err, sizeof err);
+    struct model_ctx *c = model_ctx_new(m, 3, 2048, 512, (uint32_t)total, Q_F16, err, sizeof err);
     REQUIRE_VOID(c);
     int32_t *tok = malloc(total * sizeof *tok);
     uint32_t *pos = malloc(total * sizeof *pos), *seq = malloc(total * sizeof *seq);

@@ -12,8 +12,11 @@
 
 enum mp_part { MP_WEIGHTS, MP_KV, MP_RECURRENT, MP_COMPUTE, MP_OVERHEAD, MP_PART_COUNT };
 
-/* Fixed cost of the process beyond the model: code, HTTP, tokenizer tables, thread stacks. */
-#define MP_RUNTIME_OVERHEAD (UINT64_C(256) << 20)
+/* Fixed cost of the process beyond the model: code, C and OpenMP runtimes, HTTP and engine
+ * threads' stacks, allocator slack; and the tokenizer's tables per vocabulary entry. Both were
+ * measured (docs/memory.md): 7.5 MB and 57 bytes, rounded up. */
+#define MP_RUNTIME_BASE (UINT64_C(8) << 20)
+#define MP_TOKENIZER_BYTES_PER_TOKEN 64
 #define MP_DEFAULT_BATCH 512
 #define MP_MAX_DEVICES 4
 
@@ -22,6 +25,7 @@ struct mp_request {
     uint64_t n_slots;            /* parallel sequences */
     uint64_t n_batch;            /* largest batch of tokens in one forward pass */
     uint32_t kv_type;            /* Q_F16 or Q_Q8_0 */
+    uint64_t metadata_bytes;     /* the GGUF header (read whole, so resident): gguf data_offset */
 };
 
 struct mp_device {
@@ -44,8 +48,10 @@ const char *mp_part_name(enum mp_part p);
 uint64_t mp_kv_bytes(const struct arch_hparams *hp, uint64_t n_ctx, uint64_t n_slots, uint32_t kv_type);
 /* qwen3next DeltaNet state per slot (conv window and the per-head state matrices), F32. */
 uint64_t mp_recurrent_bytes(const struct arch_hparams *hp, uint64_t n_slots);
-/* Scratch of one forward pass over n_batch tokens attending to n_ctx positions. */
-uint64_t mp_compute_bytes(const struct arch_hparams *hp, uint64_t n_batch, uint64_t n_ctx);
+/* Scratch of one forward pass over n_batch tokens, and a logits row per slot. */
+uint64_t mp_compute_bytes(const struct arch_hparams *hp, uint64_t n_batch, uint64_t n_slots);
+/* Runtime, the mapped GGUF header and the tokenizer's tables. */
+uint64_t mp_overhead_bytes(const struct arch_hparams *hp, uint64_t metadata_bytes);
 /* Bytes of all tensor data (mmap'd weights count as resident). */
 uint64_t mp_weight_bytes(const struct gguf_file *f);
 

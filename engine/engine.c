@@ -82,10 +82,10 @@ static bool plan(struct engine *e, const struct engine_params *p, const struct a
     size_t len = (size_t)snprintf(err, errlen, "%s does not fit in %.2f GiB with a KV pool of %u tokens:", p->path,
                                   (double)budget / (1u << 30), *ctx_size);
     for (int i = 0; i < MP_PART_COUNT && len < errlen; i++)
-        len += (size_t)snprintf(err + len, errlen - len, "\n  %-12s %8.2f GiB", mp_part_name((enum mp_part)i),
+        len += (size_t)snprintf(err + len, errlen - len, "\n  %-17s %8.2f GiB", mp_part_name((enum mp_part)i),
                                 (double)pl.dev[0].part[i] / (1u << 30));
     if (len < errlen)
-        snprintf(err + len, errlen - len, "\n  total        %8.2f GiB\n  the largest pool that fits: %llu tokens (--ctx-size), or use --fit",
+        snprintf(err + len, errlen - len, "\n  total             %8.2f GiB\n  the largest pool that fits: %llu tokens (--ctx-size), or use --fit",
                  (double)pl.dev[0].total / (1u << 30), (unsigned long long)pl.max_ctx);
     return false;
 }
@@ -149,7 +149,8 @@ struct engine *engine_open(const struct engine_params *p, char *err, size_t errl
     uint32_t ctx_size = p->ctx_size;
     bool ok = (e->f = gguf_open(p->path, err, errlen)) != NULL && validate(e, p, &hp, err, errlen) &&
               plan(e, p, &hp, &ctx_size, err, errlen);
-    progress(p, "loading", 0.3);
+    if (ok)
+        progress(p, "loading", 0.3);
     ok = ok && (e->model_loaded = model_load(&e->model, e->f, err, errlen));
     ok = ok && prefault_range(e->f->map + e->f->data_offset, e->f->size - e->f->data_offset, weights_progress,
                               (void *)p, err, errlen);

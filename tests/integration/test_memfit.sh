@@ -7,17 +7,17 @@ cd "$(dirname "$0")/../.."
 . tests/integration/lib.sh
 MOESERVE=build/rel/moeserve
 MODELS=${MOESERVE_TESTDATA:-../shared/testdata}/models
-CTX=2048
+CTX=1024
 TMP=$(mktemp -d)
 trap 'stop_server; rm -rf "$TMP"' EXIT
-# ~1000 tokens of prompt; generation then runs until the context is full
-prompt=$(printf 'word %.0s' $(seq 1 1000))
+# ~600 tokens of prompt (more than one 512-token batch); generation then runs until the context is full
+prompt=$(printf 'word %.0s' $(seq 1 600))
 
 measure() { # measure MODEL KV_TYPE
     local model=$MODELS/$1.gguf name="$1 ($2 KV)"
     local plan
     plan=$("$MOESERVE" inspect --json --fit 64G --ctx "$CTX" --slots 1 --kv "$2" "$model" | json 'j.plan.devices[0].total')
-    start_server "$TMP/log" -m "$model" --slots 1 --ctx-size "$CTX" --kv-type "$2" || { FAIL=$((FAIL + 1)); return; }
+    OMP_WAIT_POLICY=passive start_server "$TMP/log" -m "$model" --slots 1 --ctx-size "$CTX" --kv-type "$2" || { FAIL=$((FAIL + 1)); return; }
     curl -s -H 'Content-Type: application/json' "http://127.0.0.1:$PORT/v1/completions" \
         -d "{\"prompt\":\"$prompt\",\"temperature\":0}" >"$TMP/out"
     local hwm

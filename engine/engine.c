@@ -12,6 +12,7 @@
 #include "engine/gguf.h"
 #include "engine/memplan.h"
 #include "engine/model.h"
+#include "engine/prefault.h"
 #include "engine/qwen3next.h"
 #include "engine/tokenizer.h"
 #include "engine/validate.h"
@@ -53,17 +54,29 @@ static bool validate(struct engine *e, const struct engine_params *p, struct arc
     return false;
 }
 
+/* Q_F16 (also when unset), Q_Q8_0, or Q_TYPE_COUNT for a name that is neither. */
+static uint32_t kv_type_of(const struct engine_params *p)
+{
+    if (!p->kv_type || strcmp(p->kv_type, "f16") == 0)
+        return Q_F16;
+    return strcmp(p->kv_type, "q8_0") == 0 ? Q_Q8_0 : Q_TYPE_COUNT;
+}
+
 /* Checks the KV pool and the weights against the budget; with fit, shrinks the pool instead. */
 static bool plan(struct engine *e, const struct engine_params *p, const struct arch_hparams *hp, uint32_t *ctx_size,
                  char *err, size_t errlen)
 {
+    if (kv_type_of(p) == Q_TYPE_COUNT) {
+        snprintf(err, errlen, "kv_type '%s' is not a KV cache type (f16 or q8_0)", p->kv_type);
+        return false;
+    }
     uint64_t budget = p->mem_budget;
     if (!budget && !mp_mem_available(&budget, err, errlen))
         return false;
     /* the KV cache is one pool of ctx_size tokens; the recurrent state is per slot */
     struct mp_request rq = {.n_ctx = *ctx_size, .n_slots = 1, .n_batch = p->batch_tokens,
                             .n_state_seqs = p->slots, .n_snapshots = MP_DEFAULT_SNAPSHOTS,
-                            .kv_type = p->kv_type && strcmp(p->kv_type, "q8_0") == 0 ? Q_Q8_0 : Q_F16};
+                            .kv_type = kv_type_of(p), .metadata_bytes = e->f->data_offset};
     struct mp_plan pl;
     mp_plan_cpu(hp, mp_weight_bytes(e->f), &rq, budget, &pl);
     if (pl.dev[0].fits)
@@ -75,12 +88,18 @@ static bool plan(struct engine *e, const struct engine_params *p, const struct a
     size_t len = (size_t)snprintf(err, errlen, "%s does not fit in %.2f GiB with a KV pool of %u tokens:", p->path,
                                   (double)budget / (1u << 30), *ctx_size);
     for (int i = 0; i < MP_PART_COUNT && len < errlen; i++)
-        len += (size_t)snprintf(err + len, errlen - len, "\n  %-12s %8.2f GiB", mp_part_name((enum mp_part)i),
+        len += (size_t)snprintf(err + len, errlen - len, "\n  %-17s %8.2f GiB", mp_part_name((enum mp_part)i),
                                 (double)pl.dev[0].part[i] / (1u << 30));
     if (len < errlen)
-        snprintf(err + len, errlen - len, "\n  total        %8.2f GiB\n  the largest pool that fits: %llu tokens (--ctx-size), or use --fit",
+        snprintf(err + len, errlen - len, "\n  total             %8.2f GiB\n  the largest pool that fits: %llu tokens (--ctx-size), or use --fit",
                  (double)pl.dev[0].total / (1u << 30), (unsigned long long)pl.max_ctx);
     return false;
+}
+
+/* Faulting in the weights is most of the loading time: it reports 30% .. 95%. */
+static void weights_progress(void *ctx, double done)
+{
+    progress(ctx, "loading", 0.3 + 0.65 * done);
 }
 
 static int32_t find_token(const struct tokenizer *t, const char *text)
@@ -101,9 +120,9 @@ static bool new_ctx(struct engine *e, const struct engine_params *p, uint32_t ct
 {
     const uint32_t batch = p->batch_tokens + p->slots;
     if (e->next)
-        return (e->q3n_ctx = q3n_ctx_new(&e->q3n, p->slots, ctx_size, max_seq, batch, MP_DEFAULT_SNAPSHOTS, err,
-                                         errlen)) != NULL;
-    return (e->ctx = model_ctx_new(&e->model, p->slots, ctx_size, max_seq, batch, err, errlen)) != NULL;
+        return (e->q3n_ctx = q3n_ctx_new(&e->q3n, p->slots, ctx_size, max_seq, batch, MP_DEFAULT_SNAPSHOTS,
+                                         kv_type_of(p), err, errlen)) != NULL;
+    return (e->ctx = model_ctx_new(&e->model, p->slots, ctx_size, max_seq, batch, kv_type_of(p), err, errlen)) != NULL;
 }
 
 static uint32_t model_n_vocab(const struct engine *e)
@@ -163,9 +182,12 @@ struct engine *engine_open(const struct engine_params *p, char *err, size_t errl
     uint32_t ctx_size = p->ctx_size;
     bool ok = (e->f = gguf_open(p->path, err, errlen)) != NULL && validate(e, p, &hp, err, errlen) &&
               plan(e, p, &hp, &ctx_size, err, errlen);
-    progress(p, "loading", 0.3);
+    if (ok)
+        progress(p, "loading", 0.3);
     e->next = ok && hp.arch == ARCH_QWEN3NEXT;
     ok = ok && (e->model_loaded = load_model(e, err, errlen));
+    ok = ok && prefault_range(e->f->map + e->f->data_offset, e->f->size - e->f->data_offset, weights_progress,
+                              (void *)p, err, errlen);
     ok = ok && (e->tok = tok_load_gguf(e->f, err, errlen)) != NULL;
     if (ok && tok_vocab_size(e->tok) != model_n_vocab(e)) {
         snprintf(err, errlen, "%s: the tokenizer has %u tokens but token_embd has %u rows", p->path,

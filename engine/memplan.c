@@ -53,7 +53,7 @@ uint64_t mp_kv_bytes(const struct arch_hparams *hp, uint64_t n_ctx, uint64_t n_s
     return mul(cells, per_cell);
 }
 
-uint64_t mp_recurrent_bytes(const struct arch_hparams *hp, uint64_t n_slots)
+uint64_t mp_recurrent_bytes(const struct arch_hparams *hp, uint64_t n_states)
 {
     if (hp->arch != ARCH_QWEN3NEXT)
         return 0;
@@ -61,19 +61,23 @@ uint64_t mp_recurrent_bytes(const struct arch_hparams *hp, uint64_t n_slots)
     uint64_t conv_ch = arch_dim_value(hp, AD_CONV_CH);
     uint64_t conv = mul(hp->ssm_conv_kernel ? hp->ssm_conv_kernel - 1 : 0, conv_ch);
     uint64_t state = mul(hp->ssm_dt_rank, mul(hp->ssm_state, hp->ssm_state));
-    return mul(mul(mul(layers, n_slots), add(conv, state)), 4);
+    return mul(mul(mul(layers, n_states), add(conv, state)), 4);
 }
 
-/* Estimated from what a forward pass holds at once, all F32 unless said:
- *  - residual stream, normed input, attention output and FFN output: 4 x n_embd;
- *  - q (with gate for qwen3next), k, v: the attention projections' widths
- *    (or DeltaNet's fused qkv + gate + beta/alpha);
- *  - attention scores of one layer, all heads: n_head x n_ctx (no flash attention);
- *  - MoE: router logits n_expert, then per used expert gate+up (2 x n_ff_exp) and output n_embd,
- *    plus the shared expert's 2 x n_ff_shexp;
- *  - activations quantized for the dot products: at most 2 bytes per value of the widest input;
- *  - logits: n_vocab. */
-uint64_t mp_compute_bytes(const struct arch_hparams *hp, uint64_t n_batch, uint64_t n_ctx)
+/* What the CPU forward pass allocates per token of its largest batch (engine/qwen3moe.c and
+ * kernels/moe.c), F32 unless said:
+ *  - residual stream, normed input and a temporary: 3 x n_embd;
+ *  - q (with gate for qwen3next), k, v: the attention projections' widths (or DeltaNet's fused
+ *    qkv + gate + beta/alpha, whichever is wider), and the attention output n_head x head_v;
+ *  - router probabilities n_expert, chosen experts and weights 2 x n_expert_used;
+ *  - MoE per used expert: gate and up outputs 2 x n_ff_exp and the down output n_embd, plus the
+ *    shared expert's 2 x n_ff_shexp;
+ *  - activations quantized for the dot products (at most 292 bytes per 256 values, Q8_K): the
+ *    expert input once per token and once per used expert, the expert hidden rows, and the widest
+ *    input of the dense products.
+ * Plus one logits row (n_vocab) per slot. Attention scores are one row per thread, not per token
+ * (they are not kept for the batch), which is small enough to leave to the overhead. */
+uint64_t mp_compute_bytes(const struct arch_hparams *hp, uint64_t n_batch, uint64_t n_slots)
 {
     uint64_t proj = add(add(arch_dim_value(hp, hp->arch == ARCH_QWEN3NEXT ? AD_Q_GATED : AD_Q),
                             arch_dim_value(hp, AD_K)), arch_dim_value(hp, AD_V));
@@ -81,12 +85,19 @@ uint64_t mp_compute_bytes(const struct arch_hparams *hp, uint64_t n_batch, uint6
         uint64_t dn = add(add(arch_dim_value(hp, AD_CONV_CH), hp->ssm_inner), mul(2, hp->ssm_dt_rank));
         proj = proj > dn ? proj : dn;
     }
-    uint64_t moe = add(add(hp->n_expert, mul(hp->n_expert_used, add(mul(2, hp->n_ff_exp), hp->n_embd))),
-                       mul(2, hp->n_ff_shexp));
-    uint64_t per_token = add(add(add(mul(4, hp->n_embd), proj), mul(hp->n_head, n_ctx)),
-                             add(moe, hp->n_vocab));
-    uint64_t widest = max3(hp->n_embd, mul(hp->n_head, hp->head_v), max3(hp->n_ff_exp, hp->n_ff_shexp, hp->ssm_inner));
-    return add(mul(mul(n_batch, per_token), 4), mul(mul(n_batch, widest), 2));
+    const uint64_t k = hp->n_expert_used, att = mul(hp->n_head, hp->head_v);
+    uint64_t moe = add(add(hp->n_expert, mul(2, k)), add(mul(k, add(mul(2, hp->n_ff_exp), hp->n_embd)),
+                                                        mul(2, hp->n_ff_shexp)));
+    uint64_t floats = add(add(mul(3, hp->n_embd), proj), add(att, moe));
+    uint64_t widest = max3(hp->n_embd, att, max3(hp->n_ff_exp, hp->n_ff_shexp, hp->ssm_inner));
+    uint64_t act_values = add(add(mul(add(1, k), hp->n_embd), mul(k, hp->n_ff_exp)), widest);
+    uint64_t act_bytes = (mul(act_values, 292) + 255) / 256;
+    return add(mul(n_batch, add(mul(floats, 4), act_bytes)), mul(mul(n_slots, hp->n_vocab), 4));
+}
+
+uint64_t mp_overhead_bytes(const struct arch_hparams *hp, uint64_t metadata_bytes)
+{
+    return add(add(MP_RUNTIME_BASE, metadata_bytes), mul(hp->n_vocab, MP_TOKENIZER_BYTES_PER_TOKEN));
 }
 
 uint64_t mp_weight_bytes(const struct gguf_file *f)
@@ -109,10 +120,11 @@ static void fill_device(const struct arch_hparams *hp, uint64_t weights, uint64_
     d->name = "cpu";
     d->part[MP_WEIGHTS] = weights;
     d->part[MP_KV] = mp_kv_bytes(hp, n_ctx, n_slots, rq->kv_type);
+    /* sequences with a recurrent state, each with its snapshots; one logits row per sequence */
     uint64_t states = rq->n_state_seqs ? rq->n_state_seqs : n_slots;
     d->part[MP_RECURRENT] = mp_recurrent_bytes(hp, mul(states, add(1, rq->n_snapshots)));
-    d->part[MP_COMPUTE] = mp_compute_bytes(hp, batch, n_ctx);
-    d->part[MP_OVERHEAD] = MP_RUNTIME_OVERHEAD;
+    d->part[MP_COMPUTE] = mp_compute_bytes(hp, batch, states);
+    d->part[MP_OVERHEAD] = mp_overhead_bytes(hp, rq->metadata_bytes);
     for (int p = 0; p < MP_PART_COUNT; p++)
         d->total = add(d->total, d->part[p]);
     d->budget = budget;

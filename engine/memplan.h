@@ -12,8 +12,11 @@
 
 enum mp_part { MP_WEIGHTS, MP_KV, MP_RECURRENT, MP_COMPUTE, MP_OVERHEAD, MP_PART_COUNT };
 
-/* Fixed cost of the process beyond the model: code, HTTP, tokenizer tables, thread stacks. */
-#define MP_RUNTIME_OVERHEAD (UINT64_C(256) << 20)
+/* Fixed cost of the process beyond the model: code, C and OpenMP runtimes, HTTP and engine
+ * threads' stacks, allocator slack; and the tokenizer's tables per vocabulary entry. Both were
+ * measured (docs/memory.md): 7.5 MB and 57 bytes, rounded up. */
+#define MP_RUNTIME_BASE (UINT64_C(8) << 20)
+#define MP_TOKENIZER_BYTES_PER_TOKEN 64
 #define MP_DEFAULT_BATCH 512
 /* Recurrent-state snapshots the engine keeps per slot for prefix reuse (qwen3next). */
 #define MP_DEFAULT_SNAPSHOTS 2
@@ -24,8 +27,9 @@ struct mp_request {
     uint64_t n_slots;            /* parallel sequences */
     uint64_t n_batch;            /* largest batch of tokens in one forward pass */
     uint32_t kv_type;            /* Q_F16 or Q_Q8_0 */
-    uint64_t n_state_seqs;       /* sequences with a recurrent state (qwen3next); 0: n_slots */
+    uint64_t n_state_seqs;       /* sequences with a recurrent state (qwen3next) and a logits row; 0: n_slots */
     uint32_t n_snapshots;        /* recurrent-state snapshots per such sequence */
+    uint64_t metadata_bytes;     /* the GGUF header (read whole, so resident): gguf data_offset */
 };
 
 struct mp_device {
@@ -49,8 +53,10 @@ uint64_t mp_kv_bytes(const struct arch_hparams *hp, uint64_t n_ctx, uint64_t n_s
 /* qwen3next DeltaNet state of n_states sequences or snapshots (conv window and the per-head
  * state matrices, F32): what engine/ssm_state.h allocates, less its position tags. */
 uint64_t mp_recurrent_bytes(const struct arch_hparams *hp, uint64_t n_states);
-/* Scratch of one forward pass over n_batch tokens attending to n_ctx positions. */
-uint64_t mp_compute_bytes(const struct arch_hparams *hp, uint64_t n_batch, uint64_t n_ctx);
+/* Scratch of one forward pass over n_batch tokens, and a logits row per slot. */
+uint64_t mp_compute_bytes(const struct arch_hparams *hp, uint64_t n_batch, uint64_t n_slots);
+/* Runtime, the mapped GGUF header and the tokenizer's tables. */
+uint64_t mp_overhead_bytes(const struct arch_hparams *hp, uint64_t metadata_bytes);
 /* Bytes of all tensor data (mmap'd weights count as resident). */
 uint64_t mp_weight_bytes(const struct gguf_file *f);
 

@@ -37,11 +37,12 @@ bool model_load(struct model *m, const struct gguf_file *f, char *err, size_t er
 void model_free(struct model *m);
 
 /* The per-run state of the forward pass: KV pool and scratch, sized for batches of up to
- * max_batch tokens. threads = 0 uses every core. */
+ * max_batch tokens. threads = 0 uses every core. kv_type: Q_F16 or Q_Q8_0 (the cache rows). */
 struct model_ctx;
 
 struct model_ctx *model_ctx_new(const struct model *m, uint32_t n_seqs, uint32_t pool_tokens,
-                                uint32_t max_seq_tokens, uint32_t max_batch, char *err, size_t errlen);
+                                uint32_t max_seq_tokens, uint32_t max_batch, uint32_t kv_type, char *err,
+                                size_t errlen);
 void model_ctx_free(struct model_ctx *c);
 struct kvpool *model_ctx_kv(struct model_ctx *c);
 

@@ -1,6 +1,6 @@
 /* qwen3moe.c: the qwen3moe forward pass on the CPU (engine/model.h): embeddings, per layer
- * RMS norm, Q/K/V, per-head q/k norm, NeoX RoPE, causal GQA attention over the paged F16 KV
- * cache, output projection, then the routed SwiGLU experts; final norm and logits on request. */
+ * RMS norm, Q/K/V, per-head q/k norm, NeoX RoPE, causal GQA attention over the paged KV cache
+ * (F16 or Q8_0), output projection, then the routed SwiGLU experts; final norm and logits on request. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -18,6 +18,7 @@ struct model_ctx {
     const struct model *m;
     struct kvpool kv;
     uint32_t max_batch, max_seq_tokens;
+    uint32_t kv_type;                                /* Q_F16 or Q_Q8_0 */
     float *x, *h, *q, *k, *v, *att, *tmp, *probs;   /* per-token activations */
     float *scores;                                   /* per thread: attention scratch */
     size_t scores_stride;
@@ -32,10 +33,10 @@ struct model_ctx {
 
 /* ------------------------------------------------------------------ set-up --- */
 
-static struct attn_shape attn_shape_of(const struct model_hparams *hp)
+static struct attn_shape attn_shape_of(const struct model_hparams *hp, uint32_t kv_type)
 {
     return (struct attn_shape){.n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_k = hp->head_k,
-                               .head_v = hp->head_v};
+                               .head_v = hp->head_v, .kv_type = kv_type};
 }
 
 static float *falloc(size_t n, bool *ok)
@@ -46,7 +47,7 @@ static float *falloc(size_t n, bool *ok)
 }
 
 struct model_ctx *model_ctx_new(const struct model *m, uint32_t n_seqs, uint32_t pool_tokens, uint32_t max_seq_tokens,
-                                uint32_t max_batch, char *err, size_t errlen)
+                                uint32_t max_batch, uint32_t kv_type, char *err, size_t errlen)
 {
     const struct model_hparams *hp = &m->hp;
     struct model_ctx *c = calloc(1, sizeof *c);
@@ -59,7 +60,12 @@ struct model_ctx *model_ctx_new(const struct model *m, uint32_t n_seqs, uint32_t
     c->max_seq_tokens = max_seq_tokens;
     c->n_threads = omp_get_max_threads();
     const uint32_t page = 32, pages = (pool_tokens + page - 1) / page;
-    const struct attn_shape as = attn_shape_of(hp);
+    c->kv_type = kv_type;
+    const struct attn_shape as = attn_shape_of(hp, kv_type);
+    if (!attn_shape_check(&as, err, errlen)) {
+        free(c);
+        return NULL;
+    }
     if (!kvpool_init(&c->kv, hp->n_layer, attn_k_row_bytes(&as), attn_v_row_bytes(&as), page, pages, n_seqs,
                      max_seq_tokens, err, errlen)) {
         free(c);
@@ -121,7 +127,7 @@ static void prepare_qkv(struct model_ctx *c, const struct model_layer *L, uint32
                         const uint32_t *pos, const uint32_t *seq)
 {
     const struct model_hparams *hp = &c->m->hp;
-    const struct attn_shape as = attn_shape_of(hp);
+    const struct attn_shape as = attn_shape_of(hp, c->kv_type);
     const int64_t hk = hp->head_k, hv = hp->head_v, nq = hp->n_head, nkv = hp->n_head_kv;
 #pragma omp parallel for schedule(static) if (n >= 16)
     for (uint32_t t = 0; t < n; t++) {
@@ -141,7 +147,7 @@ static void prepare_qkv(struct model_ctx *c, const struct model_layer *L, uint32
 
 static void attention(struct model_ctx *c, uint32_t layer, uint32_t n, const uint32_t *pos, const uint32_t *seq)
 {
-    const struct attn_shape as = attn_shape_of(&c->m->hp);
+    const struct attn_shape as = attn_shape_of(&c->m->hp, c->kv_type);
     attn_forward(&c->kv, &as, layer, n, pos, seq, c->kind, c->q, c->att, c->scores, c->scores_stride);
 }
 

@@ -16,10 +16,10 @@
 
 /* ------------------------------------------------------------------ set-up --- */
 
-static struct attn_shape attn_shape_of(const struct q3n_hparams *hp)
+static struct attn_shape attn_shape_of(const struct q3n_hparams *hp, uint32_t kv_type)
 {
     return (struct attn_shape){.n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_k = hp->head_k,
-                               .head_v = hp->head_v};
+                               .head_v = hp->head_v, .kv_type = kv_type};
 }
 
 static void *alloc_n(size_t n, size_t size, bool *ok)
@@ -61,7 +61,7 @@ static bool alloc_buffers(struct q3n_ctx *c)
 }
 
 struct q3n_ctx *q3n_ctx_new(const struct q3n_model *m, uint32_t n_seqs, uint32_t pool_tokens, uint32_t max_seq_tokens,
-                            uint32_t max_batch, uint32_t snaps_per_seq, char *err, size_t errlen)
+                            uint32_t max_batch, uint32_t snaps_per_seq, uint32_t kv_type, char *err, size_t errlen)
 {
     const struct q3n_hparams *hp = &m->hp;
     struct q3n_ctx *c = calloc(1, sizeof *c);
@@ -78,7 +78,12 @@ struct q3n_ctx *q3n_ctx_new(const struct q3n_model *m, uint32_t n_seqs, uint32_t
     const size_t chunked = dn_chunk_scratch_floats(&hp->dn, Q3N_CHUNK), exact = dn_ggml_scratch_floats(&hp->dn);
     c->chunk_floats = chunked > exact ? chunked : exact;
     const uint32_t page = 32, pages = (pool_tokens + page - 1) / page;
-    const struct attn_shape as = attn_shape_of(hp);
+    c->kv_type = kv_type;
+    const struct attn_shape as = attn_shape_of(hp, kv_type);
+    if (!attn_shape_check(&as, err, errlen)) {
+        free(c);
+        return NULL;
+    }
     c->scores_stride = attn_scratch_floats(&as, max_seq_tokens);
     /* a model whose layers are all DeltaNet still tracks positions in a (one-layer) pool */
     const uint32_t kv_layers = hp->n_attn_layers ? hp->n_attn_layers : 1;
@@ -145,7 +150,7 @@ uint64_t q3n_ctx_state_bytes(const struct q3n_ctx *c)
 static void prepare_qkv(struct q3n_ctx *c, const struct q3n_layer *L, uint32_t n)
 {
     const struct q3n_hparams *hp = &c->m->hp;
-    const struct attn_shape as = attn_shape_of(hp);
+    const struct attn_shape as = attn_shape_of(hp, c->kv_type);
     const int64_t hk = hp->head_k, hv = hp->head_v, nq = hp->n_head, nkv = hp->n_head_kv;
 #pragma omp parallel for schedule(static) if (n >= 16)
     for (uint32_t t = 0; t < n; t++) {
@@ -193,7 +198,7 @@ static void norm_rows(const float *x, const float *w, uint32_t n, int64_t e, flo
 static bool attention_layer(struct q3n_ctx *c, const struct q3n_layer *L, uint32_t n)
 {
     const struct q3n_hparams *hp = &c->m->hp;
-    const struct attn_shape as = attn_shape_of(hp);
+    const struct attn_shape as = attn_shape_of(hp, c->kv_type);
     norm_rows(c->x, L->attn_norm, n, hp->n_embd, hp->rms_eps, c->h);
     if (!q_matmul_kinds(&L->wq, c->h, n, c->kind, c->qfull, &c->act) ||
         !q_matmul_kinds(&L->wk, c->h, n, c->kind, c->k, &c->act) ||

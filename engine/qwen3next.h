@@ -55,8 +55,8 @@ void q3n_free(struct q3n_model *m);
 struct q3n_ctx;
 
 struct q3n_ctx *q3n_ctx_new(const struct q3n_model *m, uint32_t n_seqs, uint32_t pool_tokens,
-                            uint32_t max_seq_tokens, uint32_t max_batch, uint32_t snaps_per_seq, char *err,
-                            size_t errlen);
+                            uint32_t max_seq_tokens, uint32_t max_batch, uint32_t snaps_per_seq, uint32_t kv_type,
+                            char *err, size_t errlen);
 void q3n_ctx_free(struct q3n_ctx *c);
 struct kvpool *q3n_ctx_kv(struct q3n_ctx *c);
 /* Prompt chunks through the chunked delta rule (faster on long prompts at real shapes, equal to

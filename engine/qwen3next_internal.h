@@ -16,6 +16,7 @@ struct q3n_ctx {
     struct ssm_state st;
     uint32_t snaps_per_seq;          /* snapshot slots of sequence s: s * snaps_per_seq + i */
     uint32_t max_batch, max_seq_tokens;
+    uint32_t kv_type;                /* Q_F16 or Q_Q8_0: the attention layers' cache */
     int n_threads;
     int delta_chunk;                 /* 0: ggml's exact recurrence (default); Q3N_CHUNK: chunked form */
     /* the batch, reordered so each sequence's entries are contiguous (a segment) */

@@ -153,6 +153,7 @@ static int run_plan(struct inspect_opts *o, const struct gguf_file *f, const str
     if (!o->have_ctx)
         o->rq.n_ctx = hp->n_ctx_train;
     struct mp_plan p;
+    o->rq.metadata_bytes = f->data_offset;
     mp_plan_cpu(hp, mp_weight_bytes(f), &o->rq, o->budget, &p);
     if (root)
         json_object_set_new(root, "plan", ir_plan_json(&o->rq, &p, src));

@@ -11,6 +11,7 @@
 #include "server/chat.h"
 #include "server/cli.h"
 #include "server/commands.h"
+#include "server/progress.h"
 #include "server/sched.h"
 
 struct run_opts {
@@ -154,6 +155,11 @@ static int generate(struct engine *e, const struct run_opts *o, const int32_t *p
     return rc;
 }
 
+static void draw_progress(void *ctx, const char *stage, double fraction)
+{
+    progress_bar_draw(ctx, stage, fraction);
+}
+
 int cmd_run(int argc, char **argv)
 {
     struct run_opts o;
@@ -163,9 +169,13 @@ int cmd_run(int argc, char **argv)
     if (prc)
         return prc;
     char err[4096];
+    struct progress_bar bar;
+    progress_bar_init(&bar);
     struct engine_params p = {.path = o.model, .threads = o.threads, .slots = 1, .ctx_size = 4096, .max_ctx = 0,
-                              .batch_tokens = 4096, .kv_type = "f16", .device = "cpu", .fit = true};
+                              .batch_tokens = 4096, .kv_type = "f16", .device = "cpu", .fit = true,
+                              .progress = draw_progress, .progress_ctx = &bar};
     struct engine *e = engine_open(&p, err, sizeof err);
+    progress_bar_end(&bar);
     if (!e) {
         fprintf(stderr, "moeserve run: %s\n", err);
         return 1;

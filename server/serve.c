@@ -13,6 +13,7 @@
 #include "server/app.h"
 #include "server/commands.h"
 #include "server/log.h"
+#include "server/progress.h"
 
 /* ----------------------------------------------------------------- engine glue --- */
 
@@ -78,26 +79,37 @@ static void free_keys(char **keys)
 
 /* ------------------------------------------------------------------- loading --- */
 
+struct load_report {
+    struct progress_bar bar;    /* on a terminal */
+    bool log_steps;             /* log every 10% (not when the bar already shows it on stderr) */
+    int last_logged;
+};
+
 static void load_progress(void *ctx, const char *stage, double fraction)
 {
-    (void)ctx;
-    static int last = -1;
+    struct load_report *r = ctx;
+    progress_bar_draw(&r->bar, stage, fraction);
     int pct = (int)(fraction * 100);
-    if (pct / 10 != last / 10 || fraction >= 1.0) {
-        log_msg(LOG_INFO, "loading: %s %d%%", stage, pct);
+    if (r->last_logged < 0 || pct / 10 != r->last_logged / 10 || fraction >= 1.0) {
+        if (r->log_steps)
+            log_msg(LOG_INFO, "loading: %s %d%%", stage, pct);
         sd_notifyf(0, "STATUS=loading: %s %d%%", stage, pct);
-        last = pct;
+        r->last_logged = pct;
     }
 }
 
 static bool load_model(struct app *a, char *err, size_t errlen)
 {
     struct config *c = &a->cfg;
+    struct load_report report = {.last_logged = -1};
+    progress_bar_init(&report.bar);
+    report.log_steps = !report.bar.tty || c->log_file;
     struct engine_params p = {.path = c->model, .threads = c->threads, .slots = c->slots, .ctx_size = c->ctx_size,
                               .max_ctx = c->max_ctx, .batch_tokens = c->batch_tokens, .kv_type = c->kv_type,
                               .device = c->device, .mem_budget = c->mem_budget, .fit = c->fit,
-                              .progress = load_progress, .progress_ctx = a};
+                              .progress = load_progress, .progress_ctx = &report};
     a->engine = engine_open(&p, err, errlen);
+    progress_bar_end(&report.bar);
     if (!a->engine)
         return false;
     a->info = engine_info(a->engine);

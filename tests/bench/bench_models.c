@@ -149,7 +149,7 @@ static void bench_qwen3next(void)
     struct gguf_file *f = gguf_open(path, err, sizeof err);
     struct q3n_model m;
     if (f && q3n_load(&m, f, err, sizeof err)) {
-        struct q3n_ctx *c = q3n_ctx_new(&m, 1, 1024, 1024, PROMPT, 2, err, sizeof err);
+        struct q3n_ctx *c = q3n_ctx_new(&m, 1, 1024, 1024, PROMPT, 2, Q_F16, err, sizeof err);
         struct runner r = {next_decode, next_reset, c};
         /* alternate the two forms so a change in the machine's load hits both alike */
         double pp = 0, tg = 0, pp_rec = 0, tg_rec = 0, a, t;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine/model.h"
+#include "kernels/qtypes.h"
 #include "kernels/quants.h"
 #include "tests/test.h"
 
@@ -64,7 +65,7 @@ static void check_prompt(const char *name, struct model *m, struct prompt *p, in
 {
     char err[256];
     const uint32_t V = m->hp.n_vocab;
-    struct model_ctx *c = model_ctx_new(m, 2, 1024, 512, 512, err, sizeof err);
+    struct model_ctx *c = model_ctx_new(m, 2, 1024, 512, 512, Q_F16, err, sizeof err);
     REQUIRE_VOID(c);
     float *logits = malloc(p->n * V * sizeof *logits);
     CHECK(run_prompt(c, p, 0, logits, err), "%s prompt %d: %s", name, pi, err);
@@ -142,7 +143,7 @@ static void check_batched(const char *name, struct model *m, struct prompt *ps)
     char err[256];
     const uint32_t V = m->hp.n_vocab;
     size_t total = ps[0].n + ps[1].n + ps[2].n;
-    struct model_ctx *c = model_ctx_new(m, 3, 2048, 512, (uint32_t)total, err, sizeof err);
+    struct model_ctx *c = model_ctx_new(m, 3, 2048, 512, (uint32_t)total, Q_F16, err, sizeof err);
     REQUIRE_VOID(c);
     int32_t *tok = malloc(total * sizeof *tok);
     uint32_t *pos = malloc(total * sizeof *pos), *seq = malloc(total * sizeof *seq);
@@ -162,7 +163,7 @@ static void check_batched(const char *name, struct model *m, struct prompt *ps)
         double kl = kl_div(ps[s].last, logits + (size_t)s * V, V);
         CHECK(kl <= (ps[s].n <= 42 ? 5e-4 : 2e-3), "%s: prompt %u batched with the others: KL %.3g", name, s, kl);
         /* each sequence is summed as if alone in its batch, so its neighbours change no bit */
-        struct model_ctx *one = model_ctx_new(m, 1, 1024, 512, 512, err, sizeof err);
+        struct model_ctx *one = model_ctx_new(m, 1, 1024, 512, 512, Q_F16, err, sizeof err);
         REQUIRE_VOID(one);
         CHECK(run_prompt(one, &ps[s], 0, alone, err), "%s prompt %u alone: %s", name, s, err);
         CHECK(memcmp(alone + (ps[s].n - 1) * V, logits + (size_t)s * V, V * sizeof *logits) == 0,

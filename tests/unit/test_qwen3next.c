@@ -140,7 +140,7 @@ static void check_prompt(const char *name, struct q3n_model *m, struct prompt *p
 {
     char err[256];
     const uint32_t V = m->hp.n_vocab;
-    struct q3n_ctx *c = q3n_ctx_new(m, 2, 1024, 512, 512, 2, err, sizeof err);
+    struct q3n_ctx *c = q3n_ctx_new(m, 2, 1024, 512, 512, 2, Q_F16, err, sizeof err);
     REQUIRE_VOID(c);
     float *logits = malloc(p->n * V * sizeof *logits), *ref = json_floats(p->last, V);
     CHECK(run_range(c, p, 0, 0, p->n, p->n, logits, V, err), "%s prompt %d: %s", name, pi, err);
@@ -175,7 +175,7 @@ static void check_splits(const char *name, struct q3n_model *m, const struct pro
 {
     char err[256];
     const uint32_t V = m->hp.n_vocab;
-    struct q3n_ctx *c = q3n_ctx_new(m, 3, 2048, 512, 512, 2, err, sizeof err);
+    struct q3n_ctx *c = q3n_ctx_new(m, 3, 2048, 512, 512, 2, Q_F16, err, sizeof err);
     REQUIRE_VOID(c);
     float *one = malloc(p->n * V * sizeof *one), *split = malloc(p->n * V * sizeof *split);
     CHECK(run_range(c, p, 0, 0, p->n, p->n, one, V, err), "%s: %s", name, err);
@@ -209,7 +209,7 @@ static void check_snapshot(const char *name, struct q3n_model *m, const struct p
     char err[256];
     const uint32_t V = m->hp.n_vocab;
     const size_t n = p->n, cut = n / 2;
-    struct q3n_ctx *c = q3n_ctx_new(m, 2, 2048, 512, 512, 2, err, sizeof err);
+    struct q3n_ctx *c = q3n_ctx_new(m, 2, 2048, 512, 512, 2, Q_F16, err, sizeof err);
     REQUIRE_VOID(c);
     float *a = malloc(n * V * sizeof *a), *b = malloc(n * V * sizeof *b);
     /* sequence 0: [0, cut) then [cut, n): snapshots after cut - 1 and n - 1 tokens */
@@ -242,7 +242,7 @@ static void check_batched(const char *name, struct q3n_model *m, struct prompt *
     size_t total = 0;
     for (int s = 0; s < n_prompts; s++)
         total += ps[s].n;
-    struct q3n_ctx *c = q3n_ctx_new(m, 3, 2048, 512, (uint32_t)total, 2, err, sizeof err);
+    struct q3n_ctx *c = q3n_ctx_new(m, 3, 2048, 512, (uint32_t)total, 2, Q_F16, err, sizeof err);
     REQUIRE_VOID(c);
     int32_t *tok = malloc(total * sizeof *tok);
     uint32_t *pos = malloc(total * sizeof *pos), *seq = malloc(total * sizeof *seq);
@@ -264,7 +264,7 @@ static void check_batched(const char *name, struct q3n_model *m, struct prompt *
     for (size_t e = 0; e < total; e++)
         if (want[e])
             order[no++] = (int)seq[e];
-    struct q3n_ctx *solo = q3n_ctx_new(m, 1, 1024, 512, 512, 2, err, sizeof err);
+    struct q3n_ctx *solo = q3n_ctx_new(m, 1, 1024, 512, 512, 2, Q_F16, err, sizeof err);
     REQUIRE_VOID(solo);
     for (int r = 0; r < no; r++) {
         const struct prompt *p = &ps[order[r]];

@@ -82,7 +82,7 @@ static void check_next_pattern(uint32_t interval)
     struct q3n_model m;
     bool ok = q3n_load(&m, f, err, sizeof err);
     CHECK(ok, "interval %u: %s", interval, err);
-    struct q3n_ctx *c = ok ? q3n_ctx_new(&m, 1, 64, 64, 8, 2, err, sizeof err) : NULL;
+    struct q3n_ctx *c = ok ? q3n_ctx_new(&m, 1, 64, 64, 8, 2, Q_F16, err, sizeof err) : NULL;
     CHECK(!ok || c, "%s", err);
     if (c) {
         int32_t tok[4] = {1, 2, 3, 4};
@@ -128,7 +128,7 @@ static void check_next(void)
     struct q3n_model m;
     bool ok = q3n_load(&m, f, err, sizeof err);
     CHECK(ok, "%s", err);
-    struct q3n_ctx *c = ok ? q3n_ctx_new(&m, 1, 64, 64, 8, 2, err, sizeof err) : NULL;
+    struct q3n_ctx *c = ok ? q3n_ctx_new(&m, 1, 64, 64, 8, 2, Q_F16, err, sizeof err) : NULL;
     CHECK(!ok || c, "%s", err);
     if (c) {
         int32_t tok[4] = {1, 2, 3, 4};

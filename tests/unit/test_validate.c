@@ -357,6 +357,10 @@ static void check_planner(void)
     /* Q8_0: 34 bytes per 32 values */
     CHECK(mp_kv_bytes(&hp, 16384, 2, Q_Q8_0) == 48ULL * 16384 * 2 * 4 * 128 * 2 * 34 / 32, "Q8_0 KV");
     CHECK(mp_recurrent_bytes(&hp, 4) == 0, "no recurrent state in qwen3moe");
+    /* docs/memory.md by hand: 512 x (44,176 x 4 + 28,672 x 292/256) + 151,936 x 4 */
+    CHECK(mp_compute_bytes(&hp, 512, 1) == 107824640ULL, "compute buffers %llu",
+          (unsigned long long)mp_compute_bytes(&hp, 512, 1));
+    CHECK(mp_overhead_bytes(&hp, 3426176) == 21538688ULL, "overhead: 8 MiB + header + 64 per token");
 
     struct arch_hparams nx = {.arch = ARCH_QWEN3NEXT, .n_layer = 4, .n_embd = 256, .n_head = 4,
                               .n_head_kv = 2, .head_k = 64, .head_v = 64, .ssm_conv_kernel = 4,

@@ -3,6 +3,8 @@
  * agreement) and against llama.cpp's logits, and the planner counting the smaller cache. */
 #include <jansson.h>
 #include <math.h>
+#include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/arch.h"
@@ -59,7 +61,10 @@ static void check_attention_vs_exact(void)
     struct kvpool kv;
     REQUIRE_VOID(kvpool_init(&kv, 1, attn_k_row_bytes(&s), attn_v_row_bytes(&s), 16, 4, 1, 64, err, sizeof err));
     REQUIRE_VOID(kvpool_reserve(&kv, 0, P));
-    static float k[40][128], v[40][128], q[256], out[256], scores[64];
+    static float k[40][128], v[40][128], q[256], out[256];
+    const size_t stride = attn_scratch_floats(&s, 64);
+    float *scratch = malloc(stride * (size_t)omp_get_max_threads() * sizeof *scratch);
+    REQUIRE_VOID(scratch);
     srand(7);
     for (uint32_t j = 0; j < P; j++)
         for (uint32_t d = 0; d < W; d++) {
@@ -71,7 +76,8 @@ static void check_attention_vs_exact(void)
     for (uint32_t j = 0; j < P; j++)
         attn_store_kv(&kv, &s, 0, 0, j, k[j], v[j]);
     const uint32_t pos = P - 1, seq = 0;
-    attn_forward(&kv, &s, 0, 1, &pos, &seq, q, out, scores, 64);
+    attn_forward(&kv, &s, 0, 1, &pos, &seq, NULL, q, out, scratch, stride);
+    free(scratch);
     double num = 0, den = 0;
     for (uint32_t h = 0; h < 4; h++) {
         const uint32_t kvh = h / 2;

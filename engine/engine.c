@@ -14,13 +14,16 @@
 #include "engine/model.h"
 #include "engine/tokenizer.h"
 #include "engine/validate.h"
+#include "engine/vk_backend.h"
 #include "kernels/qtypes.h"
 
 struct engine {
     struct gguf_file *f;
     struct model model;
     bool model_loaded;
-    struct model_ctx *ctx;
+    struct model_ctx *ctx;      /* the CPU forward pass, or */
+    struct vk_backend *gpu;     /* the Vulkan one */
+    char device_note[512];
     struct tokenizer *tok;
     struct engine_info info;
     char *name, *tmpl;
@@ -77,6 +80,41 @@ static bool plan(struct engine *e, const struct engine_params *p, const struct a
     return false;
 }
 
+static struct kvpool *engine_kv(struct engine *e)
+{
+    return e->gpu ? vk_backend_kv(e->gpu) : model_ctx_kv(e->ctx);
+}
+
+static void upload_progress(void *pctx, double fraction)
+{
+    progress(pctx, "uploading weights", fraction);
+}
+
+/* The forward pass: on Vulkan when --device asks for it (auto: a GPU if there is one), else on
+ * the CPU. A device that auto passes over leaves its reason in device_note. */
+static bool open_backend(struct engine *e, const struct engine_params *p, const struct arch_hparams *hp,
+                         uint32_t ctx_size, uint32_t max_seq, char *err, size_t errlen)
+{
+    const char *dev = p->device ? p->device : "auto";
+    if (strcmp(dev, "cpu") != 0 && strcmp(dev, "vulkan") != 0 && strcmp(dev, "auto") != 0) {
+        snprintf(err, errlen, "--device %s: expected cpu, vulkan or auto", dev);
+        return false;
+    }
+    const uint32_t max_batch = p->batch_tokens + p->slots;
+    if (strcmp(dev, "cpu") != 0) {
+        struct vk_backend_params vp = {.required = strcmp(dev, "vulkan") == 0, .n_seqs = p->slots,
+                                       .pool_tokens = ctx_size, .max_seq_tokens = max_seq, .max_batch = max_batch,
+                                       .hp = hp, .weight_bytes = mp_weight_bytes(e->f), .mem_budget = p->mem_budget,
+                                       .progress = upload_progress, .pctx = (void *)p};
+        if ((e->gpu = vk_backend_open(&e->model, &vp, e->device_note, sizeof e->device_note, err, errlen)))
+            return true;
+        if (err[0])
+            return false;
+    }
+    e->ctx = model_ctx_new(&e->model, p->slots, ctx_size, max_seq, max_batch, err, errlen);
+    return e->ctx != NULL;
+}
+
 static int32_t find_token(const struct tokenizer *t, const char *text)
 {
     return tok_find(t, text, strlen(text));
@@ -106,9 +144,10 @@ static void fill_info(struct engine *e, const struct engine_params *p, uint32_t 
     i->fim_pad = find_token(e->tok, "<|fim_pad|>");
     i->repo_name = find_token(e->tok, "<|repo_name|>");
     i->file_sep = find_token(e->tok, "<|file_sep|>");
-    i->device_name = "cpu";
+    i->device_name = e->gpu ? vk_backend_device_name(e->gpu) : "cpu";
+    i->device_note = e->device_note[0] ? e->device_note : NULL;
     i->weight_bytes = mp_weight_bytes(e->f);
-    i->kv_bytes = kvpool_bytes(model_ctx_kv(e->ctx));
+    i->kv_bytes = kvpool_bytes(engine_kv(e));
 }
 
 struct engine *engine_open(const struct engine_params *p, char *err, size_t errlen)
@@ -116,11 +155,6 @@ struct engine *engine_open(const struct engine_params *p, char *err, size_t errl
     struct engine *e = calloc(1, sizeof *e);
     if (!e) {
         snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    if (p->device && strcmp(p->device, "vulkan") == 0) {
-        snprintf(err, errlen, "--device vulkan: the Vulkan forward pass is not available yet (use cpu or auto)");
-        free(e);
         return NULL;
     }
     if (p->threads)
@@ -141,8 +175,7 @@ struct engine *engine_open(const struct engine_params *p, char *err, size_t errl
     uint32_t max_seq = p->max_ctx ? p->max_ctx : e->model.hp.n_ctx_train;
     if (ok && max_seq > ctx_size)
         max_seq = ctx_size;
-    ok = ok && (e->ctx = model_ctx_new(&e->model, p->slots, ctx_size, max_seq, p->batch_tokens + p->slots, err,
-                                       errlen)) != NULL;
+    ok = ok && open_backend(e, p, &hp, ctx_size, max_seq, err, errlen);
     if (ok) {
         char *base = strdup(p->path);
         char *gname = gguf_get_str_dup(e->f, "general.name");
@@ -163,6 +196,7 @@ void engine_close(struct engine *e)
     if (!e)
         return;
     model_ctx_free(e->ctx);
+    vk_backend_close(e->gpu);
     if (e->model_loaded)
         model_free(&e->model);
     tok_free(e->tok);
@@ -180,12 +214,14 @@ const struct engine_info *engine_info(const struct engine *e)
 bool engine_decode(struct engine *e, uint32_t n, const int32_t *token, const uint32_t *pos, const uint32_t *seq,
                    const bool *want_logits, float *logits, char *err, size_t errlen)
 {
+    if (e->gpu)
+        return vk_backend_decode(e->gpu, n, token, pos, seq, want_logits, logits, err, errlen);
     return model_decode(e->ctx, n, token, pos, seq, want_logits, logits, err, errlen);
 }
 
 void engine_seq_keep(struct engine *e, uint32_t seq, uint32_t n_keep)
 {
-    kvpool_truncate(model_ctx_kv(e->ctx), seq, n_keep);
+    kvpool_truncate(engine_kv(e), seq, n_keep);
 }
 
 int32_t *engine_tokenize(const struct engine *e, const char *text, size_t len, bool special, size_t *n)

@@ -162,7 +162,12 @@ loadtest: build/rel/moeserve build/rel/loadgen
 bench-kernels: build/rel/tests/bench/bench_kernels
 	build/rel/tests/bench/bench_kernels
 
-bench: bench-kernels
+# The Vulkan shaders' throughput, on a GPU only (skipped with a note on lavapipe or without a driver).
+.PHONY: bench-vulkan
+bench-vulkan: build/rel/tests/bench/bench_vulkan
+	@build/rel/tests/bench/bench_vulkan -G || echo "bench_vulkan: no usable Vulkan device: skipped"
+
+bench: bench-kernels bench-vulkan
 
 # ------------------------------------------------------------------- fuzzing ---
 FUZZ_FLAGS := -std=c17 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined

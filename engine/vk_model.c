@@ -17,6 +17,10 @@
 #define SPLIT_MAX 64
 /* Batches with at least this many (token, expert) pairs run the experts grouped (tiled products). */
 #define GROUPED_MIN_PAIRS 100000
+/* Logits rows one submission produces: a step wanting more (perplexity, whole-prompt logits)
+ * runs the output head over the rest in further short submissions, so that the host-visible
+ * logits buffer stays small (64 x 151936 floats = 37 MiB) whatever the batch. */
+#define LOGITS_ROWS 64u
 /* Products sharing one input (q, k, v) may pair with up to three activation types. */
 #define ACT_SLOTS 3
 
@@ -50,7 +54,8 @@ struct vk_model_ctx {
     struct vk_buffer x, h, tmp, q, k, v, att, probs, ids, wts, gate_out, up_out, down_out, route, attn_part;
     struct vk_buffer xq[ACT_SLOTS];  /* inputs of products, rounded as ggml rounds activations */
     struct vk_buffer in;       /* host-visible: tokens, positions, (seq, pos) pairs, wanted rows, page table */
-    struct vk_buffer logits;   /* host-visible: max_batch rows of n_vocab */
+    struct vk_buffer logits;   /* host-visible: logit_rows rows of n_vocab */
+    uint32_t logit_rows;
     VkDeviceSize in_tok, in_pos, in_pairs, in_want, in_pages;
 };
 
@@ -297,7 +302,8 @@ void vk_model_ctx_bytes(const struct model_hparams *hp, uint32_t n_seqs, uint32_
     for (int i = 0; i < CB_COUNT; i++)
         out->compute += b[i];
     const uint64_t seq_pages = (max_seq_tokens + VK_MODEL_PAGE_TOKENS - 1) / VK_MODEL_PAGE_TOKENS;
-    out->host = 4ull * (5ull * max_batch + n_seqs * seq_pages + 16) + 4ull * max_batch * hp->n_vocab;
+    const uint64_t rows = max_batch < LOGITS_ROWS ? max_batch : LOGITS_ROWS;
+    out->host = 4ull * (5ull * max_batch + n_seqs * seq_pages + 16) + 4ull * rows * hp->n_vocab;
 }
 
 static bool ctx_buffers(struct vk_model_ctx *c, uint32_t n_seqs, char *err, size_t errlen)
@@ -323,7 +329,7 @@ static bool ctx_buffers(struct vk_model_ctx *c, uint32_t n_seqs, char *err, size
     c->in_want = section(&at, B);
     c->in_pages = section(&at, (uint64_t)n_seqs * c->kv.max_seq_pages);
     return ok && dev_buf(c, &c->in, at, VK_MEM_HOST, "inputs", err, errlen) &&
-           dev_buf(c, &c->logits, 4 * B * hp->n_vocab, VK_MEM_HOST, "logits", err, errlen);
+           dev_buf(c, &c->logits, 4ull * c->logit_rows * hp->n_vocab, VK_MEM_HOST, "logits", err, errlen);
 }
 
 struct vk_model_ctx *vk_model_ctx_new(struct vk_model *vm, uint32_t n_seqs, uint32_t pool_tokens,
@@ -342,6 +348,7 @@ struct vk_model_ctx *vk_model_ctx_new(struct vk_model *vm, uint32_t n_seqs, uint
     c->vm = vm;
     c->max_batch = max_batch;
     c->max_seq_tokens = max_seq_tokens;
+    c->logit_rows = max_batch < LOGITS_ROWS ? max_batch : LOGITS_ROWS;
     const uint32_t page = VK_MODEL_PAGE_TOKENS, pages = (pool_tokens + page - 1) / page;
     const uint32_t row = 2 * hp->n_head_kv * hp->head_k;
     if (!kvpool_init_pages(&c->kv, hp->n_layer, row, row, page, pages, n_seqs, max_seq_tokens, err, errlen)) {
@@ -522,7 +529,7 @@ static bool record_attention(struct step *s, uint32_t l)
         split = (s->max_len + SPLIT_CHUNK - 1) / SPLIT_CHUNK;
         split = split < SPLIT_MAX ? split : SPLIT_MAX;
     }
-    struct vk_op_attention_args at = {.kv = &kv, .n_tokens = n, .n_head = hp->n_head, .q_f16 = true, .p_f16 = getenv("NOPF16") == NULL,
+    struct vk_op_attention_args at = {.kv = &kv, .n_tokens = n, .n_head = hp->n_head, .q_f16 = true, .p_f16 = true,
                                       .q = view(&c->q), .tokens = pairs, .out = view(&c->att), .n_split = split,
                                       .max_len = s->max_len, .scratch = view(&c->attn_part)};
     if (!vk_op_attention(ops, &at, s->err, s->errlen))
@@ -583,7 +590,28 @@ static bool record_layer(struct step *s, uint32_t l)
     return true;
 }
 
-/* Embedding, the layers, then the final norm and output head over the m wanted rows. */
+/* The final norm and output head over wanted rows [first, first + m) into the logits buffer. */
+static bool record_head(struct step *s, uint32_t first, uint32_t m)
+{
+    struct vk_model_ctx *c = s->c;
+    struct vk_model *vm = c->vm;
+    const struct model_hparams *hp = &vm->hp;
+    /* the wanted rows of the residual stream, gathered as an F32 "table" lookup */
+    struct vk_op_get_rows_args pick = {.type = Q_F32, .n_rows = s->n, .ncols = hp->n_embd, .table = &c->x,
+                                       .n_ids = m, .ids = {.b = &c->in, .off = c->in_want + 4ull * first},
+                                       .y = view(&c->h)};
+    if (!vk_op_get_rows(vm->ops, &pick, s->err, s->errlen))
+        return false;
+    vk_barrier(vm->ctx);
+    if (!rms_norm(s, &c->h, &vm->output_norm, m, 1, hp->n_embd, &c->h))
+        return false;
+    vk_barrier(vm->ctx);
+    const struct vk_mat *out = vm->output_tied ? &vm->token_embd : &vm->output;
+    const struct vk_buffer *in;
+    return act_inputs_for(s, &c->h, m, hp->n_embd, &out, 1, &in) && matmul(s, out, in, &c->logits, m);
+}
+
+/* Embedding, the layers, then the head over the first m wanted rows. */
 static bool record_step(struct step *s, uint32_t m)
 {
     struct vk_model_ctx *c = s->c;
@@ -598,20 +626,20 @@ static bool record_step(struct step *s, uint32_t m)
     for (uint32_t l = 0; l < hp->n_layer; l++)
         if (!record_layer(s, l))
             return false;
-    if (m == 0)
-        return true;
-    /* the wanted rows of the residual stream, gathered as an F32 "table" lookup */
-    struct vk_op_get_rows_args pick = {.type = Q_F32, .n_rows = s->n, .ncols = hp->n_embd, .table = &c->x,
-                                       .n_ids = m, .ids = {.b = &c->in, .off = c->in_want}, .y = view(&c->h)};
-    if (!vk_op_get_rows(vm->ops, &pick, s->err, s->errlen))
+    return m == 0 || record_head(s, 0, m);
+}
+
+/* Logits rows [first, first + m) from a finished step, as one more submission. */
+static bool head_again(struct step *s, uint32_t first, uint32_t m)
+{
+    struct vk_ctx *ctx = s->c->vm->ctx;
+    if (!vk_begin(ctx, s->err, s->errlen))
         return false;
-    vk_barrier(vm->ctx);
-    if (!rms_norm(s, &c->h, &vm->output_norm, m, 1, hp->n_embd, &c->h))
+    if (!record_head(s, first, m)) {
+        vk_cancel(ctx);
         return false;
-    vk_barrier(vm->ctx);
-    const struct vk_mat *out = vm->output_tied ? &vm->token_embd : &vm->output;
-    const struct vk_buffer *in;
-    return act_inputs_for(s, &c->h, m, hp->n_embd, &out, 1, &in) && matmul(s, out, in, &c->logits, m);
+    }
+    return vk_submit_wait(ctx, s->err, s->errlen);
 }
 
 /* ------------------------------------------------------------------ decode --- */
@@ -686,7 +714,8 @@ bool vk_model_decode(struct vk_model_ctx *c, uint32_t n, const int32_t *token, c
     struct vk_ctx *ctx = c->vm->ctx;
     if (!vk_begin(ctx, err, errlen))
         return false;
-    if (!record_step(&s, m)) {
+    const uint32_t V = c->vm->hp.n_vocab, first_rows = m < c->logit_rows ? m : c->logit_rows;
+    if (!record_step(&s, first_rows)) {
         vk_cancel(ctx);
         return false;
     }
@@ -695,6 +724,13 @@ bool vk_model_decode(struct vk_model_ctx *c, uint32_t n, const int32_t *token, c
     for (uint32_t t = 0; t < n; t++)
         if (c->kv.seqs[seq[t]].n_tokens < pos[t] + 1)
             c->kv.seqs[seq[t]].n_tokens = pos[t] + 1;
-    memcpy(logits, c->logits.map, (size_t)m * c->vm->hp.n_vocab * sizeof *logits);
+    memcpy(logits, c->logits.map, (size_t)first_rows * V * sizeof *logits);
+    for (uint32_t done = first_rows; done < m;) {
+        uint32_t rows = m - done < c->logit_rows ? m - done : c->logit_rows;
+        if (!head_again(&s, done, rows))
+            return false;
+        memcpy(logits + (size_t)done * V, c->logits.map, (size_t)rows * V * sizeof *logits);
+        done += rows;
+    }
     return true;
 }

@@ -36,7 +36,8 @@ void vk_model_ctx_free(struct vk_model_ctx *c);
 struct kvpool *vk_model_ctx_kv(struct vk_model_ctx *c);
 
 /* As model_decode: n entries (token, position, sequence, wants logits) from any sequences; logits
- * rows for the entries that want them, in entry order. The whole pass is one submission. */
+ * rows for the entries that want them, in entry order. The whole pass is one submission; logits
+ * beyond the first 64 rows come from one more short submission (the head alone) per 64. */
 bool vk_model_decode(struct vk_model_ctx *c, uint32_t n, const int32_t *token, const uint32_t *pos,
                      const uint32_t *seq, const bool *want_logits, float *logits, char *err, size_t errlen);
 

@@ -44,7 +44,7 @@ SHADER_TYPES := f32 f16 bf16 q8_0 q4_0 q4_K q5_K q6_K q2_K q3_K iq2_xxs iq2_xs i
 SHADER_INCS  := $(wildcard shaders/*.glsl)
 SHADER_OUT   := $(foreach k,matvec matmul,$(SHADER_TYPES:%=build/shaders/$(k)_%.spv.h))
 # The GPU operations of the forward pass (engine/vk_ops.c): three per weight type, the rest once.
-OP_SHADERS   := rms_norm rope kv_store attention attention_merge router moe_group moe_combine elementwise
+OP_SHADERS   := rms_norm rope kv_store attention attention_merge router moe_group moe_combine elementwise act_round
 OP_OUT       := $(foreach k,get_rows moe_matvec moe_matmul,$(SHADER_TYPES:%=build/shaders/$(k)_%.spv.h)) \
                 $(OP_SHADERS:%=build/shaders/op_%.spv.h)
 
@@ -136,7 +136,7 @@ demo: moeserve $(DEMO_MODEL)
 # ---------------------------------------------------------------------- tests ---
 # Unit tests run under ASan+UBSan; integration tests drive the sanitizer-built binary.
 # The model accuracy tests also run in the release build: under ASan they keep to short prompts.
-ACCURACY := test_qwen3moe test_qwen3next test_ppl_models
+ACCURACY := test_qwen3moe test_qwen3next test_ppl_models test_vk_model
 # Integration tests start the real (sanitizer-built) server on loopback and call it.
 INTEGRATION := $(wildcard tests/integration/test_*.sh)
 test: asan build/asan/moeserve build/rel/moeserve build/rel/loadgen $(ACCURACY:%=build/rel/tests/unit/%)
@@ -165,7 +165,12 @@ bench-kernels: build/rel/tests/bench/bench_kernels
 bench-models: build/rel/tests/bench/bench_models
 	build/rel/tests/bench/bench_models
 
-bench: bench-kernels bench-models
+# The Vulkan shaders' throughput, on a GPU only (skipped with a note on lavapipe or without a driver).
+.PHONY: bench-vulkan
+bench-vulkan: build/rel/tests/bench/bench_vulkan
+	@build/rel/tests/bench/bench_vulkan -G || echo "bench_vulkan: no usable Vulkan device: skipped"
+
+bench: bench-kernels bench-models bench-vulkan
 
 # ------------------------------------------------------------------- fuzzing ---
 FUZZ_FLAGS := -std=c17 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined

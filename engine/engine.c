@@ -16,6 +16,7 @@
 #include "engine/qwen3next.h"
 #include "engine/tokenizer.h"
 #include "engine/validate.h"
+#include "engine/vk_backend.h"
 #include "kernels/qtypes.h"
 
 struct engine {
@@ -24,8 +25,10 @@ struct engine {
     struct model model;
     struct q3n_model q3n;
     bool model_loaded;
-    struct model_ctx *ctx;
-    struct q3n_ctx *q3n_ctx;
+    struct model_ctx *ctx;      /* the CPU forward pass of qwen3moe, */
+    struct q3n_ctx *q3n_ctx;    /* of qwen3next, */
+    struct vk_backend *gpu;     /* or qwen3moe's on Vulkan */
+    char device_note[512];
     struct tokenizer *tok;
     struct engine_info info;
     char *name, *tmpl;
@@ -102,6 +105,11 @@ static void weights_progress(void *ctx, double done)
     progress(ctx, "loading", 0.3 + 0.65 * done);
 }
 
+static void upload_progress(void *pctx, double fraction)
+{
+    progress(pctx, "uploading weights", fraction);
+}
+
 static int32_t find_token(const struct tokenizer *t, const char *text)
 {
     return tok_find(t, text, strlen(text));
@@ -115,13 +123,46 @@ static bool load_model(struct engine *e, char *err, size_t errlen)
     return model_load(&e->model, e->f, err, errlen);
 }
 
-static bool new_ctx(struct engine *e, const struct engine_params *p, uint32_t ctx_size, uint32_t max_seq, char *err,
-                    size_t errlen)
+static struct kvpool *engine_kv(struct engine *e)
 {
+    return e->next ? q3n_ctx_kv(e->q3n_ctx) : e->gpu ? vk_backend_kv(e->gpu) : model_ctx_kv(e->ctx);
+}
+
+/* The forward pass: qwen3moe on Vulkan when --device asks for it (auto: a GPU if there is one),
+ * else on the CPU; qwen3next on the CPU. A device that auto passes over leaves its reason in
+ * device_note. */
+static bool new_ctx(struct engine *e, const struct engine_params *p, const struct arch_hparams *hp, uint32_t ctx_size,
+                    uint32_t max_seq, char *err, size_t errlen)
+{
+    const char *dev = p->device ? p->device : "auto";
+    if (strcmp(dev, "cpu") != 0 && strcmp(dev, "vulkan") != 0 && strcmp(dev, "auto") != 0) {
+        snprintf(err, errlen, "--device %s: expected cpu, vulkan or auto", dev);
+        return false;
+    }
     const uint32_t batch = p->batch_tokens + p->slots;
-    if (e->next)
+    if (e->next && strcmp(dev, "vulkan") == 0) {
+        snprintf(err, errlen, "--device vulkan: the Vulkan backend runs qwen3moe models only (use cpu or auto)");
+        return false;
+    }
+    if (e->next) {
+        if (strcmp(dev, "auto") == 0)
+            snprintf(e->device_note, sizeof e->device_note, "qwen3next runs on the CPU (the Vulkan backend is qwen3moe only)");
         return (e->q3n_ctx = q3n_ctx_new(&e->q3n, p->slots, ctx_size, max_seq, batch, MP_DEFAULT_SNAPSHOTS,
                                          kv_type_of(p), err, errlen)) != NULL;
+    }
+    if (strcmp(dev, "cpu") != 0 && kv_type_of(p) == Q_F16) {
+        struct vk_backend_params vp = {.required = strcmp(dev, "vulkan") == 0, .n_seqs = p->slots,
+                                       .pool_tokens = ctx_size, .max_seq_tokens = max_seq, .max_batch = batch,
+                                       .hp = hp, .weight_bytes = mp_weight_bytes(e->f), .mem_budget = p->mem_budget,
+                                       .progress = upload_progress, .pctx = (void *)p};
+        if ((e->gpu = vk_backend_open(&e->model, &vp, e->device_note, sizeof e->device_note, err, errlen)))
+            return true;
+        if (err[0])
+            return false;
+    } else if (strcmp(dev, "vulkan") == 0) {
+        snprintf(err, errlen, "--device vulkan: the Vulkan backend caches K and V as f16 only (--kv-type f16)");
+        return false;
+    }
     return (e->ctx = model_ctx_new(&e->model, p->slots, ctx_size, max_seq, batch, kv_type_of(p), err, errlen)) != NULL;
 }
 
@@ -158,9 +199,10 @@ static void fill_info(struct engine *e, const struct engine_params *p, uint32_t 
     i->fim_pad = find_token(e->tok, "<|fim_pad|>");
     i->repo_name = find_token(e->tok, "<|repo_name|>");
     i->file_sep = find_token(e->tok, "<|file_sep|>");
-    i->device_name = "cpu";
+    i->device_name = e->gpu ? vk_backend_device_name(e->gpu) : "cpu";
+    i->device_note = e->device_note[0] ? e->device_note : NULL;
     i->weight_bytes = mp_weight_bytes(e->f);
-    i->kv_bytes = kvpool_bytes(e->next ? q3n_ctx_kv(e->q3n_ctx) : model_ctx_kv(e->ctx));
+    i->kv_bytes = kvpool_bytes(engine_kv(e));
 }
 
 struct engine *engine_open(const struct engine_params *p, char *err, size_t errlen)
@@ -168,11 +210,6 @@ struct engine *engine_open(const struct engine_params *p, char *err, size_t errl
     struct engine *e = calloc(1, sizeof *e);
     if (!e) {
         snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    if (p->device && strcmp(p->device, "vulkan") == 0) {
-        snprintf(err, errlen, "--device vulkan: the Vulkan forward pass is not available yet (use cpu or auto)");
-        free(e);
         return NULL;
     }
     if (p->threads)
@@ -197,7 +234,7 @@ struct engine *engine_open(const struct engine_params *p, char *err, size_t errl
     uint32_t max_seq = p->max_ctx ? p->max_ctx : (ok ? model_n_ctx_train(e) : 0);
     if (ok && max_seq > ctx_size)
         max_seq = ctx_size;
-    ok = ok && new_ctx(e, p, ctx_size, max_seq, err, errlen);
+    ok = ok && new_ctx(e, p, &hp, ctx_size, max_seq, err, errlen);
     if (ok) {
         char *base = strdup(p->path);
         char *gname = gguf_get_str_dup(e->f, "general.name");
@@ -219,6 +256,7 @@ void engine_close(struct engine *e)
         return;
     model_ctx_free(e->ctx);
     q3n_ctx_free(e->q3n_ctx);
+    vk_backend_close(e->gpu);
     if (e->model_loaded && e->next)
         q3n_free(&e->q3n);
     else if (e->model_loaded)
@@ -240,6 +278,8 @@ bool engine_decode(struct engine *e, uint32_t n, const int32_t *token, const uin
 {
     if (e->next)
         return q3n_decode(e->q3n_ctx, n, token, pos, seq, want_logits, logits, err, errlen);
+    if (e->gpu)
+        return vk_backend_decode(e->gpu, n, token, pos, seq, want_logits, logits, err, errlen);
     return model_decode(e->ctx, n, token, pos, seq, want_logits, logits, err, errlen);
 }
 
@@ -247,7 +287,7 @@ uint32_t engine_seq_keep(struct engine *e, uint32_t seq, uint32_t n_keep)
 {
     if (e->next)
         return q3n_seq_keep(e->q3n_ctx, seq, n_keep);
-    struct kvpool *kv = model_ctx_kv(e->ctx);
+    struct kvpool *kv = engine_kv(e);
     if (seq >= kv->n_seqs)
         return 0;
     kvpool_truncate(kv, seq, n_keep);

@@ -34,6 +34,7 @@ struct engine_info {
     const char *chat_template;          /* tokenizer.chat_template, or NULL */
     int32_t eos, fim_prefix, fim_suffix, fim_middle, fim_pad, repo_name, file_sep; /* -1 if absent */
     const char *device_name;
+    const char *device_note;            /* why this device (a GPU passed over, the one used), or NULL */
     uint64_t weight_bytes, kv_bytes;
 };
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool kvpool_init(struct kvpool *p, uint32_t n_layers, uint32_t k_row_bytes, uint32_t v_row_bytes,
+static bool init(struct kvpool *p, bool host_rows, uint32_t n_layers, uint32_t k_row_bytes, uint32_t v_row_bytes,
                  uint32_t page_tokens, uint32_t n_pages, uint32_t n_seqs, uint32_t max_seq_tokens,
                  char *err, size_t errlen)
 {
@@ -23,11 +23,13 @@ bool kvpool_init(struct kvpool *p, uint32_t n_layers, uint32_t k_row_bytes, uint
     p->n_seqs = n_seqs;
     p->max_seq_pages = (max_seq_tokens + page_tokens - 1) / page_tokens;
     size_t rows = (size_t)n_layers * n_pages * page_tokens;
-    p->k = malloc(rows * k_row_bytes);
-    p->v = malloc(rows * v_row_bytes);
+    if (host_rows) {
+        p->k = malloc(rows * k_row_bytes);
+        p->v = malloc(rows * v_row_bytes);
+    }
     p->free_pages = malloc((size_t)n_pages * sizeof *p->free_pages);
     p->seqs = calloc(n_seqs, sizeof *p->seqs);
-    bool ok = p->k && p->v && p->free_pages && p->seqs;
+    bool ok = (!host_rows || (p->k && p->v)) && p->free_pages && p->seqs;
     for (uint32_t s = 0; ok && s < n_seqs; s++)
         ok = (p->seqs[s].pages = malloc((size_t)p->max_seq_pages * sizeof(uint32_t))) != NULL;
     if (!ok) {
@@ -41,6 +43,22 @@ bool kvpool_init(struct kvpool *p, uint32_t n_layers, uint32_t k_row_bytes, uint
         p->free_pages[i] = n_pages - 1 - i;
     p->n_free = n_pages;
     return true;
+}
+
+bool kvpool_init(struct kvpool *p, uint32_t n_layers, uint32_t k_row_bytes, uint32_t v_row_bytes,
+                 uint32_t page_tokens, uint32_t n_pages, uint32_t n_seqs, uint32_t max_seq_tokens,
+                 char *err, size_t errlen)
+{
+    return init(p, true, n_layers, k_row_bytes, v_row_bytes, page_tokens, n_pages, n_seqs, max_seq_tokens, err,
+                errlen);
+}
+
+bool kvpool_init_pages(struct kvpool *p, uint32_t n_layers, uint32_t k_row_bytes, uint32_t v_row_bytes,
+                       uint32_t page_tokens, uint32_t n_pages, uint32_t n_seqs, uint32_t max_seq_tokens,
+                       char *err, size_t errlen)
+{
+    return init(p, false, n_layers, k_row_bytes, v_row_bytes, page_tokens, n_pages, n_seqs, max_seq_tokens, err,
+                errlen);
 }
 
 void kvpool_free(struct kvpool *p)
@@ -84,6 +102,8 @@ bool kvpool_copy_prefix(struct kvpool *p, uint32_t src, uint32_t dst, uint32_t n
 {
     if (src == dst)
         return true;
+    if (!p->k)  /* the rows live on a device: copying them is the device's job */
+        return false;
     kvpool_truncate(p, dst, 0);
     if (n > p->seqs[src].n_tokens || !kvpool_reserve(p, dst, n))
         return false;

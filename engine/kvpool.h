@@ -32,6 +32,11 @@ struct kvpool {
 bool kvpool_init(struct kvpool *p, uint32_t n_layers, uint32_t k_row_bytes, uint32_t v_row_bytes,
                  uint32_t page_tokens, uint32_t n_pages, uint32_t n_seqs, uint32_t max_seq_tokens,
                  char *err, size_t errlen);
+/* The same bookkeeping for a cache whose rows live elsewhere (on a GPU): k and v stay NULL, and
+ * kvpool_k / kvpool_v / kvpool_copy_prefix must not be used; the page tables are what counts. */
+bool kvpool_init_pages(struct kvpool *p, uint32_t n_layers, uint32_t k_row_bytes, uint32_t v_row_bytes,
+                       uint32_t page_tokens, uint32_t n_pages, uint32_t n_seqs, uint32_t max_seq_tokens,
+                       char *err, size_t errlen);
 void kvpool_free(struct kvpool *p);
 
 /* Makes room in sequence s for positions [0, n_tokens). False when the pool is out of pages
@@ -39,7 +44,8 @@ void kvpool_free(struct kvpool *p);
 bool kvpool_reserve(struct kvpool *p, uint32_t s, uint32_t n_tokens);
 /* Keeps positions [0, n_keep) of sequence s and returns whole unused pages to the pool. */
 void kvpool_truncate(struct kvpool *p, uint32_t s, uint32_t n_keep);
-/* Copies positions [0, n) of src into dst (dst is truncated first). False if out of pages. */
+/* Copies positions [0, n) of src into dst (dst is truncated first). False if out of pages (or the
+ * rows are not on the host). */
 bool kvpool_copy_prefix(struct kvpool *p, uint32_t src, uint32_t dst, uint32_t n);
 
 /* Row of position pos (< reserved capacity) of sequence s in layer l. */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "engine/vk_model.h"
 #include "kernels/qtypes.h"
 
 static uint64_t mul(uint64_t a, uint64_t b)
@@ -156,6 +157,65 @@ void mp_plan_cpu(const struct arch_hparams *hp, uint64_t weights, const struct m
     fill_device(hp, weights, rq->n_ctx, rq->n_slots, rq, budget, &out->dev[0]);
     out->max_ctx = largest_fitting(hp, weights, rq, budget, true, UINT64_C(1) << 32);
     out->max_slots = largest_fitting(hp, weights, rq, budget, false, UINT64_C(1) << 20);
+}
+
+static struct model_hparams model_shape(const struct arch_hparams *hp)
+{
+    return (struct model_hparams){
+        .n_layer = (uint32_t)hp->n_layer, .n_embd = (uint32_t)hp->n_embd, .n_head = (uint32_t)hp->n_head,
+        .n_head_kv = (uint32_t)hp->n_head_kv, .head_k = (uint32_t)hp->head_k, .head_v = (uint32_t)hp->head_v,
+        .n_rot = (uint32_t)hp->rope_dims, .n_expert = (uint32_t)hp->n_expert,
+        .n_expert_used = (uint32_t)hp->n_expert_used, .n_ff_exp = (uint32_t)hp->n_ff_exp,
+        .n_vocab = (uint32_t)hp->n_vocab,
+    };
+}
+
+static uint32_t clamp32(uint64_t v)
+{
+    return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+static void fill_vulkan(const struct arch_hparams *hp, uint64_t weights, uint64_t n_ctx, const struct mp_request *rq,
+                        uint64_t device_budget, uint64_t host_budget, struct mp_plan *out)
+{
+    memset(out, 0, sizeof *out);
+    out->n_dev = 2;
+    struct mp_device *gpu = &out->dev[0], *cpu = &out->dev[1];
+    const struct model_hparams mh = model_shape(hp);
+    uint64_t slots = rq->n_slots ? rq->n_slots : 1, batch = rq->n_batch ? rq->n_batch : MP_DEFAULT_BATCH;
+    struct vk_model_bytes b;
+    vk_model_ctx_bytes(&mh, clamp32(slots), clamp32(mul(n_ctx, slots)), clamp32(n_ctx), clamp32(batch), &b);
+    gpu->name = "vulkan";
+    gpu->part[MP_WEIGHTS] = weights;
+    gpu->part[MP_KV] = b.kv;
+    gpu->part[MP_COMPUTE] = b.compute;
+    cpu->name = "cpu";
+    cpu->part[MP_COMPUTE] = add(b.host, VK_STAGING_BYTES);
+    cpu->part[MP_OVERHEAD] = mp_overhead_bytes(hp, rq->metadata_bytes);
+    gpu->budget = device_budget;
+    cpu->budget = host_budget;
+    for (size_t d = 0; d < 2; d++) {
+        for (int p = 0; p < MP_PART_COUNT; p++)
+            out->dev[d].total = add(out->dev[d].total, out->dev[d].part[p]);
+        out->dev[d].fits = out->dev[d].total <= out->dev[d].budget;
+    }
+}
+
+void mp_plan_vulkan(const struct arch_hparams *hp, uint64_t weights, const struct mp_request *rq,
+                    uint64_t device_budget, uint64_t host_budget, struct mp_plan *out)
+{
+    uint64_t lo = 0, hi = UINT32_MAX;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo + 1) / 2;
+        fill_vulkan(hp, weights, mid, rq, device_budget, host_budget, out);
+        if (out->dev[0].fits && out->dev[1].fits)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    fill_vulkan(hp, weights, rq->n_ctx, rq, device_budget, host_budget, out);
+    out->max_ctx = lo;
+    out->max_slots = 0;  /* the pool is shared: slots cost page-table words only */
 }
 
 bool mp_parse_size(const char *s, uint64_t *out)

@@ -64,6 +64,14 @@ uint64_t mp_weight_bytes(const struct gguf_file *f);
 void mp_plan_cpu(const struct arch_hparams *hp, uint64_t weights, const struct mp_request *rq,
                  uint64_t budget, struct mp_plan *out);
 
+/* Plans a run on a Vulkan device (engine/vk_model.c's buffers): dev[0] "vulkan" holds the weights,
+ * the KV cache of n_ctx x n_slots tokens and the compute buffers of batches of n_batch tokens,
+ * against device_budget; dev[1] "cpu" the host side (host-visible inputs and logits, the staging
+ * buffer, the runtime overhead) against host_budget; the mapped file is not counted there, its
+ * pages being reclaimable once uploaded. max_ctx: the largest context per slot that fits both. */
+void mp_plan_vulkan(const struct arch_hparams *hp, uint64_t weights, const struct mp_request *rq,
+                    uint64_t device_budget, uint64_t host_budget, struct mp_plan *out);
+
 /* "16G", "16GiB", "512M", "1.5G", "123456" (bytes); K/M/G/T and KiB.. are powers of 1024,
  * KB/MB/GB/TB powers of 1000. False on anything else. */
 bool mp_parse_size(const char *s, uint64_t *out);

@@ -61,6 +61,9 @@ bool vk_buffer_create(struct vk_ctx *ctx, struct vk_buffer *b, VkDeviceSize size
         return vk_fail(err, errlen, "Vulkan: vkMapMemory failed: %s", vk_result_str(r));
     }
     b->size = size;
+    b->alloc_bytes = req.size;
+    b->kind = kind;
+    ctx->allocated[kind] += req.size;
     return true;
 }
 
@@ -70,7 +73,13 @@ void vk_buffer_destroy(struct vk_ctx *ctx, struct vk_buffer *b)
         vkDestroyBuffer(ctx->dev, b->buf, NULL);
     if (b->mem)
         vkFreeMemory(ctx->dev, b->mem, NULL); /* unmaps implicitly */
+    ctx->allocated[b->kind] -= b->alloc_bytes;
     memset(b, 0, sizeof *b);
+}
+
+uint64_t vk_allocated_bytes(const struct vk_ctx *ctx, enum vk_mem kind)
+{
+    return (unsigned)kind < 2 ? ctx->allocated[kind] : 0;
 }
 
 static bool check_range(const struct vk_buffer *b, VkDeviceSize off, size_t n, char *err, size_t errlen)

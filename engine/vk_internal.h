@@ -8,9 +8,8 @@
 #include "engine/vulkan.h"
 
 /* Descriptor sets one command buffer may use before vk_submit_wait recycles them. */
-#define VK_MAX_SETS 1024
+#define VK_MAX_SETS 4096
 #define VK_MAX_BINDINGS 8
-#define VK_STAGING_BYTES (16u << 20)
 
 struct vk_ctx {
     VkInstance instance;
@@ -32,6 +31,7 @@ struct vk_ctx {
     struct vk_device_info info;
 
     struct vk_buffer staging;     /* host-visible, created on first use */
+    uint64_t allocated[2];        /* live allocation bytes per enum vk_mem */
 
     /* validation messages (warnings and errors) */
     uint32_t n_messages;
@@ -80,7 +80,7 @@ const struct vk_op_shader_set *vk_op_shaders_for(uint32_t type);
 
 enum vk_op_shader {
     VK_OP_RMS_NORM, VK_OP_ROPE, VK_OP_KV_STORE, VK_OP_ATTENTION, VK_OP_ATTENTION_MERGE, VK_OP_ROUTER,
-    VK_OP_MOE_GROUP, VK_OP_MOE_COMBINE, VK_OP_ELEMENTWISE, VK_OP_SHADER_COUNT
+    VK_OP_MOE_GROUP, VK_OP_MOE_COMBINE, VK_OP_ELEMENTWISE, VK_OP_ACT_ROUND, VK_OP_SHADER_COUNT
 };
 
 const struct vk_spirv *vk_op_spirv(enum vk_op_shader s);

@@ -8,6 +8,7 @@
 #include "engine/vk_internal.h"
 #include "engine/vk_ops.h"
 #include "kernels/qtypes.h"
+#include "kernels/quants.h"
 
 #define MAX_GROUPS_1D 65535   /* the minimum maxComputeWorkGroupCount every device has */
 #define MOE_ROWS 2            /* rows per moe_matvec workgroup (ROWS in moe_matvec.comp) */
@@ -20,6 +21,7 @@
 #define ROUTER_MAX_EXPERT 1024
 #define ROUTER_MAX_K 16
 #define ATTN_MAX_SPLIT 64
+#define ACT_KINDS 5           /* KIND in act_round.comp */
 
 /* Push-constant blocks: each must match its shader's. */
 struct get_rows_push {
@@ -41,7 +43,7 @@ struct attention_push {
     uint32_t n_tokens, n_head_kv, q_off, q_stride, o_off, o_stride, kc_off, vc_off, row_words, page_tokens,
         max_seq_pages, tok_off, pages_off;
     float scale;
-    uint32_t head_words, tile, n_split, split_len, part_off, q_f16, n_seqs, n_pages;
+    uint32_t head_words, tile, n_split, split_len, part_off, q_f16, n_seqs, n_pages, p_f16;
 };
 struct attention_merge_push {
     uint32_t n_tokens, n_head, head_dim, n_split, part_off, o_off, o_stride;
@@ -63,6 +65,9 @@ struct moe_group_push {
 struct moe_combine_push {
     uint32_t n_tokens, k, n, x_off, x_stride, w_off, y_off, y_stride;
 };
+struct act_round_push {
+    uint32_t rows, n, x_off, x_stride, y_off, y_stride;
+};
 struct ew_push {
     uint32_t rows, n, a_off, a_stride, b_off, b_stride, y_off, y_stride, b_per_row;
     float s;
@@ -78,6 +83,7 @@ struct vk_ops {
     struct vk_buffer tables;  /* packed IQ grids (vk_iq_tables_build), device-local */
     struct vk_pipeline get_rows[Q_TYPE_COUNT], moe_matvec[Q_TYPE_COUNT], moe_matmul[Q_TYPE_COUNT];
     struct vk_pipeline rms_norm, rope, kv_store, attention_merge, router, moe_group, moe_combine, ew[4];
+    struct vk_pipeline act_round[ACT_KINDS];
     struct attn_pipe attn[ATTN_CACHE];
 };
 
@@ -117,6 +123,8 @@ void vk_ops_destroy(struct vk_ops *o)
     vk_pipeline_destroy(o->ctx, &o->moe_combine);
     for (int i = 0; i < 4; i++)
         vk_pipeline_destroy(o->ctx, &o->ew[i]);
+    for (int i = 0; i < ACT_KINDS; i++)
+        vk_pipeline_destroy(o->ctx, &o->act_round[i]);
     for (int i = 0; i < ATTN_CACHE; i++)
         vk_pipeline_destroy(o->ctx, &o->attn[i].p);
     vk_buffer_destroy(o->ctx, &o->tables);
@@ -433,6 +441,7 @@ bool vk_op_attention(struct vk_ops *o, const struct vk_op_attention_args *a, cha
     push.tile = bc;
     push.n_split = n_split;
     push.q_f16 = a->q_f16;
+    push.p_f16 = a->p_f16 && n_split == 1;
     push.n_seqs = kv->n_seqs;
     push.n_pages = kv->n_pages;
     binds[1] = kvb[0];
@@ -682,6 +691,8 @@ bool vk_op_moe_ffn(struct vk_ops *o, const struct vk_op_moe_ffn_args *a, char *e
     if (a->n_ff % 4 || (a->gate_out.stride && a->gate_out.stride != a->n_ff) ||
         (a->up_out.stride && a->up_out.stride != a->n_ff))
         return vk_fail(err, errlen, "Vulkan moe_ffn: n_ff must be a multiple of 4 and gate/up scratch contiguous");
+    if (a->act_round && vk_op_act_type(a->gate_type) != vk_op_act_type(a->up_type))
+        return vk_fail(err, errlen, "Vulkan moe_ffn: gate and up weights pair with different activation types");
     if (a->route.b) {
         struct vk_op_moe_group_args ga = {.n_tokens = a->n_tokens, .k = a->k, .n_expert = a->n_expert, .ids = a->ids,
                                           .route = a->route};
@@ -708,6 +719,13 @@ bool vk_op_moe_ffn(struct vk_ops *o, const struct vk_op_moe_ffn_args *a, char *e
     if (!vk_op_elementwise(o, &ew, err, errlen))
         return false;
     vk_barrier(o->ctx);
+    if (a->act_round) {
+        struct vk_op_act_round_args ar = {.wtype = a->down_type, .rows = pairs, .n = a->n_ff, .x = a->gate_out,
+                                          .y = a->gate_out};
+        if (!vk_op_act_round(o, &ar, err, errlen))
+            return false;
+        vk_barrier(o->ctx);
+    }
     /* down: pair (t, j) reads row t k + j of the activations: token stride k n_ff, slot stride n_ff */
     struct vk_view act = {.b = a->gate_out.b, .off = a->gate_out.off, .stride = a->k * a->n_ff};
     mv = (struct vk_op_moe_matvec_args){
@@ -753,4 +771,40 @@ bool vk_op_elementwise(struct vk_ops *o, const struct vk_op_ew_args *a, char *er
         return false;
     uint32_t groups[3] = {(a->n + 63) / 64, a->rows, 1};
     return vk_dispatch(o->ctx, &o->ew[a->op], binds, &push, groups, err, errlen);
+}
+
+/* ------------------------------------------------------------ act rounding --- */
+
+uint32_t vk_op_act_type(uint32_t wtype)
+{
+    const struct q_kernels *k = q_kernels_get(wtype);
+    return k ? k->act_type : Q_F32;
+}
+
+bool vk_op_act_round(struct vk_ops *o, const struct vk_op_act_round_args *a, char *err, size_t errlen)
+{
+    uint32_t act = vk_op_act_type(a->wtype), kind, block;
+    switch (act) {
+    case Q_Q8_0: case Q_Q8_1: kind = 0; block = 32; break;
+    case Q_Q8_K: kind = 1; block = 256; break;
+    case Q_F16: kind = 2; block = 1; break;
+    case Q_BF16: kind = 3; block = 1; break;
+    case Q_F32: kind = 4; block = 1; break;
+    default:
+        return vk_fail(err, errlen, "Vulkan act_round: no rounding for weight type %u", a->wtype);
+    }
+    if (a->n == 0 || a->n % block)
+        return vk_fail(err, errlen, "Vulkan act_round: rows of %u values are not whole blocks of %u", a->n, block);
+    if (a->rows == 0)
+        return true;
+    if (a->rows > MAX_GROUPS_1D)
+        return vk_fail(err, errlen, "Vulkan act_round: %u rows in one dispatch (at most %u)", a->rows, MAX_GROUPS_1D);
+    struct vk_binding binds[2];
+    struct act_round_push push = {.rows = a->rows, .n = a->n};
+    if (!bind_view(o->ctx, &a->x, a->rows, a->n, false, "x", &binds[0], &push.x_off, &push.x_stride, err, errlen) ||
+        !bind_view(o->ctx, &a->y, a->rows, a->n, false, "y", &binds[1], &push.y_off, &push.y_stride, err, errlen) ||
+        !ensure_op(o, &o->act_round[kind], "act_round", VK_OP_ACT_ROUND, 2, sizeof push, &kind, 1, err, errlen))
+        return false;
+    uint32_t groups[3] = {(a->n + 255) / 256, a->rows, 1};
+    return vk_dispatch(o->ctx, &o->act_round[kind], binds, &push, groups, err, errlen);
 }

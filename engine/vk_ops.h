@@ -117,6 +117,9 @@ struct vk_op_attention_args {
     uint32_t n_tokens, n_head;
     float scale;
     bool q_f16;
+    bool p_f16;  /* round the probabilities to F16 before the V products, as ggml's CPU path does
+                  * without flash attention: two passes over K (max and sum, then values); only
+                  * with n_split 1 (ignored otherwise) */
     struct vk_view q, tokens, out;
     uint32_t n_split, max_len;
     struct vk_view scratch;
@@ -191,6 +194,9 @@ struct vk_op_moe_ffn_args {
     struct vk_view ids, weights, x, y;
     struct vk_view gate_out, up_out, down_out;
     struct vk_view route;
+    bool act_round;                 /* as ggml: x is already rounded for gate_type (see vk_op_act_round;
+                                     * up_type must pair with the same activation type), and the
+                                     * SwiGLU output is rounded here for down_type */
 };
 bool vk_op_moe_ffn(struct vk_ops *ops, const struct vk_op_moe_ffn_args *a, char *err, size_t errlen);
 
@@ -213,5 +219,19 @@ struct vk_op_ew_args {
     float s;
 };
 bool vk_op_elementwise(struct vk_ops *ops, const struct vk_op_ew_args *a, char *err, size_t errlen);
+
+/* ----------------------------------------------------------- act rounding --- */
+
+/* y = x as ggml's CPU path hands it to a product with weights of type wtype: quantized to the type
+ * that type's dot product pairs with (Q8_0 / Q8_1 blocks of 32 with an F16 scale, Q8_K blocks of 256,
+ * F16, BF16) and dequantized, so the shaders' F32 products see the values ggml's integer dot
+ * products see. F32 weights: a copy. rows of n floats, n a multiple of the block; y may be x. */
+struct vk_op_act_round_args {
+    uint32_t wtype, rows, n;
+    struct vk_view x, y;
+};
+bool vk_op_act_round(struct vk_ops *ops, const struct vk_op_act_round_args *a, char *err, size_t errlen);
+/* The activation type ggml pairs with weights of type wtype (enum q_type; Q_F32 for F32 weights). */
+uint32_t vk_op_act_type(uint32_t wtype);
 
 #endif

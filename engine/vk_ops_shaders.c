@@ -216,6 +216,9 @@ static const uint32_t spv_op_moe_combine[] =
 static const uint32_t spv_op_elementwise[] =
 #include "build/shaders/op_elementwise.spv.h"
 ;
+static const uint32_t spv_op_act_round[] =
+#include "build/shaders/op_act_round.spv.h"
+;
 
 static const uint32_t spv_get_rows_q4_1[] =
 #include "build/shaders/get_rows_q4_1.spv.h"
@@ -292,6 +295,7 @@ static const struct vk_spirv op_spirv[VK_OP_SHADER_COUNT] = {
     [VK_OP_MOE_GROUP] = SPV(moe_group),
     [VK_OP_MOE_COMBINE] = SPV(moe_combine),
     [VK_OP_ELEMENTWISE] = SPV(elementwise),
+    [VK_OP_ACT_ROUND] = SPV(act_round),
 };
 
 const struct vk_spirv *vk_op_spirv(enum vk_op_shader s)

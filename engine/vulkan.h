@@ -65,12 +65,21 @@ struct vk_buffer {
     VkDeviceMemory mem;
     VkDeviceSize size;
     void *map;      /* non-NULL for VK_MEM_HOST (and for device memory that is host-visible) */
+    VkDeviceSize alloc_bytes;  /* what the driver allocated for it (>= size) */
+    enum vk_mem kind;
 };
+
+/* Size of the context's host-visible staging buffer (created on the first staged copy). */
+#define VK_STAGING_BYTES (16u << 20)
 
 /* A zero-initialised struct vk_buffer is "no buffer" (destroy is a no-op on it). */
 bool vk_buffer_create(struct vk_ctx *ctx, struct vk_buffer *b, VkDeviceSize size, enum vk_mem kind,
                       char *err, size_t errlen);
 void vk_buffer_destroy(struct vk_ctx *ctx, struct vk_buffer *b);
+
+/* Bytes of device memory the context's live buffers of one kind hold (allocation sizes, the
+ * staging buffer included), for checking the memory planner against what was really taken. */
+uint64_t vk_allocated_bytes(const struct vk_ctx *ctx, enum vk_mem kind);
 
 /* Copies host bytes into / out of a buffer, through the context's staging buffer when the
  * buffer is not mapped. Waits for completion; must not be called while recording. */
@@ -117,7 +126,7 @@ struct vk_binding {
 VkDeviceSize vk_storage_align(const struct vk_ctx *ctx);
 
 /* Starts a command buffer (and recycles the descriptor sets of the previous one). One
- * submission may hold up to 1024 dispatches (descriptor sets). */
+ * submission may hold up to 4096 dispatches (descriptor sets). */
 bool vk_begin(struct vk_ctx *ctx, char *err, size_t errlen);
 /* Records a dispatch of groups[0..2] workgroups with the given bindings and push constants. */
 bool vk_dispatch(struct vk_ctx *ctx, const struct vk_pipeline *p, const struct vk_binding *binds,

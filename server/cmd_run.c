@@ -15,7 +15,7 @@
 #include "server/sched.h"
 
 struct run_opts {
-    const char *model, *prompt;
+    const char *model, *prompt, *device;
     uint32_t n_predict, threads;
     float temp;
     uint64_t seed;
@@ -25,6 +25,7 @@ struct run_opts {
 static int usage(void)
 {
     printf("usage: moeserve run -m MODEL -p PROMPT [-n N] [--temp T] [--seed S] [--chat] [-t THREADS]\n"
+           "       [--device cpu|vulkan|auto]\n"
            "Streams the generated text to stdout (special tokens in PROMPT are recognised; --chat wraps\n"
            "it in the model's chat template). --temp 0 is greedy. Statistics go to stderr.\n");
     return 0;
@@ -32,7 +33,7 @@ static int usage(void)
 
 static int parse_opts(int argc, char **argv, struct run_opts *o)
 {
-    *o = (struct run_opts){.n_predict = 128, .temp = 0.8f};
+    *o = (struct run_opts){.n_predict = 128, .temp = 0.8f, .device = "cpu"};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h"))
@@ -53,6 +54,8 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
             ok = cli_parse_u32(v, 1, 1024, &o->threads);
         else if (ok && !strcmp(a, "--temp"))
             ok = cli_parse_f32(v, &o->temp) && o->temp >= 0;
+        else if (ok && !strcmp(a, "--device"))
+            o->device = v;
         else if (ok && !strcmp(a, "--seed"))
             ok = o->has_seed = cli_parse_u64(v, &o->seed);
         else {
@@ -172,7 +175,7 @@ int cmd_run(int argc, char **argv)
     struct progress_bar bar;
     progress_bar_init(&bar);
     struct engine_params p = {.path = o.model, .threads = o.threads, .slots = 1, .ctx_size = 4096, .max_ctx = 0,
-                              .batch_tokens = 4096, .kv_type = "f16", .device = "cpu", .fit = true,
+                              .batch_tokens = 4096, .kv_type = "f16", .device = o.device, .fit = true,
                               .progress = draw_progress, .progress_ctx = &bar};
     struct engine *e = engine_open(&p, err, sizeof err);
     progress_bar_end(&bar);

@@ -113,6 +113,8 @@ static bool load_model(struct app *a, char *err, size_t errlen)
     if (!a->engine)
         return false;
     a->info = engine_info(a->engine);
+    if (a->info->device_note)
+        log_msg(LOG_INFO, "device: %s", a->info->device_note);
     const char *tmpl = a->info->chat_template;
     char *file_tmpl = NULL;
     if (c->chat_template) {

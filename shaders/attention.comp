@@ -6,7 +6,9 @@
 // never stored beyond one tile. Tokens of several sequences may share a dispatch. With
 // p.n_split > 1 (long contexts, few tokens), workgroup z covers positions [z split_len,
 // (z + 1) split_len) only and writes its unnormalised sums, max and sum to `part`, which
-// attention_merge.comp combines.
+// attention_merge.comp combines. With p.p_f16 (and one split) the probabilities are rounded to
+// F16 before the V products as ggml's CPU path does: a first pass over the tiles finds each
+// head's max and sum, a second recomputes the scores and accumulates f16(exp(s - max) / sum) V.
 #extension GL_EXT_control_flow_attributes : require
 
 #define WG 128
@@ -44,6 +46,7 @@ layout(push_constant) uniform Push {
     uint part_off;          // floats
     uint q_f16;             // round q to F16 first, as ggml's CPU K products do
     uint n_seqs, n_pages;
+    uint p_f16;             // round the probabilities to F16 (two passes; n_split 1 only)
 } p;
 
 #include "f16.glsl"
@@ -88,6 +91,9 @@ void main()
         acc[e] = 0.0;
     barrier();
 
+    bool two_pass = p.p_f16 != 0u && p.n_split <= 1u;
+    for (uint pass = two_pass ? 0u : 1u; pass < 2u; pass++) {
+    bool values = pass == 1u;  // the pass that reads V and accumulates
     for (uint j0 = first; j0 <= last; j0 += BC) {
         // Stage the tile's K and V rows of this KV head (zeros past the token's position).
         for (uint i = tid; i < BC * HD; i += WG) {
@@ -98,7 +104,7 @@ void main()
                 uint at = (page * p.page_tokens + ps % p.page_tokens) * p.row_words + kvh * HD + w;
                 if (page < p.n_pages) {
                     kw = kc[p.kc_off + at];
-                    vw = vc[p.vc_off + at];
+                    vw = values ? vc[p.vc_off + at] : 0u;
                 }
             }
             ks[i] = kw;
@@ -119,7 +125,14 @@ void main()
             sc[i] = s;
         }
         barrier();
-        if (tid < G) {
+        if (tid < G && two_pass && values) {
+            float m = run_max[tid], inv = 1.0 / run_sum[tid];
+            for (uint j = 0u; j < p.tile; j++) {
+                float pj = j0 + j <= last ? exp(sc[tid * BC + j] - m) * inv : 0.0;
+                sc[tid * BC + j] = unpackHalf2x16(f16_bits(pj)).x;
+            }
+            corr[tid] = 1.0;
+        } else if (tid < G) {
             float m_old = run_max[tid], m = m_old;
             for (uint j = 0u; j < p.tile; j++)
                 m = max(m, sc[tid * BC + j]);
@@ -137,7 +150,7 @@ void main()
         barrier();
         [[unroll]] for (uint e = 0u; e < MAX_PER_THREAD; e++) {
             uint i = tid + e * WG;
-            if (e < NE && i < G * D) {
+            if (values && e < NE && i < G * D) {
                 uint g = i / D, d = i % D;
                 float a = acc[e] * corr[g];
                 for (uint j = 0u; j < p.tile; j++)
@@ -146,6 +159,7 @@ void main()
             }
         }
         barrier();  // the next tile overwrites ks, vs and sc
+    }
     }
 
     if (p.n_split > 1u) {
@@ -167,6 +181,6 @@ void main()
     [[unroll]] for (uint e = 0u; e < MAX_PER_THREAD; e++) {
         uint i = tid + e * WG;
         if (e < NE && i < G * D)
-            o[oo + i] = acc[e] / run_sum[i / D];
+            o[oo + i] = two_pass ? acc[e] : acc[e] / run_sum[i / D];
     }
 }

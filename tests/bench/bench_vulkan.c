@@ -1,6 +1,7 @@
 /* bench_vulkan.c: matrix-vector (and matrix-matrix) throughput of the Vulkan shaders per weight
  * type: GPU time from timestamps, weight bytes read per second. Usage: bench_vulkan [-t type]
- * [-b batch] [-m MiB] [-n iterations] [-d device-index] [-s device-name-substring] */
+ * [-b batch] [-m MiB] [-n iterations] [-d device-index] [-s device-name-substring] [-G: only on a GPU,
+ * skipped with a note when the device is a CPU implementation such as lavapipe (`make bench`)] */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,10 +47,11 @@ int main(int argc, char **argv)
 {
     const char *only = NULL;
     uint32_t batch = 1, iters = 5;
+    bool gpu_only = false;
     double mib = 64;
     struct vk_config cfg = VK_CONFIG_DEFAULT;
     int c;
-    while ((c = getopt(argc, argv, "t:b:m:n:d:s:")) != -1) {
+    while ((c = getopt(argc, argv, "t:b:m:n:d:s:G")) != -1) {
         switch (c) {
         case 't': only = optarg; break;
         case 'b': batch = (uint32_t)atoi(optarg); break;
@@ -57,8 +59,9 @@ int main(int argc, char **argv)
         case 'n': iters = (uint32_t)atoi(optarg); break;
         case 'd': cfg.device_index = atoi(optarg); break;
         case 's': cfg.device_name = optarg; break;
+        case 'G': gpu_only = true; break;
         default:
-            fprintf(stderr, "usage: %s [-t type] [-b batch] [-m MiB] [-n iterations] [-d index] [-s name]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-t type] [-b batch] [-m MiB] [-n iterations] [-d index] [-s name] [-G]\n", argv[0]);
             return 2;
         }
     }
@@ -73,6 +76,11 @@ int main(int argc, char **argv)
         return 1;
     }
     const struct vk_device_info *info = vk_ctx_info(ctx);
+    if (gpu_only && info->type == VK_PHYSICAL_DEVICE_TYPE_CPU) {
+        printf("bench_vulkan: %s is a CPU implementation, not a GPU: skipped\n", info->name);
+        vk_ctx_destroy(ctx);
+        return 0;
+    }
     if (info->timestamp_period_ns <= 0) {
         fprintf(stderr, "%s has no timestamps\n", info->name);
         vk_ctx_destroy(ctx);

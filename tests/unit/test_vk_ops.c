@@ -11,6 +11,7 @@
 #include "engine/vk_ops.h"
 #include "engine/vulkan.h"
 #include "kernels/qtypes.h"
+#include "kernels/quants.h"
 #include "tests/test.h"
 
 struct env {
@@ -906,6 +907,70 @@ static void check_moe(struct env *e, struct env *split)
 
 /* add, SwiGLU, sigmoid gate (per element and per row) and scale against double; F32 with one exp:
  * 1e-6 relative plus 1e-7 absolute (SwiGLU's silu(a) b near a = 0). y aliases a in two cases. */
+/* act_round against the CPU's own activation quantizer and dequantizer (kernels/quants.h) for
+ * each activation type, through a weight type that pairs with it. Rows with an all-zero block
+ * and one with a single outlier. The GPU's 127/amax may differ from the CPU's by an ulp (Vulkan
+ * allows 2.5 ulp for division), which can move a value sitting on a rounding boundary by one
+ * step; the shader corrects its quotients to round to nearest, so the results should be identical:
+ * at most 1 in 1000 values may differ, each by at most one quantization step. */
+static void check_act_round(struct env *e)
+{
+    enum { ROWS = 3, N = 512, XS = 516 };
+    static const uint32_t wtypes[] = {Q_F32, Q_F16, Q_BF16, Q_Q4_0, Q_Q4_1, Q_Q4_K, Q_IQ2_S, Q_MXFP4};
+    for (size_t c = 0; c < sizeof wtypes / sizeof wtypes[0]; c++) {
+        const uint32_t act = q_kernels_get(wtypes[c])->act_type;
+        const struct q_kernels *k = q_kernels_get(act);
+        float *x = rand_floats((size_t)ROWS * XS, 3.0f), *y = malloc(4ull * ROWS * XS), *want = malloc(4ull * N);
+        uint64_t qbytes = 0;
+        REQUIRE_VOID(q_row_bytes(act, N, &qbytes));
+        uint8_t *q = malloc(qbytes);
+        REQUIRE_VOID(x && y && want && q);
+        memset(x + 256, 0, 4 * 256);   /* row 0: an all-zero second half */
+        x[XS + 7] = 200.0f;            /* row 1: one outlier */
+        struct vk_buffer xb = {0};
+        char err[512] = "";
+        const char *tn = q_type_traits(wtypes[c])->name;
+        if (buf_with(e, &xb, x, 4ull * ROWS * XS) && begin(e)) {
+            struct vk_op_act_round_args a = {.wtype = wtypes[c], .rows = ROWS, .n = N, .x = {.b = &xb, .stride = XS},
+                                             .y = {.b = &xb, .stride = XS}};  /* in place */
+            bool ok = vk_op_act_round(e->ops, &a, err, sizeof err);
+            if (finish(e, ok, tn, err) && download(e, &xb, 0, y, 4ull * ROWS * XS)) {
+                uint32_t differ = 0, worse = 0;
+                for (uint32_t r = 0; r < ROWS; r++) {
+                    k->quant(x + r * XS, q, N);
+                    k->dequant(q, want, N);
+                    float amax = 0;
+                    for (uint32_t i = 0; i < N; i++)
+                        amax = fmaxf(amax, fabsf(x[r * XS + i]));
+                    for (uint32_t i = 0; i < N; i++)
+                        if (y[r * XS + i] != want[i]) {
+                            differ++;
+                            worse += fabsf(y[r * XS + i] - want[i]) > 1.01f * amax / 127.0f;
+                        }
+                }
+                CHECK(differ * 1000 <= ROWS * N && worse == 0, "act_round for %s (%s): %u of %u values differ, %u "
+                      "by more than a step", tn, q_type_traits(act)->name, differ, ROWS * N, worse);
+                printf("  act_round %-6s -> %-5s: %u of %u values differ from the CPU's round trip\n", tn,
+                       q_type_traits(act)->name, differ, ROWS * N);
+            }
+        }
+        vk_buffer_destroy(e->ctx, &xb);
+        free(x);
+        free(y);
+        free(want);
+        free(q);
+    }
+    char err[512] = "";
+    struct vk_buffer b = {0};
+    if (buf_with(e, &b, NULL, 4096) && begin(e)) {
+        struct vk_op_act_round_args a = {.wtype = Q_Q4_K, .rows = 1, .n = 128, .x = {.b = &b}, .y = {.b = &b}};
+        CHECK(!vk_op_act_round(e->ops, &a, err, sizeof err) && strstr(err, "blocks of 256"), "partial Q8_K block "
+              "refused: %s", err);
+        finish(e, true, "act_round refusal", "");
+    }
+    vk_buffer_destroy(e->ctx, &b);
+}
+
 static void check_elementwise(struct env *e)
 {
     enum { ROWS = 5, N = 300, AS = 304, BS = 301 };
@@ -1053,6 +1118,7 @@ int main(void)
     check_router(&e);
     check_moe(&e, &split);
     check_elementwise(&e);
+    check_act_round(&e);
     check_errors(&e);
 
     char first[512];

@@ -1,0 +1,44 @@
+/* vk_backend.h: the engine's Vulkan backend: the device choice behind --device vulkan|auto and
+ * what runs there (context, device weights, per-run state), behind one small handle. */
+#ifndef MOESERVE_VK_BACKEND_H
+#define MOESERVE_VK_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/arch.h"
+#include "engine/kvpool.h"
+#include "engine/model.h"
+
+struct vk_backend;
+
+struct vk_backend_params {
+    bool required;            /* --device vulkan: any usable device, a CPU one (lavapipe) included;
+                               * false (auto): only a GPU, else the caller runs on the CPU */
+    uint32_t n_seqs, pool_tokens, max_seq_tokens, max_batch;
+    const struct arch_hparams *hp;    /* for the memory plan */
+    uint64_t weight_bytes;
+    uint64_t mem_budget;      /* device bytes; 0: the device-local heap */
+    void (*progress)(void *pctx, double fraction);  /* weight upload (may be NULL) */
+    void *pctx;
+};
+
+/* Opens the device, checks the memory plan (engine/memplan.h) against its heap and uploads the
+ * model; a model that does not fit is an error with --device vulkan, a fallback for auto. NULL when it cannot: with p->required the reason is in
+ * err; otherwise (auto) the one line saying why the CPU is used goes to `note` and err stays empty,
+ * except for failures after a GPU was chosen (out of device memory...), which are errors either
+ * way. On success `note` says which device runs the model. */
+struct vk_backend *vk_backend_open(const struct model *m, const struct vk_backend_params *p, char *note,
+                                   size_t notelen, char *err, size_t errlen);
+void vk_backend_close(struct vk_backend *b);
+
+const char *vk_backend_device_name(const struct vk_backend *b);
+struct kvpool *vk_backend_kv(struct vk_backend *b);
+/* As model_decode, on the device. */
+bool vk_backend_decode(struct vk_backend *b, uint32_t n, const int32_t *token, const uint32_t *pos,
+                       const uint32_t *seq, const bool *want_logits, float *logits, char *err, size_t errlen);
+/* Device memory the backend holds (all its buffers, as allocated). */
+uint64_t vk_backend_device_bytes(const struct vk_backend *b);
+
+#endif

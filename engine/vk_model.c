@@ -1,0 +1,736 @@
+/* vk_model.c: the qwen3moe forward pass on the GPU (engine/vk_model.h): weight upload, the device
+ * KV cache and activations, and one recorded command buffer per batch built from vk_ops/vk_matmul. */
+#include "engine/vk_model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/vk_ops.h"
+#include "kernels/qtypes.h"
+
+/* Decode steps whose (KV head, token) workgroups are fewer than this spread each over several
+ * workgroups (split attention) once the context is long enough to be worth it. */
+#define SPLIT_MAX_UNITS 32
+#define SPLIT_MIN_LEN 1024
+#define SPLIT_CHUNK 128
+#define SPLIT_MAX 64
+/* Batches with at least this many (token, expert) pairs run the experts grouped (tiled products). */
+#define GROUPED_MIN_PAIRS 100000
+/* Logits rows one submission produces: a step wanting more (perplexity, whole-prompt logits)
+ * runs the output head over the rest in further short submissions, so that the host-visible
+ * logits buffer stays small (64 x 151936 floats = 37 MiB) whatever the batch. */
+#define LOGITS_ROWS 64u
+/* Products sharing one input (q, k, v) may pair with up to three activation types. */
+#define ACT_SLOTS 3
+
+struct vk_mat {
+    uint32_t type, rows, cols, n_expert;  /* n_expert 1 for a plain matrix */
+    struct vk_buffer buf;
+};
+
+struct vk_layer {
+    struct vk_buffer attn_norm, q_norm, k_norm, ffn_norm;
+    struct vk_mat wq, wk, wv, wo, router, gate, up, down;
+};
+
+struct vk_model {
+    struct vk_ctx *ctx;
+    struct vk_ops *ops;
+    struct vk_matmul *mm;
+    struct model_hparams hp;
+    struct vk_mat token_embd, output;
+    bool output_tied;          /* output is token_embd's buffer */
+    struct vk_buffer output_norm;
+    struct vk_layer *layers;
+    uint64_t weight_bytes;
+};
+
+struct vk_model_ctx {
+    struct vk_model *vm;
+    struct kvpool kv;
+    uint32_t max_batch, max_seq_tokens;
+    struct vk_buffer *k_cache, *v_cache;  /* per layer */
+    struct vk_buffer x, h, tmp, q, k, v, att, probs, ids, wts, gate_out, up_out, down_out, route, attn_part;
+    struct vk_buffer xq[ACT_SLOTS];  /* inputs of products, rounded as ggml rounds activations */
+    struct vk_buffer in;       /* host-visible: tokens, positions, (seq, pos) pairs, wanted rows, page table */
+    struct vk_buffer logits;   /* host-visible: logit_rows rows of n_vocab */
+    uint32_t logit_rows;
+    VkDeviceSize in_tok, in_pos, in_pairs, in_want, in_pages;
+};
+
+/* ------------------------------------------------------------------ upload --- */
+
+struct uploader {
+    struct vk_model *vm;
+    void (*progress)(void *, double);
+    void *pctx;
+    uint64_t done, total;
+};
+
+static bool upload(struct uploader *u, struct vk_buffer *b, const void *data, size_t bytes, const char *what,
+                   char *err, size_t errlen)
+{
+    char why[256];
+    if (!vk_buffer_create(u->vm->ctx, b, bytes, VK_MEM_DEVICE, why, sizeof why) ||
+        !vk_buffer_upload(u->vm->ctx, b, 0, data, bytes, why, sizeof why)) {
+        snprintf(err, errlen, "%s: %s", what, why);
+        return false;
+    }
+    u->vm->weight_bytes += b->alloc_bytes;
+    u->done += bytes;
+    if (u->progress)
+        u->progress(u->pctx, u->total ? (double)u->done / (double)u->total : 1.0);
+    return true;
+}
+
+static bool upload_norm(struct uploader *u, struct vk_buffer *b, const float *w, uint32_t n, const char *what,
+                        char *err, size_t errlen)
+{
+    return upload(u, b, w, 4ull * n, what, err, errlen);
+}
+
+/* A matrix (or n_expert matrices one after another) of a type the shaders take. */
+static bool upload_mat(struct uploader *u, struct vk_mat *d, uint32_t type, const uint8_t *data, int64_t rows,
+                       int64_t cols, uint32_t n_expert, bool expert_shaders, const char *what, char *err,
+                       size_t errlen)
+{
+    const struct q_traits *tr = q_type_traits(type);
+    bool ok = expert_shaders ? vk_ops_supports(type) : vk_matmul_supports(type);
+    if (!ok) {
+        snprintf(err, errlen, "%s: type %s has no Vulkan shader", what, tr ? tr->name : "?");
+        return false;
+    }
+    uint64_t row_bytes;
+    if (cols % 8 || !q_row_bytes(type, (uint64_t)cols, &row_bytes) || rows > UINT32_MAX) {
+        snprintf(err, errlen, "%s: %lld x %lld %s: the Vulkan shaders need a multiple of 8 columns", what,
+                 (long long)rows, (long long)cols, tr->name);
+        return false;
+    }
+    *d = (struct vk_mat){.type = type, .rows = (uint32_t)rows, .cols = (uint32_t)cols, .n_expert = n_expert};
+    return upload(u, &d->buf, data, row_bytes * (uint64_t)rows * n_expert, what, err, errlen);
+}
+
+static bool upload_qmat(struct uploader *u, struct vk_mat *d, const struct q_mat *m, const char *what, char *err,
+                        size_t errlen)
+{
+    return upload_mat(u, d, m->type, m->data, m->rows, m->cols, 1, false, what, err, errlen);
+}
+
+static bool upload_experts(struct uploader *u, struct vk_mat *d, const struct model_experts *x, uint32_t n_expert,
+                           const char *what, char *err, size_t errlen)
+{
+    return upload_mat(u, d, x->type, x->data, x->rows, x->cols, n_expert, true, what, err, errlen);
+}
+
+static uint64_t layer_bytes(const struct model_layer *L, const struct model_hparams *hp)
+{
+    const struct q_mat *m[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->router};
+    uint64_t sum = 0;
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        sum += m[i]->row_bytes * (uint64_t)m[i]->rows;
+    return sum + (L->gate.expert_bytes + L->up.expert_bytes + L->down.expert_bytes) * hp->n_expert +
+           4ull * (2 * hp->n_embd + 2 * hp->head_k);  /* the norms */
+}
+
+static bool upload_layer(struct uploader *u, const struct model_layer *L, uint32_t l, struct vk_layer *d, char *err,
+                         size_t errlen)
+{
+    const struct model_hparams *hp = &u->vm->hp;
+    char what[64];
+#define NAME(s) (snprintf(what, sizeof what, "blk.%u." s, l), what)
+    return upload_norm(u, &d->attn_norm, L->attn_norm, hp->n_embd, NAME("attn_norm"), err, errlen) &&
+           upload_norm(u, &d->q_norm, L->q_norm, hp->head_k, NAME("attn_q_norm"), err, errlen) &&
+           upload_norm(u, &d->k_norm, L->k_norm, hp->head_k, NAME("attn_k_norm"), err, errlen) &&
+           upload_norm(u, &d->ffn_norm, L->ffn_norm, hp->n_embd, NAME("ffn_norm"), err, errlen) &&
+           upload_qmat(u, &d->wq, &L->wq, NAME("attn_q"), err, errlen) &&
+           upload_qmat(u, &d->wk, &L->wk, NAME("attn_k"), err, errlen) &&
+           upload_qmat(u, &d->wv, &L->wv, NAME("attn_v"), err, errlen) &&
+           upload_qmat(u, &d->wo, &L->wo, NAME("attn_output"), err, errlen) &&
+           upload_qmat(u, &d->router, &L->router, NAME("ffn_gate_inp"), err, errlen) &&
+           upload_experts(u, &d->gate, &L->gate, hp->n_expert, NAME("ffn_gate_exps"), err, errlen) &&
+           upload_experts(u, &d->up, &L->up, hp->n_expert, NAME("ffn_up_exps"), err, errlen) &&
+           upload_experts(u, &d->down, &L->down, hp->n_expert, NAME("ffn_down_exps"), err, errlen);
+#undef NAME
+}
+
+struct vk_model *vk_model_upload(struct vk_ctx *ctx, const struct model *m, void (*progress)(void *, double),
+                                 void *pctx, char *err, size_t errlen)
+{
+    const struct model_hparams *hp = &m->hp;
+    if (hp->head_k != hp->head_v) {
+        snprintf(err, errlen, "Vulkan: key and value heads of different sizes (%u, %u) are not supported",
+                 hp->head_k, hp->head_v);
+        return NULL;
+    }
+    struct vk_model *vm = calloc(1, sizeof *vm);
+    if (!vm || !(vm->layers = calloc(hp->n_layer, sizeof *vm->layers))) {
+        free(vm);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    vm->ctx = ctx;
+    vm->hp = *hp;
+    vm->output_tied = m->output.data == m->token_embd.data;
+    struct uploader u = {.vm = vm, .progress = progress, .pctx = pctx};
+    u.total = m->token_embd.row_bytes * (uint64_t)m->token_embd.rows +
+              (vm->output_tied ? 0 : m->output.row_bytes * (uint64_t)m->output.rows) + 4ull * hp->n_embd;
+    for (uint32_t l = 0; l < hp->n_layer; l++)
+        u.total += layer_bytes(&m->layers[l], hp);
+    bool ok = (vm->ops = vk_ops_create(ctx, err, errlen)) != NULL && (vm->mm = vk_matmul_create(ctx, err, errlen)) &&
+              upload_mat(&u, &vm->token_embd, m->token_embd.type, m->token_embd.data, m->token_embd.rows,
+                         m->token_embd.cols, 1, true, "token_embd", err, errlen) &&
+              upload_norm(&u, &vm->output_norm, m->output_norm, hp->n_embd, "output_norm", err, errlen);
+    if (ok && !vm->output_tied)
+        ok = upload_qmat(&u, &vm->output, &m->output, "output", err, errlen);
+    else if (ok)
+        vm->output = (struct vk_mat){.type = vm->token_embd.type, .rows = vm->token_embd.rows,
+                                     .cols = vm->token_embd.cols, .n_expert = 1};
+    if (ok && vm->output_tied && !vk_matmul_supports(vm->output.type)) {
+        snprintf(err, errlen, "token_embd (tied output): no Vulkan matmul shader for its type");
+        ok = false;
+    }
+    for (uint32_t l = 0; ok && l < hp->n_layer; l++)
+        ok = upload_layer(&u, &m->layers[l], l, &vm->layers[l], err, errlen);
+    if (!ok) {
+        vk_model_free(vm);
+        return NULL;
+    }
+    return vm;
+}
+
+static void mat_free(struct vk_ctx *ctx, struct vk_mat *m)
+{
+    vk_buffer_destroy(ctx, &m->buf);
+}
+
+void vk_model_free(struct vk_model *vm)
+{
+    if (!vm)
+        return;
+    struct vk_ctx *ctx = vm->ctx;
+    for (uint32_t l = 0; l < vm->hp.n_layer; l++) {
+        struct vk_layer *L = &vm->layers[l];
+        struct vk_buffer *norms[] = {&L->attn_norm, &L->q_norm, &L->k_norm, &L->ffn_norm};
+        struct vk_mat *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->router, &L->gate, &L->up, &L->down};
+        for (size_t i = 0; i < 4; i++)
+            vk_buffer_destroy(ctx, norms[i]);
+        for (size_t i = 0; i < 8; i++)
+            mat_free(ctx, mats[i]);
+    }
+    free(vm->layers);
+    mat_free(ctx, &vm->token_embd);
+    if (!vm->output_tied)
+        mat_free(ctx, &vm->output);
+    vk_buffer_destroy(ctx, &vm->output_norm);
+    vk_matmul_destroy(vm->mm);
+    vk_ops_destroy(vm->ops);
+    free(vm);
+}
+
+uint64_t vk_model_weight_bytes(const struct vk_model *vm)
+{
+    return vm->weight_bytes;
+}
+
+/* ----------------------------------------------------------------- context --- */
+
+static bool dev_buf(struct vk_model_ctx *c, struct vk_buffer *b, uint64_t bytes, enum vk_mem kind, const char *what,
+                    char *err, size_t errlen)
+{
+    char why[256];
+    if (vk_buffer_create(c->vm->ctx, b, bytes ? bytes : 4, kind, why, sizeof why))
+        return true;
+    snprintf(err, errlen, "Vulkan %s (%.1f MiB): %s", what, (double)bytes / 1048576.0, why);
+    return false;
+}
+
+static uint32_t attn_split_units(const struct model_hparams *hp)
+{
+    return SPLIT_MAX_UNITS / hp->n_head_kv ? SPLIT_MAX_UNITS / hp->n_head_kv : 1;
+}
+
+/* The context's buffers in one table, so that vk_model_ctx_bytes (the planner) and the
+ * allocation cannot disagree. */
+enum ctx_buf {
+    CB_X, CB_H, CB_TMP, CB_Q, CB_K, CB_V, CB_ATT, CB_PROBS, CB_IDS, CB_WTS, CB_GATE, CB_UP, CB_DOWN, CB_ROUTE,
+    CB_PART, CB_XQ0, CB_XQ1, CB_XQ2, CB_COUNT
+};
+
+static const char *const ctx_buf_names[CB_COUNT] = {
+    "residual", "normed input", "layer output", "q", "k", "v", "attention", "router logits", "expert ids",
+    "expert weights", "expert gate", "expert up", "expert down", "route", "attention partials", "rounded input",
+    "rounded input", "rounded input",
+};
+
+static void ctx_buf_bytes(const struct model_hparams *hp, uint32_t max_batch, uint64_t out[CB_COUNT])
+{
+    const uint64_t B = max_batch, E = hp->n_embd, K = hp->n_expert_used, P = B * K;
+    const uint64_t hd = hp->head_k, nq = (uint64_t)hp->n_head * hd, nkv = (uint64_t)hp->n_head_kv * hd;
+    const uint64_t part = (uint64_t)attn_split_units(hp) * hp->n_head * SPLIT_MAX * (hd + 2);
+    const uint64_t floats[CB_COUNT] = {
+        [CB_X] = B * E, [CB_H] = B * E, [CB_TMP] = B * E, [CB_Q] = B * nq, [CB_K] = B * nkv, [CB_V] = B * nkv,
+        [CB_ATT] = B * nq, [CB_PROBS] = B * hp->n_expert, [CB_IDS] = P, [CB_WTS] = P, [CB_GATE] = P * hp->n_ff_exp,
+        [CB_UP] = P * hp->n_ff_exp, [CB_DOWN] = P * E, [CB_ROUTE] = vk_op_moe_route_words((uint32_t)P, hp->n_expert),
+        [CB_PART] = part, [CB_XQ0] = B * (E > nq ? E : nq), [CB_XQ1] = B * E, [CB_XQ2] = B * E,
+    };
+    for (int i = 0; i < CB_COUNT; i++)
+        out[i] = 4 * floats[i];
+}
+
+/* Host input layout: each section starts on a 16-byte boundary. */
+static VkDeviceSize section(VkDeviceSize *at, uint64_t words)
+{
+    VkDeviceSize off = *at;
+    *at += (4 * words + 15) & ~(VkDeviceSize)15;
+    return off;
+}
+
+static uint64_t cache_bytes(const struct model_hparams *hp, uint32_t pool_tokens)
+{
+    const uint64_t pages = (pool_tokens + VK_MODEL_PAGE_TOKENS - 1) / VK_MODEL_PAGE_TOKENS;
+    return pages * VK_MODEL_PAGE_TOKENS * 2ull * hp->n_head_kv * hp->head_k;
+}
+
+void vk_model_ctx_bytes(const struct model_hparams *hp, uint32_t n_seqs, uint32_t pool_tokens,
+                        uint32_t max_seq_tokens, uint32_t max_batch, struct vk_model_bytes *out)
+{
+    uint64_t b[CB_COUNT];
+    ctx_buf_bytes(hp, max_batch, b);
+    out->kv = 2 * hp->n_layer * cache_bytes(hp, pool_tokens);
+    out->compute = 0;
+    for (int i = 0; i < CB_COUNT; i++)
+        out->compute += b[i];
+    const uint64_t seq_pages = (max_seq_tokens + VK_MODEL_PAGE_TOKENS - 1) / VK_MODEL_PAGE_TOKENS;
+    const uint64_t rows = max_batch < LOGITS_ROWS ? max_batch : LOGITS_ROWS;
+    out->host = 4ull * (5ull * max_batch + n_seqs * seq_pages + 16) + 4ull * rows * hp->n_vocab;
+}
+
+static bool ctx_buffers(struct vk_model_ctx *c, uint32_t n_seqs, char *err, size_t errlen)
+{
+    const struct model_hparams *hp = &c->vm->hp;
+    const uint64_t B = c->max_batch, cache = cache_bytes(hp, c->kv.n_pages * c->kv.page_tokens);
+    bool ok = true;
+    for (uint32_t l = 0; ok && l < hp->n_layer; l++)
+        ok = dev_buf(c, &c->k_cache[l], cache, VK_MEM_DEVICE, "K cache", err, errlen) &&
+             dev_buf(c, &c->v_cache[l], cache, VK_MEM_DEVICE, "V cache", err, errlen);
+    struct vk_buffer *bufs[CB_COUNT] = {
+        &c->x, &c->h, &c->tmp, &c->q, &c->k, &c->v, &c->att, &c->probs, &c->ids, &c->wts, &c->gate_out, &c->up_out,
+        &c->down_out, &c->route, &c->attn_part, &c->xq[0], &c->xq[1], &c->xq[2],
+    };
+    uint64_t bytes[CB_COUNT];
+    ctx_buf_bytes(hp, c->max_batch, bytes);
+    for (int i = 0; ok && i < CB_COUNT; i++)
+        ok = dev_buf(c, bufs[i], bytes[i], VK_MEM_DEVICE, ctx_buf_names[i], err, errlen);
+    VkDeviceSize at = 0;
+    c->in_tok = section(&at, B);
+    c->in_pos = section(&at, B);
+    c->in_pairs = section(&at, 2 * B);
+    c->in_want = section(&at, B);
+    c->in_pages = section(&at, (uint64_t)n_seqs * c->kv.max_seq_pages);
+    return ok && dev_buf(c, &c->in, at, VK_MEM_HOST, "inputs", err, errlen) &&
+           dev_buf(c, &c->logits, 4ull * c->logit_rows * hp->n_vocab, VK_MEM_HOST, "logits", err, errlen);
+}
+
+struct vk_model_ctx *vk_model_ctx_new(struct vk_model *vm, uint32_t n_seqs, uint32_t pool_tokens,
+                                      uint32_t max_seq_tokens, uint32_t max_batch, char *err, size_t errlen)
+{
+    const struct model_hparams *hp = &vm->hp;
+    if (max_batch == 0 || (uint64_t)max_batch * hp->n_expert_used > 65535) {
+        snprintf(err, errlen, "Vulkan: batch of %u tokens (1 to %u)", max_batch, 65535 / hp->n_expert_used);
+        return NULL;
+    }
+    struct vk_model_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->vm = vm;
+    c->max_batch = max_batch;
+    c->max_seq_tokens = max_seq_tokens;
+    c->logit_rows = max_batch < LOGITS_ROWS ? max_batch : LOGITS_ROWS;
+    const uint32_t page = VK_MODEL_PAGE_TOKENS, pages = (pool_tokens + page - 1) / page;
+    const uint32_t row = 2 * hp->n_head_kv * hp->head_k;
+    if (!kvpool_init_pages(&c->kv, hp->n_layer, row, row, page, pages, n_seqs, max_seq_tokens, err, errlen)) {
+        free(c);
+        return NULL;
+    }
+    c->k_cache = calloc(hp->n_layer, sizeof *c->k_cache);
+    c->v_cache = calloc(hp->n_layer, sizeof *c->v_cache);
+    if (!c->k_cache || !c->v_cache) {
+        snprintf(err, errlen, "out of memory");
+        vk_model_ctx_free(c);
+        return NULL;
+    }
+    if (!ctx_buffers(c, n_seqs, err, errlen)) {
+        vk_model_ctx_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void vk_model_ctx_free(struct vk_model_ctx *c)
+{
+    if (!c)
+        return;
+    struct vk_ctx *ctx = c->vm->ctx;
+    for (uint32_t l = 0; l < c->vm->hp.n_layer; l++) {
+        if (c->k_cache)
+            vk_buffer_destroy(ctx, &c->k_cache[l]);
+        if (c->v_cache)
+            vk_buffer_destroy(ctx, &c->v_cache[l]);
+    }
+    free(c->k_cache);
+    free(c->v_cache);
+    struct vk_buffer *bufs[] = {&c->x, &c->h, &c->tmp, &c->q, &c->k, &c->v, &c->att, &c->probs, &c->ids, &c->wts,
+                                &c->gate_out, &c->up_out, &c->down_out, &c->route, &c->attn_part, &c->in, &c->logits,
+                                &c->xq[0], &c->xq[1], &c->xq[2]};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        vk_buffer_destroy(ctx, bufs[i]);
+    kvpool_free(&c->kv);
+    free(c);
+}
+
+struct kvpool *vk_model_ctx_kv(struct vk_model_ctx *c)
+{
+    return &c->kv;
+}
+
+/* --------------------------------------------------------------- recording --- */
+
+/* What one step's recording needs besides the context. */
+struct step {
+    struct vk_model_ctx *c;
+    uint32_t n, max_len;
+    char *err;
+    size_t errlen;
+};
+
+static struct vk_view view(const struct vk_buffer *b)
+{
+    return (struct vk_view){.b = b};
+}
+
+static bool matmul(struct step *s, const struct vk_mat *w, const struct vk_buffer *x, const struct vk_buffer *y,
+                   uint32_t n)
+{
+    struct vk_matmul_args a = {.type = w->type, .nrows = w->rows, .ncols = w->cols, .batch = n, .w = &w->buf,
+                               .x = x, .y = y};
+    return vk_matmul_record(s->c->vm->mm, &a, s->err, s->errlen);
+}
+
+/* Inputs of products prepared from one source: which activation types are rounded into which
+ * of the context's xq buffers. */
+struct act_inputs {
+    const struct vk_buffer *src;
+    uint32_t rows, n, types[ACT_SLOTS], used;
+};
+
+/* The buffer a product with weights of type wtype reads: src itself for F32 weights, else src
+ * rounded to wtype's activation type (recorded on first use of that type; barrier before use). */
+static const struct vk_buffer *act_input(struct step *s, struct act_inputs *ai, uint32_t wtype)
+{
+    uint32_t act = vk_op_act_type(wtype);
+    if (act == Q_F32)
+        return ai->src;
+    for (uint32_t i = 0; i < ai->used; i++)
+        if (ai->types[i] == act)
+            return &s->c->xq[i];
+    if (ai->used == ACT_SLOTS) {
+        snprintf(s->err, s->errlen, "Vulkan: more than %d activation types for one input", ACT_SLOTS);
+        return NULL;
+    }
+    const struct vk_buffer *dst = &s->c->xq[ai->used];
+    struct vk_op_act_round_args a = {.wtype = wtype, .rows = ai->rows, .n = ai->n, .x = view(ai->src),
+                                     .y = view(dst)};
+    if (!vk_op_act_round(s->c->vm->ops, &a, s->err, s->errlen))
+        return NULL;
+    ai->types[ai->used++] = act;
+    return dst;
+}
+
+/* Rounds src for each of the weights' types, then a barrier: the inputs of their products. */
+static bool act_inputs_for(struct step *s, const struct vk_buffer *src, uint32_t rows, uint32_t n,
+                           const struct vk_mat *const *w, size_t nw, const struct vk_buffer **out)
+{
+    struct act_inputs ai = {.src = src, .rows = rows, .n = n};
+    for (size_t i = 0; i < nw; i++)
+        if (!(out[i] = act_input(s, &ai, w[i]->type)))
+            return false;
+    if (ai.used)
+        vk_barrier(s->c->vm->ctx);
+    return true;
+}
+
+static bool rms_norm(struct step *s, const struct vk_buffer *x, const struct vk_buffer *w, uint32_t rows,
+                     uint32_t heads, uint32_t n, const struct vk_buffer *y)
+{
+    struct vk_op_rms_norm_args a = {.n_tokens = rows, .heads = heads, .n = n, .eps = s->c->vm->hp.rms_eps,
+                                    .x = view(x), .w = view(w), .y = view(y)};
+    return vk_op_rms_norm(s->c->vm->ops, &a, s->err, s->errlen);
+}
+
+static bool add_into(struct step *s, const struct vk_buffer *x, const struct vk_buffer *y)
+{
+    struct vk_op_ew_args a = {.op = VK_EW_ADD, .rows = s->n, .n = s->c->vm->hp.n_embd, .a = view(x), .b = view(y),
+                              .y = view(x)};
+    return vk_op_elementwise(s->c->vm->ops, &a, s->err, s->errlen);
+}
+
+static struct vk_kv_layer kv_layer(struct vk_model_ctx *c, uint32_t l)
+{
+    const struct model_hparams *hp = &c->vm->hp;
+    return (struct vk_kv_layer){
+        .k = &c->k_cache[l], .v = &c->v_cache[l], .n_pages = c->kv.n_pages, .page_tokens = c->kv.page_tokens,
+        .n_head_kv = hp->n_head_kv, .head_dim = hp->head_k, .pages = &c->in, .pages_off = c->in_pages,
+        .n_seqs = c->kv.n_seqs, .max_seq_pages = c->kv.max_seq_pages,
+    };
+}
+
+/* Q/K/V, per-head norms, RoPE, the cache store and attention: c->att. */
+static bool record_attention(struct step *s, uint32_t l)
+{
+    struct vk_model_ctx *c = s->c;
+    struct vk_ctx *ctx = c->vm->ctx;
+    struct vk_ops *ops = c->vm->ops;
+    const struct model_hparams *hp = &c->vm->hp;
+    const struct vk_layer *L = &c->vm->layers[l];
+    const uint32_t n = s->n, hd = hp->head_k;
+    if (!rms_norm(s, &c->x, &L->attn_norm, n, 1, hp->n_embd, &c->h))
+        return false;
+    vk_barrier(ctx);
+    const struct vk_mat *qkv[3] = {&L->wq, &L->wk, &L->wv};
+    const struct vk_buffer *in[3];
+    if (!act_inputs_for(s, &c->h, n, hp->n_embd, qkv, 3, in) || !matmul(s, &L->wq, in[0], &c->q, n) ||
+        !matmul(s, &L->wk, in[1], &c->k, n) || !matmul(s, &L->wv, in[2], &c->v, n))
+        return false;
+    vk_barrier(ctx);
+    if (!rms_norm(s, &c->q, &L->q_norm, n, hp->n_head, hd, &c->q) ||
+        !rms_norm(s, &c->k, &L->k_norm, n, hp->n_head_kv, hd, &c->k))
+        return false;
+    vk_barrier(ctx);
+    struct vk_view pos = {.b = &c->in, .off = c->in_pos}, pairs = {.b = &c->in, .off = c->in_pairs};
+    struct vk_op_rope_args rq = {.n_tokens = n, .heads = hp->n_head, .head_dim = hd, .n_rot = hp->n_rot,
+                                 .freq_base = hp->rope_base, .x = view(&c->q), .pos = pos, .y = view(&c->q)};
+    struct vk_op_rope_args rk = rq;
+    rk.heads = hp->n_head_kv;
+    rk.x = rk.y = view(&c->k);
+    if (!vk_op_rope(ops, &rq, s->err, s->errlen) || !vk_op_rope(ops, &rk, s->err, s->errlen))
+        return false;
+    vk_barrier(ctx);
+    const struct vk_kv_layer kv = kv_layer(c, l);
+    struct vk_op_kv_store_args st = {.kv = &kv, .n_tokens = n, .k = view(&c->k), .v = view(&c->v), .tokens = pairs};
+    if (!vk_op_kv_store(ops, &st, s->err, s->errlen))
+        return false;
+    vk_barrier(ctx);
+    /* a short step over a long context: spread each (KV head, token) over several workgroups */
+    uint32_t split = 1;
+    if (n <= attn_split_units(hp) && s->max_len >= SPLIT_MIN_LEN) {
+        split = (s->max_len + SPLIT_CHUNK - 1) / SPLIT_CHUNK;
+        split = split < SPLIT_MAX ? split : SPLIT_MAX;
+    }
+    struct vk_op_attention_args at = {.kv = &kv, .n_tokens = n, .n_head = hp->n_head, .q_f16 = true, .p_f16 = true,
+                                      .q = view(&c->q), .tokens = pairs, .out = view(&c->att), .n_split = split,
+                                      .max_len = s->max_len, .scratch = view(&c->attn_part)};
+    if (!vk_op_attention(ops, &at, s->err, s->errlen))
+        return false;
+    vk_barrier(ctx);
+    return true;
+}
+
+/* Router, top-k and the routed experts: c->tmp. */
+static bool record_moe(struct step *s, uint32_t l)
+{
+    struct vk_model_ctx *c = s->c;
+    struct vk_ops *ops = c->vm->ops;
+    const struct model_hparams *hp = &c->vm->hp;
+    const struct vk_layer *L = &c->vm->layers[l];
+    const struct vk_mat *w[2] = {&L->router, &L->gate};
+    const struct vk_buffer *in[2];
+    if (!act_inputs_for(s, &c->h, s->n, hp->n_embd, w, 2, in) || !matmul(s, &L->router, in[0], &c->probs, s->n))
+        return false;
+    vk_barrier(c->vm->ctx);
+    struct vk_op_router_args r = {.n_tokens = s->n, .n_expert = hp->n_expert, .k = hp->n_expert_used, .norm = true,
+                                  .logits = view(&c->probs), .ids = view(&c->ids), .weights = view(&c->wts)};
+    if (!vk_op_router(ops, &r, s->err, s->errlen))
+        return false;
+    vk_barrier(c->vm->ctx);
+    bool grouped = (uint64_t)s->n * hp->n_expert_used >= GROUPED_MIN_PAIRS;
+    struct vk_op_moe_ffn_args f = {
+        .n_tokens = s->n, .k = hp->n_expert_used, .n_expert = hp->n_expert, .n_embd = hp->n_embd,
+        .n_ff = hp->n_ff_exp, .gate_type = L->gate.type, .up_type = L->up.type, .down_type = L->down.type,
+        .gate = &L->gate.buf, .up = &L->up.buf, .down = &L->down.buf, .ids = view(&c->ids), .weights = view(&c->wts),
+        .x = view(in[1]), .y = view(&c->tmp), .gate_out = view(&c->gate_out), .up_out = view(&c->up_out),
+        .down_out = view(&c->down_out), .route = grouped ? view(&c->route) : (struct vk_view){0},
+        .act_round = true,
+    };
+    return vk_op_moe_ffn(ops, &f, s->err, s->errlen);  /* ends with a barrier */
+}
+
+static bool record_layer(struct step *s, uint32_t l)
+{
+    struct vk_model_ctx *c = s->c;
+    struct vk_ctx *ctx = c->vm->ctx;
+    const struct vk_layer *L = &c->vm->layers[l];
+    const struct vk_mat *wo = &L->wo;
+    const struct vk_buffer *in;
+    if (!record_attention(s, l) || !act_inputs_for(s, &c->att, s->n, c->vm->hp.n_head * c->vm->hp.head_k, &wo, 1, &in) ||
+        !matmul(s, wo, in, &c->tmp, s->n))
+        return false;
+    vk_barrier(ctx);
+    if (!add_into(s, &c->x, &c->tmp))
+        return false;
+    vk_barrier(ctx);
+    if (!rms_norm(s, &c->x, &L->ffn_norm, s->n, 1, c->vm->hp.n_embd, &c->h))
+        return false;
+    vk_barrier(ctx);
+    if (!record_moe(s, l) || !add_into(s, &c->x, &c->tmp))
+        return false;
+    vk_barrier(ctx);
+    return true;
+}
+
+/* The final norm and output head over wanted rows [first, first + m) into the logits buffer. */
+static bool record_head(struct step *s, uint32_t first, uint32_t m)
+{
+    struct vk_model_ctx *c = s->c;
+    struct vk_model *vm = c->vm;
+    const struct model_hparams *hp = &vm->hp;
+    /* the wanted rows of the residual stream, gathered as an F32 "table" lookup */
+    struct vk_op_get_rows_args pick = {.type = Q_F32, .n_rows = s->n, .ncols = hp->n_embd, .table = &c->x,
+                                       .n_ids = m, .ids = {.b = &c->in, .off = c->in_want + 4ull * first},
+                                       .y = view(&c->h)};
+    if (!vk_op_get_rows(vm->ops, &pick, s->err, s->errlen))
+        return false;
+    vk_barrier(vm->ctx);
+    if (!rms_norm(s, &c->h, &vm->output_norm, m, 1, hp->n_embd, &c->h))
+        return false;
+    vk_barrier(vm->ctx);
+    const struct vk_mat *out = vm->output_tied ? &vm->token_embd : &vm->output;
+    const struct vk_buffer *in;
+    return act_inputs_for(s, &c->h, m, hp->n_embd, &out, 1, &in) && matmul(s, out, in, &c->logits, m);
+}
+
+/* Embedding, the layers, then the head over the first m wanted rows. */
+static bool record_step(struct step *s, uint32_t m)
+{
+    struct vk_model_ctx *c = s->c;
+    struct vk_model *vm = c->vm;
+    const struct model_hparams *hp = &vm->hp;
+    struct vk_op_get_rows_args emb = {.type = vm->token_embd.type, .n_rows = vm->token_embd.rows,
+                                      .ncols = hp->n_embd, .table = &vm->token_embd.buf, .n_ids = s->n,
+                                      .ids = {.b = &c->in, .off = c->in_tok}, .y = view(&c->x)};
+    if (!vk_op_get_rows(vm->ops, &emb, s->err, s->errlen))
+        return false;
+    vk_barrier(vm->ctx);
+    for (uint32_t l = 0; l < hp->n_layer; l++)
+        if (!record_layer(s, l))
+            return false;
+    return m == 0 || record_head(s, 0, m);
+}
+
+/* Logits rows [first, first + m) from a finished step, as one more submission. */
+static bool head_again(struct step *s, uint32_t first, uint32_t m)
+{
+    struct vk_ctx *ctx = s->c->vm->ctx;
+    if (!vk_begin(ctx, s->err, s->errlen))
+        return false;
+    if (!record_head(s, first, m)) {
+        vk_cancel(ctx);
+        return false;
+    }
+    return vk_submit_wait(ctx, s->err, s->errlen);
+}
+
+/* ------------------------------------------------------------------ decode --- */
+
+/* Each sequence's entries must continue its cache without gaps; pages are reserved up front. */
+static bool check_batch(struct vk_model_ctx *c, uint32_t n, const int32_t *token, const uint32_t *pos,
+                        const uint32_t *seq, char *err, size_t errlen)
+{
+    if (n == 0 || n > c->max_batch) {
+        snprintf(err, errlen, "batch of %u tokens (1 to %u allowed)", n, c->max_batch);
+        return false;
+    }
+    for (uint32_t t = 0; t < n; t++) {
+        if (seq[t] >= c->kv.n_seqs || token[t] < 0 || (uint32_t)token[t] >= c->vm->hp.n_vocab) {
+            snprintf(err, errlen, "entry %u: sequence %u or token %d out of range", t, seq[t], token[t]);
+            return false;
+        }
+        uint32_t expect = c->kv.seqs[seq[t]].n_tokens;
+        for (uint32_t u = 0; u < t; u++)
+            expect += seq[u] == seq[t];
+        if (pos[t] != expect || pos[t] >= c->max_seq_tokens) {
+            snprintf(err, errlen, "entry %u: position %u of sequence %u, expected %u (at most %u)", t, pos[t], seq[t],
+                     expect, c->max_seq_tokens - 1);
+            return false;
+        }
+    }
+    for (uint32_t t = 0; t < n; t++)
+        if (!kvpool_reserve(&c->kv, seq[t], pos[t] + 1)) {
+            snprintf(err, errlen, "the KV pool is full (%llu free tokens)",
+                     (unsigned long long)kvpool_free_tokens(&c->kv));
+            return false;
+        }
+    return true;
+}
+
+/* Writes the step's inputs into the host-visible buffer the shaders read; returns rows wanted. */
+static uint32_t write_inputs(struct vk_model_ctx *c, uint32_t n, const int32_t *token, const uint32_t *pos,
+                             const uint32_t *seq, const bool *want, uint32_t *max_len)
+{
+    uint8_t *base = c->in.map;
+    uint32_t *tok = (uint32_t *)(base + c->in_tok), *ps = (uint32_t *)(base + c->in_pos);
+    uint32_t *pairs = (uint32_t *)(base + c->in_pairs), *rows = (uint32_t *)(base + c->in_want);
+    uint32_t m = 0;
+    *max_len = 0;
+    for (uint32_t t = 0; t < n; t++) {
+        tok[t] = (uint32_t)token[t];
+        ps[t] = pos[t];
+        pairs[2 * t] = seq[t];
+        pairs[2 * t + 1] = pos[t];
+        if (want[t])
+            rows[m++] = t;
+        if (pos[t] + 1 > *max_len)
+            *max_len = pos[t] + 1;
+    }
+    uint32_t *pages = (uint32_t *)(base + c->in_pages);
+    const uint32_t stride = c->kv.max_seq_pages;
+    for (uint32_t s = 0; s < c->kv.n_seqs; s++) {
+        const struct kv_seq *q = &c->kv.seqs[s];
+        memcpy(pages + (size_t)s * stride, q->pages, (size_t)q->n_pages * sizeof *pages);
+        memset(pages + (size_t)s * stride + q->n_pages, 0, (size_t)(stride - q->n_pages) * sizeof *pages);
+    }
+    return m;
+}
+
+bool vk_model_decode(struct vk_model_ctx *c, uint32_t n, const int32_t *token, const uint32_t *pos,
+                     const uint32_t *seq, const bool *want_logits, float *logits, char *err, size_t errlen)
+{
+    if (!check_batch(c, n, token, pos, seq, err, errlen))
+        return false;
+    struct step s = {.c = c, .n = n, .err = err, .errlen = errlen};
+    uint32_t m = write_inputs(c, n, token, pos, seq, want_logits, &s.max_len);
+    struct vk_ctx *ctx = c->vm->ctx;
+    if (!vk_begin(ctx, err, errlen))
+        return false;
+    const uint32_t V = c->vm->hp.n_vocab, first_rows = m < c->logit_rows ? m : c->logit_rows;
+    if (!record_step(&s, first_rows)) {
+        vk_cancel(ctx);
+        return false;
+    }
+    if (!vk_submit_wait(ctx, err, errlen))
+        return false;
+    for (uint32_t t = 0; t < n; t++)
+        if (c->kv.seqs[seq[t]].n_tokens < pos[t] + 1)
+            c->kv.seqs[seq[t]].n_tokens = pos[t] + 1;
+    memcpy(logits, c->logits.map, (size_t)first_rows * V * sizeof *logits);
+    for (uint32_t done = first_rows; done < m;) {
+        uint32_t rows = m - done < c->logit_rows ? m - done : c->logit_rows;
+        if (!head_again(&s, done, rows))
+            return false;
+        memcpy(logits + (size_t)done * V, c->logits.map, (size_t)rows * V * sizeof *logits);
+        done += rows;
+    }
+    return true;
+}

@@ -144,11 +144,19 @@ static bool new_ctx(struct engine *e, const struct engine_params *p, const struc
         snprintf(err, errlen, "--device vulkan: the Vulkan backend runs qwen3moe models only (use cpu or auto)");
         return false;
     }
+    const bool chunked = p->delta_rule && strcmp(p->delta_rule, "chunked") == 0;
+    if (p->delta_rule && !chunked && strcmp(p->delta_rule, "exact") != 0) {
+        snprintf(err, errlen, "--delta-rule %s: expected exact or chunked", p->delta_rule);
+        return false;
+    }
     if (e->next) {
         if (strcmp(dev, "auto") == 0)
             snprintf(e->device_note, sizeof e->device_note, "qwen3next runs on the CPU (the Vulkan backend is qwen3moe only)");
-        return (e->q3n_ctx = q3n_ctx_new(&e->q3n, p->slots, ctx_size, max_seq, batch, MP_DEFAULT_SNAPSHOTS,
-                                         kv_type_of(p), err, errlen)) != NULL;
+        e->q3n_ctx = q3n_ctx_new(&e->q3n, p->slots, ctx_size, max_seq, batch, MP_DEFAULT_SNAPSHOTS, kv_type_of(p), err,
+                                 errlen);
+        if (e->q3n_ctx)
+            q3n_ctx_set_chunked(e->q3n_ctx, chunked);
+        return e->q3n_ctx != NULL;
     }
     if (strcmp(dev, "cpu") != 0 && kv_type_of(p) == Q_F16) {
         struct vk_backend_params vp = {.required = strcmp(dev, "vulkan") == 0, .n_seqs = p->slots,

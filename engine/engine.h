@@ -18,6 +18,7 @@ struct engine_params {
     uint32_t max_ctx;         /* longest sequence (0: the model's context length) */
     uint32_t batch_tokens;    /* largest batch one step runs */
     const char *kv_type;      /* "f16" or "q8_0" */
+    const char *delta_rule;   /* qwen3next prompts: "exact" (NULL) or "chunked" */
     const char *device;       /* "cpu", "vulkan", "auto" */
     uint64_t mem_budget;      /* 0: MemAvailable / device heap */
     bool fit;                 /* shrink ctx_size and slots until the plan fits */

@@ -41,8 +41,8 @@ struct q_kernels {
     q_dot_fn dot_ref;       /* plain scalar reference */
     const char *dot_isa;    /* "scalar", "avx2", "avx512": which `dot` is */
     /* llama.cpp's x86 CPU backend sums some types in other float orders than vec_dot (`dot`)
-     * when a matrix qualifies for its batched kernels (repacked Q4_K: rows a multiple of 8;
-     * tinyBLAS F32: rows a multiple of 4 and columns of 16), and which order a token gets
+     * when a matrix qualifies for its batched kernels (repacked Q4_K, Q4_0, IQ4_NL, MXFP4: rows a
+     * multiple of 8; tinyBLAS F32: rows a multiple of 4 and columns of 16), and which order a token gets
      * depends on how its batch is shaped (enum q_row_kind). batched_rows 0: no such orders.
      * Each order is exact, so a SIMD version equals its scalar reference bit for bit. */
     struct q_batched_dots batched, batched_ref;
@@ -57,8 +57,8 @@ struct q_cpu {
 const struct q_cpu *q_cpu_features(void);
 
 /* Kernels of type t (NULL for an unknown type). The table is filled on first use; the
- * environment variable MOESERVE_ISA=scalar|avx2|avx512 caps the SIMD level (tests, benchmarks), and MOESERVE_DOT_TOKENS=off
- * drops the several-token kernels (benchmarks). */
+ * environment variable MOESERVE_ISA=scalar|avx2|avx512 caps the SIMD level (tests, benchmarks),
+ * and MOESERVE_DOT_TOKENS=off drops the several-token kernels (benchmarks). */
 const struct q_kernels *q_kernels_get(uint32_t t);
 
 /* Each family file fills the entries of its types; `cpu` says which SIMD versions may be used. */

@@ -29,6 +29,8 @@ static const struct opt options[] = {
     {"ctx_size", 'c', OPT_U32, O(ctx_size), "16384", 64, 1u << 24, "KV pool in tokens, shared by all slots"},
     {"max_ctx", 0, OPT_U32, O(max_ctx), "0", 0, 1u << 24, "longest request in tokens (0: the model's context)"},
     {"kv_type", 0, OPT_STR, O(kv_type), "f16", 0, 0, "KV cache type: f16 or q8_0"},
+    {"delta_rule", 0, OPT_STR, O(delta_rule), "exact", 0, 0,
+     "qwen3next prompts: exact (ggml's recurrence, llama.cpp's numbers) or chunked (faster on long prompts)"},
     {"threads", 't', OPT_U32, O(threads), "0", 0, 1024, "engine threads (0: all cores)"},
     {"http_threads", 0, OPT_U32, O(http_threads), "4", 1, 64, "HTTP worker threads"},
     {"device", 0, OPT_STR, O(device), "auto", 0, 0, "cpu, vulkan, or auto (Vulkan when a usable GPU exists)"},

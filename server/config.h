@@ -16,6 +16,7 @@ struct config {
     uint32_t ctx_size;      /* KV pool in tokens, shared by all slots */
     uint32_t max_ctx;       /* longest single request (0: the model's context length) */
     char *kv_type;          /* f16 | q8_0 */
+    char *delta_rule;       /* exact | chunked: qwen3next's DeltaNet prompt path */
     uint32_t threads;       /* engine threads (0: all cores) */
     uint32_t http_threads;
     char *device;           /* cpu | vulkan | auto */

@@ -17,7 +17,10 @@ measure() { # measure MODEL KV_TYPE
     local model=$MODELS/$1.gguf name="$1 ($2 KV)"
     local plan
     plan=$("$MOESERVE" inspect --json --fit 64G --ctx "$CTX" --slots 1 --kv "$2" "$model" | json 'j.plan.devices[0].total')
-    OMP_WAIT_POLICY=passive start_server "$TMP/log" -m "$model" --slots 1 --ctx-size "$CTX" --kv-type "$2" || { FAIL=$((FAIL + 1)); return; }
+    # --device cpu: the CPU plan is what is checked; probing for a GPU (auto) would load the Vulkan
+    # driver, whose own memory the CPU plan does not count (docs/memory.md)
+    OMP_WAIT_POLICY=passive start_server "$TMP/log" -m "$model" --slots 1 --ctx-size "$CTX" --kv-type "$2" \
+        --device cpu || { FAIL=$((FAIL + 1)); return; }
     curl -s -H 'Content-Type: application/json' "http://127.0.0.1:$PORT/v1/completions" \
         -d "{\"prompt\":\"$prompt\",\"temperature\":0}" >"$TMP/out"
     local hwm

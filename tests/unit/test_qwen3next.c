@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "engine/engine.h"
 #include "engine/qwen3next.h"
 #include "kernels/quants.h"
 #include "tests/test.h"
@@ -338,8 +339,39 @@ static void check_model(const char *name)
     gguf_close(f);
 }
 
+/* The engine's delta_rule setting: a bad value is refused naming the flag; chunked runs. */
+static void check_delta_rule_setting(void)
+{
+    char path[512], err[512];
+    struct engine_params p = {.path = testdata_path(path, sizeof path, "models/tiny-qwen3next-q8_0.gguf"), .slots = 1,
+                              .ctx_size = 256, .batch_tokens = 64, .kv_type = "f16", .device = "cpu",
+                              .delta_rule = "fast"};
+    struct engine *e = engine_open(&p, err, sizeof err);
+    CHECK(!e && strstr(err, "--delta-rule"), "delta_rule 'fast' refused: %s", e ? "(opened)" : err);
+    engine_close(e);
+    float logits[2][4122];
+    for (int chunked = 0; chunked < 2; chunked++) {
+        p.delta_rule = chunked ? "chunked" : "exact";
+        e = engine_open(&p, err, sizeof err);
+        CHECK(e != NULL, "delta_rule %s: %s", p.delta_rule, err);
+        if (!e)
+            return;
+        const int32_t tok[8] = {40, 1001, 2002, 33, 512, 77, 1500, 9};
+        const uint32_t pos[8] = {0, 1, 2, 3, 4, 5, 6, 7}, seq[8] = {0};
+        const bool want[8] = {false, false, false, false, false, false, false, true};
+        CHECK(engine_info(e)->n_vocab == 4122 && engine_decode(e, 8, tok, pos, seq, want, logits[chunked], err, sizeof err),
+              "delta_rule %s: decode: %s", p.delta_rule, err);
+        engine_close(e);
+    }
+    double maxd = 0;
+    for (int i = 0; i < 4122; i++)
+        maxd = fmax(maxd, fabs((double)logits[0][i] - logits[1][i]));
+    CHECK(maxd < 0.05, "chunked vs exact delta rule: logits differ by %.3g", maxd);
+}
+
 int main(void)
 {
+    check_delta_rule_setting();
     const char *models[] = {"tiny-qwen3next-q8_0", "tiny-qwen3next-mxfp4", "tiny-qwen3next-reap8-mxfp4"};
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
         check_model(models[i]);

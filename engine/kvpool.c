@@ -125,3 +125,32 @@ uint64_t kvpool_bytes(const struct kvpool *p)
 {
     return (uint64_t)p->n_layers * p->n_pages * p->page_tokens * (p->k_row_bytes + p->v_row_bytes);
 }
+
+bool kvpool_check_batch(struct kvpool *p, const struct kvpool_batch_limits *lim, uint32_t n, const int32_t *token,
+                        const uint32_t *pos, const uint32_t *seq, char *err, size_t errlen)
+{
+    if (n == 0 || n > lim->max_batch) {
+        snprintf(err, errlen, "batch of %u tokens (1 to %u allowed)", n, lim->max_batch);
+        return false;
+    }
+    for (uint32_t t = 0; t < n; t++) {
+        if (seq[t] >= p->n_seqs || token[t] < 0 || (uint32_t)token[t] >= lim->n_vocab) {
+            snprintf(err, errlen, "entry %u: sequence %u or token %d out of range", t, seq[t], token[t]);
+            return false;
+        }
+        uint32_t expect = p->seqs[seq[t]].n_tokens;
+        for (uint32_t u = 0; u < t; u++)
+            expect += seq[u] == seq[t];
+        if (pos[t] != expect || pos[t] >= lim->max_seq_tokens) {
+            snprintf(err, errlen, "entry %u: position %u of sequence %u, expected %u (at most %u)", t, pos[t], seq[t],
+                     expect, lim->max_seq_tokens - 1);
+            return false;
+        }
+    }
+    for (uint32_t t = 0; t < n; t++)
+        if (!kvpool_reserve(p, seq[t], pos[t] + 1)) {
+            snprintf(err, errlen, "the KV pool is full (%llu free tokens)", (unsigned long long)kvpool_free_tokens(p));
+            return false;
+        }
+    return true;
+}

@@ -63,6 +63,17 @@ static inline uint8_t *kvpool_v(const struct kvpool *p, uint32_t l, uint32_t s, 
     return p->v + idx * p->v_row_bytes;
 }
 
+/* The limits a batch of a forward pass must respect (model_decode and its siblings). */
+struct kvpool_batch_limits {
+    uint32_t max_batch, n_vocab, max_seq_tokens;
+};
+
+/* Checks n entries (token, position, sequence) before a forward pass: tokens in the vocabulary,
+ * each sequence's positions continuing its cache without gaps and below max_seq_tokens; then
+ * reserves their pages. False with a message naming the entry (or the full pool). */
+bool kvpool_check_batch(struct kvpool *p, const struct kvpool_batch_limits *lim, uint32_t n, const int32_t *token,
+                        const uint32_t *pos, const uint32_t *seq, char *err, size_t errlen);
+
 /* Positions the pool can still hold (whole free pages). */
 uint64_t kvpool_free_tokens(const struct kvpool *p);
 /* Bytes of K and V storage (for the memory planner and metrics). */

@@ -170,37 +170,6 @@ static bool moe(struct model_ctx *c, const struct model_layer *L, uint32_t n, fl
 
 /* ------------------------------------------------------------------ decode --- */
 
-/* Each sequence's entries must continue its cache without gaps; pages are reserved up front. */
-static bool check_batch(struct model_ctx *c, uint32_t n, const int32_t *token, const uint32_t *pos,
-                        const uint32_t *seq, char *err, size_t errlen)
-{
-    if (n == 0 || n > c->max_batch) {
-        snprintf(err, errlen, "batch of %u tokens (1 to %u allowed)", n, c->max_batch);
-        return false;
-    }
-    for (uint32_t t = 0; t < n; t++) {
-        if (seq[t] >= c->kv.n_seqs || token[t] < 0 || (uint32_t)token[t] >= c->m->hp.n_vocab) {
-            snprintf(err, errlen, "entry %u: sequence %u or token %d out of range", t, seq[t], token[t]);
-            return false;
-        }
-        uint32_t expect = c->kv.seqs[seq[t]].n_tokens;
-        for (uint32_t u = 0; u < t; u++)
-            expect += seq[u] == seq[t];
-        if (pos[t] != expect || pos[t] >= c->max_seq_tokens) {
-            snprintf(err, errlen, "entry %u: position %u of sequence %u, expected %u (at most %u)", t, pos[t], seq[t],
-                     expect, c->max_seq_tokens - 1);
-            return false;
-        }
-    }
-    for (uint32_t t = 0; t < n; t++)
-        if (!kvpool_reserve(&c->kv, seq[t], pos[t] + 1)) {
-            snprintf(err, errlen, "the KV pool is full (%llu free tokens)",
-                     (unsigned long long)kvpool_free_tokens(&c->kv));
-            return false;
-        }
-    return true;
-}
-
 static void embed(struct model_ctx *c, uint32_t n, const int32_t *token)
 {
     const struct q_mat *emb = &c->m->token_embd;
@@ -247,7 +216,9 @@ static bool layer_forward(struct model_ctx *c, uint32_t l, uint32_t n, const uin
 bool model_decode(struct model_ctx *c, uint32_t n, const int32_t *token, const uint32_t *pos, const uint32_t *seq,
                   const bool *want_logits, float *logits, char *err, size_t errlen)
 {
-    if (!check_batch(c, n, token, pos, seq, err, errlen))
+    const struct kvpool_batch_limits lim = {.max_batch = c->max_batch, .n_vocab = c->m->hp.n_vocab,
+                                            .max_seq_tokens = c->max_seq_tokens};
+    if (!kvpool_check_batch(&c->kv, &lim, n, token, pos, seq, err, errlen))
         return false;
     const struct model_hparams *hp = &c->m->hp;
     /* dense products and attention sum each sequence's tokens as llama.cpp sums a batch of that

@@ -5,8 +5,40 @@
 #include "engine/kvpool.h"
 #include "tests/test.h"
 
+/* kvpool_check_batch: what every forward pass refuses before it touches the cache. */
+static void test_check_batch(void)
+{
+    struct kvpool p;
+    char err[160];
+    REQUIRE_VOID(kvpool_init(&p, 1, 8, 8, 16, 2, 2, 64, err, sizeof err));
+    const struct kvpool_batch_limits lim = {.max_batch = 8, .n_vocab = 100, .max_seq_tokens = 64};
+    const int32_t tok[4] = {1, 2, 3, 4};
+    const uint32_t pos[4] = {0, 1, 0, 2}, seq[4] = {0, 0, 1, 0};
+    CHECK(kvpool_check_batch(&p, &lim, 4, tok, pos, seq, err, sizeof err) && p.seqs[0].n_pages == 1 &&
+              p.seqs[1].n_pages == 1,
+          "two interleaved sequences accepted, pages reserved: %s", err);
+    const uint32_t gap[1] = {5}, s0[1] = {0};
+    CHECK(!kvpool_check_batch(&p, &lim, 1, tok, gap, s0, err, sizeof err) && strstr(err, "expected 0"),
+          "a gap in positions refused: %s", err);
+    const int32_t bad_tok[1] = {100};
+    const uint32_t p0[1] = {0};
+    CHECK(!kvpool_check_batch(&p, &lim, 1, bad_tok, p0, s0, err, sizeof err) && strstr(err, "token 100"),
+          "a token outside the vocabulary refused: %s", err);
+    CHECK(!kvpool_check_batch(&p, &lim, 0, tok, p0, s0, err, sizeof err) && strstr(err, "1 to 8"), "empty batch: %s",
+          err);
+    /* two pages in all, both taken: a third page cannot be had */
+    int32_t many[8] = {0};
+    uint32_t pp[8], ss[8] = {0};
+    p.seqs[0].n_tokens = 16;
+    for (uint32_t i = 0; i < 8; i++)
+        pp[i] = 16 + i;
+    CHECK(!kvpool_check_batch(&p, &lim, 8, many, pp, ss, err, sizeof err) && strstr(err, "full"), "a full pool: %s", err);
+    kvpool_free(&p);
+}
+
 int main(void)
 {
+    test_check_batch();
     struct kvpool p;
     char err[128];
     REQUIRE(kvpool_init(&p, 2, 8, 4, 16, 10, 3, 100, err, sizeof err), "%s", err);

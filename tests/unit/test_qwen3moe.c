@@ -9,40 +9,7 @@
 #include "kernels/qtypes.h"
 #include "kernels/quants.h"
 #include "tests/test.h"
-
-struct prompt {
-    int32_t *tokens;
-    size_t n;
-    json_t *top20, *last, *greedy;
-};
-
-static int32_t argmax(const float *x, uint32_t n)
-{
-    int32_t b = 0;
-    for (uint32_t i = 1; i < n; i++)
-        if (x[i] > x[b])
-            b = (int32_t)i;
-    return b;
-}
-
-/* KL(ref || ours) over the softmax of both logit vectors. */
-static double kl_div(const json_t *ref, const float *ours, uint32_t n)
-{
-    double mr = -1e30, mo = -1e30, sr = 0, so = 0, kl = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        mr = fmax(mr, json_number_value(json_array_get(ref, i)));
-        mo = fmax(mo, ours[i]);
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        sr += exp(json_number_value(json_array_get(ref, i)) - mr);
-        so += exp(ours[i] - mo);
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        double lr = json_number_value(json_array_get(ref, i)) - mr - log(sr), lo = ours[i] - mo - log(so);
-        kl += exp(lr) * (lr - lo);
-    }
-    return kl;
-}
+#include "tests/test_ref.h"
 
 /* Runs a whole prompt as one batch on sequence `seq` with logits at every position. */
 static bool run_prompt(struct model_ctx *c, const struct prompt *p, uint32_t seq, float *logits, char *err)
@@ -124,19 +91,6 @@ static void check_prompt(const char *name, struct model *m, struct prompt *p, in
     model_ctx_free(c);
 }
 
-static bool load_prompt(json_t *jp, struct prompt *p)
-{
-    json_t *toks = json_object_get(jp, "tokens");
-    p->n = json_array_size(toks);
-    p->tokens = malloc(p->n * sizeof *p->tokens);
-    for (size_t i = 0; i < p->n; i++)
-        p->tokens[i] = (int32_t)json_integer_value(json_array_get(toks, i));
-    p->top20 = json_object_get(jp, "top20");
-    p->last = json_object_get(jp, "last_logits");
-    p->greedy = json_object_get(jp, "greedy");
-    return p->n > 0 && p->top20 && p->last && p->greedy;
-}
-
 /* The three prompts in one batch on three sequences give the single-run logits. */
 static void check_batched(const char *name, struct model *m, struct prompt *ps)
 {
@@ -204,7 +158,7 @@ static void check_model(const char *name)
     int n_prompts = 3;
 #endif
     for (int i = 0; ref && i < 3; i++) {
-        CHECK(load_prompt(json_array_get(json_object_get(ref, "prompts"), (size_t)i), &ps[i]), "%s prompt %d", name, i);
+        CHECK(load_prompt(json_array_get(json_object_get(ref, "prompts"), (size_t)i), &ps[i], 512), "%s prompt %d", name, i);
         if (i < n_prompts)
             check_prompt(name, &m, &ps[i], i);
     }

@@ -9,48 +9,7 @@
 #include "engine/qwen3next.h"
 #include "kernels/quants.h"
 #include "tests/test.h"
-
-struct prompt {
-    int32_t *tokens;
-    size_t n;
-    json_t *top20, *last, *greedy;
-};
-
-static int32_t argmax(const float *x, uint32_t n)
-{
-    int32_t b = 0;
-    for (uint32_t i = 1; i < n; i++)
-        if (x[i] > x[b])
-            b = (int32_t)i;
-    return b;
-}
-
-/* KL(p || q) over the softmax of two logit vectors. */
-static double kl_logits(const float *p, const float *q, uint32_t n)
-{
-    double mp = -1e30, mq = -1e30, sp = 0, sq = 0, kl = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        mp = fmax(mp, p[i]);
-        mq = fmax(mq, q[i]);
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        sp += exp(p[i] - mp);
-        sq += exp(q[i] - mq);
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        double lp = p[i] - mp - log(sp), lq = q[i] - mq - log(sq);
-        kl += exp(lp) * (lp - lq);
-    }
-    return kl;
-}
-
-static float *json_floats(const json_t *a, uint32_t n)
-{
-    float *v = malloc(n * sizeof *v);
-    for (uint32_t i = 0; i < n; i++)
-        v[i] = (float)json_number_value(json_array_get(a, i));
-    return v;
-}
+#include "tests/test_ref.h"
 
 /* Runs tokens [from, to) of p on sequence seq in calls of `step` tokens, logits at every position
  * into logits + (i - from) * V. */
@@ -285,19 +244,6 @@ static void check_batched(const char *name, struct q3n_model *m, struct prompt *
     q3n_ctx_free(c);
 }
 
-static bool load_prompt(json_t *jp, struct prompt *p)
-{
-    json_t *toks = json_object_get(jp, "tokens");
-    p->n = json_array_size(toks);
-    p->tokens = malloc(p->n * sizeof *p->tokens);
-    for (size_t i = 0; i < p->n; i++)
-        p->tokens[i] = (int32_t)json_integer_value(json_array_get(toks, i));
-    p->top20 = json_object_get(jp, "top20");
-    p->last = json_object_get(jp, "last_logits");
-    p->greedy = json_object_get(jp, "greedy");
-    return p->n > 0 && p->n <= 512 && p->top20 && p->last && p->greedy;
-}
-
 static void check_model(const char *name)
 {
     char rel[512], path[1024], err[512];
@@ -321,7 +267,7 @@ static void check_model(const char *name)
 #endif
     bool loaded = ref != NULL;
     for (int i = 0; loaded && i < 3; i++) {
-        loaded = load_prompt(json_array_get(json_object_get(ref, "prompts"), (size_t)i), &ps[i]);
+        loaded = load_prompt(json_array_get(json_object_get(ref, "prompts"), (size_t)i), &ps[i], 512);
         CHECK(loaded, "%s prompt %d", name, i);
     }
     for (int i = 0; loaded && i < n_prompts; i++)

@@ -21,7 +21,14 @@ MODE_rel  := -O2 -g
 MODE_asan := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -DMOESERVE_TEST_HOOKS
 LINK_asan := -fsanitize=address,undefined
 
-LIB_SRC   := $(filter-out server/main.c,$(wildcard engine/*.c kernels/*.c server/*.c))
+# SIMD sources by the target's architecture: *_avx2.c / *_avx512.c for x86-64, *_neon.c for aarch64.
+TARGET_MACHINE := $(shell $(CC) -dumpmachine 2>/dev/null)
+ifneq ($(filter aarch64%,$(TARGET_MACHINE)),)
+OTHER_ARCH_SRC := %_avx2.c %_avx512.c
+else
+OTHER_ARCH_SRC := %_neon.c
+endif
+LIB_SRC   := $(filter-out server/main.c $(OTHER_ARCH_SRC),$(wildcard engine/*.c kernels/*.c server/*.c))
 TEST_SRC  := $(wildcard tests/unit/test_*.c)
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 
@@ -148,6 +155,26 @@ test-unit: $(UNIT_rel)
 .PHONY: test-integration
 test-integration: build/asan/moeserve build/rel/moeserve build/rel/loadgen
 	@tests/run.sh $(INTEGRATION)
+
+# ----------------------------------------------------------------- aarch64 ---
+# The NEON kernels, cross-compiled and run under qemu-aarch64 (packages gcc-aarch64-linux-gnu,
+# qemu-user-static): only the kernel files and the GGUF reader, linked statically, so no
+# aarch64 copies of the server's libraries are needed. The same tests run natively on aarch64.
+NEON_CC   ?= aarch64-linux-gnu-gcc
+NEON_RUN  ?= qemu-aarch64-static
+NEON_LIB  := kernels/qkernels.c kernels/qtypes.c kernels/q_basic.c kernels/q_basic_neon.c kernels/q_legacy.c \
+             kernels/q_kquants.c kernels/q_fp.c kernels/q_iq.c kernels/iq_grids.c kernels/ops.c engine/gguf.c engine/gguf_meta.c
+NEON_TESTS := build/neon/test_neon build/neon/test_simd_digest
+build/neon/test_neon: tests/neon/test_neon.c
+build/neon/test_simd_digest: tests/unit/test_simd_digest.c
+$(NEON_TESTS): $(NEON_LIB) $(wildcard kernels/*.h engine/gguf.h tests/*.h) Makefile
+	@mkdir -p $(dir $@)
+	@echo "CC [aarch64] $@"
+	@$(NEON_CC) -std=c17 -D_GNU_SOURCE -I. $(WARN) -O2 -g -static $(filter %.c,$^) -o $@ -lm -lpthread
+
+.PHONY: test-neon
+test-neon: $(NEON_TESTS)
+	@for t in $(NEON_TESTS); do echo "== $$t (aarch64, $(NEON_RUN))"; $(NEON_RUN) $$t || exit 1; done
 
 # ---------------------------------------------------------------------- tools ---
 build/rel/loadgen: tools/loadgen.c

@@ -236,6 +236,66 @@ static float dot_q4_k(int64_t n, const void *w, const void *a)
     return qn_hsum8(acc) + qn_hsum4(acc_m);
 }
 
+/* Q5_K: Q4_K with a fifth bit per quant from qh (bit 2j for sub-block 2j, 2j+1 for the next)
+ * and, as in the x86 code, the mins summed to one integer and added with one fused multiply-add. */
+static float dot_q5_k(int64_t n, const void *w, const void *a)
+{
+    const uint8_t *x = w, *y = a;
+    const uint8x16_t m4 = vdupq_n_u8(0x0F), one = vdupq_n_u8(1);
+    struct qn_f8 acc = qn_f8_zero();
+    float summs = 0.0f;
+    for (int64_t i = 0; i < n / 256; i++, x += 176, y += 292) {
+        qn_prefetch(x);
+        qn_prefetch(x + 64);
+        uint8_t sc[8], mn[8];
+        qn_k4_scales_mins(x + 4, sc, mn);
+        const float dq8 = qb_f32(y), dmin = -dq8 * qb_half(x + 2), d = dq8 * qb_half(x);
+        summs = fmaf(dmin, (float)vaddvq_s32(qn_k4_min_prods(mn, y)), summs);
+        const uint8x16_t qh[2] = {vld1q_u8(x + 16), vld1q_u8(x + 32)};
+        const uint8_t *q8 = y + QB_Q8K_QS;
+        struct qn_i8 isum = {vdupq_n_s32(0), vdupq_n_s32(0)};
+        for (int j = 0; j < 4; j++) {
+            int32x4_t *half_sum[2] = {&isum.lo, &isum.hi};
+            for (int part = 0; part < 2; part++) {
+                const uint8x16_t v = vld1q_u8(x + 48 + 32 * j + 16 * part);
+                const int8x16_t shift_lo = vdupq_n_s8((int8_t)-(2 * j)), shift_hi = vdupq_n_s8((int8_t)-(2 * j + 1));
+                const uint8x16_t b5lo = vshlq_n_u8(vandq_u8(vshlq_u8(qh[part], shift_lo), one), 4);
+                const uint8x16_t b5hi = vshlq_n_u8(vandq_u8(vshlq_u8(qh[part], shift_hi), one), 4);
+                const int8x16_t lo = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(v, m4), b5lo));
+                const int8x16_t hi = vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(v, 4), b5hi));
+                const int8x16_t y0 = vld1q_s8((const int8_t *)q8 + 64 * j + 16 * part);
+                const int8x16_t y1 = vld1q_s8((const int8_t *)q8 + 64 * j + 32 + 16 * part);
+                *half_sum[part] = vmlaq_n_s32(vmlaq_n_s32(*half_sum[part], qn_dot16(lo, y0), sc[2 * j]),
+                                              qn_dot16(hi, y1), sc[2 * j + 1]);
+            }
+        }
+        acc = qn_fma8(acc, d, isum);
+    }
+    return qn_hsum8(acc) + summs;
+}
+
+/* IQ4_XS: 32 packed bytes per two 32-value sub-blocks, each with a 6-bit scale (bias 32). */
+static float dot_iq4_xs(int64_t n, const void *w, const void *a)
+{
+    const uint8_t *x = w, *y = a;
+    struct qn_f8 acc = qn_f8_zero();
+    for (int64_t i = 0; i < n / 256; i++, x += 136, y += 292) {
+        qn_prefetch(x);
+        qn_prefetch(x + 64);
+        const unsigned sh = qb_u16(x + 2);
+        const uint8_t *q8 = y + QB_Q8K_QS;
+        struct qn_i8 isum = {vdupq_n_s32(0), vdupq_n_s32(0)};
+        for (int ib = 0; ib < 8; ib++) {
+            const int ls = (((x[4 + ib / 2] >> 4 * (ib % 2)) & 0xF) | (((sh >> 2 * ib) & 3) << 4)) - 32;
+            const struct qn_i8 p = qn_dot32(qn_lookup32(x + 8 + 16 * ib, qb_iq4nl_values), qn_load32(q8 + 32 * ib));
+            isum.lo = vmlaq_n_s32(isum.lo, p.lo, ls);
+            isum.hi = vmlaq_n_s32(isum.hi, p.hi, ls);
+        }
+        acc = qn_fma8(acc, qb_half(x) * qb_f32(y), isum);
+    }
+    return qn_hsum8(acc);
+}
+
 /* Q4_K in the repacked order (q_kquants.c, dot_q4_k_repacked): exact integer sums, one fused
  * multiply-add per super-block (rows) or per pair of sub-blocks (groups). */
 static float dot_q4_k_repacked(int64_t n, const uint8_t *x, const uint8_t *y, bool per_pair)
@@ -373,7 +433,8 @@ static float dot_f32_tiny(int64_t n, const void *w, const void *a)
 /* ------------------------------------------------------------------ table --- */
 const struct q_basic_neon_dot q_basic_neon_dots[] = {
     {Q_Q8_0, dot_q8_0}, {Q_Q4_0, dot_q4_0}, {Q_Q5_0, dot_q5_0}, {Q_IQ4_NL, dot_iq4_nl},
-    {Q_MXFP4, dot_mxfp4}, {Q_Q4_K, dot_q4_k}, {Q_Q6_K, dot_q6_k}, {Q_F32, dot_f32},
+    {Q_MXFP4, dot_mxfp4}, {Q_Q4_K, dot_q4_k}, {Q_Q5_K, dot_q5_k}, {Q_Q6_K, dot_q6_k}, {Q_IQ4_XS, dot_iq4_xs},
+    {Q_F32, dot_f32},
 };
 const size_t q_basic_neon_dot_count = sizeof q_basic_neon_dots / sizeof q_basic_neon_dots[0];
 

@@ -50,7 +50,7 @@ static void random_weights(uint32_t t, uint8_t *w, int64_t nb)
             b[0] = (uint8_t)(110 + rng() % 30);
         else if (t == Q_Q6_K)
             put_half(b + 208);
-        else if (t == Q_Q4_K) {
+        else if (t == Q_Q4_K || t == Q_Q5_K) {
             put_half(b);
             put_half(b + 2);
         } else

@@ -45,7 +45,7 @@ static void random_weights(uint32_t t, uint8_t *w, int64_t n)
             b[0] = (uint8_t)(110 + rng() % 30);
         else if (t == Q_Q6_K)
             put_half(b + 208);
-        else if (t == Q_Q4_K) {
+        else if (t == Q_Q4_K || t == Q_Q5_K) {
             put_half(b);
             put_half(b + 2);
         } else
@@ -75,6 +75,8 @@ static const struct {
     {Q_Q4_K, 0x496e96dec3409bb2ull, 0x37bff7cedf8d6a47ull},
     {Q_Q6_K, 0xe2b50f0cabea78deull, 0},
     {Q_F32, 0xeaf50dbed748fddcull, 0xd37621b0b600e0b8ull},
+    {Q_Q5_K, 0x58d116a546dd8ce3ull, 0},
+    {Q_IQ4_XS, 0x07e283ffd9a567f1ull, 0},
 };
 
 int main(void)

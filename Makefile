@@ -164,7 +164,7 @@ test-integration: build/asan/moeserve build/rel/moeserve build/rel/loadgen
 NEON_CC   ?= aarch64-linux-gnu-gcc
 NEON_RUN  ?= qemu-aarch64-static
 NEON_LIB  := kernels/qkernels.c kernels/qtypes.c kernels/q_basic.c kernels/q_basic_neon.c kernels/q_legacy.c \
-             kernels/q_kquants.c kernels/q_fp.c kernels/q_iq.c kernels/iq_grids.c kernels/ops.c engine/gguf.c engine/gguf_meta.c
+             kernels/q_kquants.c kernels/q_fp.c kernels/q_iq.c kernels/q_iq_neon.c kernels/iq_grids.c kernels/ops.c engine/gguf.c engine/gguf_meta.c
 NEON_SYSROOT ?= /usr/aarch64-linux-gnu
 NEON_NAMES := test_neon test_simd_digest
 NEON_TESTS := $(NEON_NAMES:%=build/neon/rel/%) $(NEON_NAMES:%=build/neon/asan/%)

@@ -404,7 +404,7 @@ static void set_type(struct q_kernels *k, q_dequant_fn dequant, q_dot_fn ref)
     k->dot_isa = "scalar";
 }
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) || defined(__aarch64__)
 static void use_simd(struct q_kernels *k, q_dot_fn fn, const char *isa)
 {
     if (fn) {
@@ -446,6 +446,11 @@ void q_register_iq(struct q_kernels *table, const struct q_cpu *cpu)
         use_simd(&table[Q_IQ1_M], q_iq_dot_iq1_m_avx512, "avx512");
         table[Q_IQ2_S].dot_tokens = q_iq_dot_iq2_s_avx512_tokens;
         table[Q_IQ3_S].dot_tokens = q_iq_dot_iq3_s_avx512_tokens;
+    }
+#elif defined(__aarch64__) /* q_iq_neon.c: the two grid types the models use most */
+    if (cpu->neon) {
+        use_simd(&table[Q_IQ2_S], q_iq_dot_iq2_s_neon, "neon");
+        use_simd(&table[Q_IQ3_S], q_iq_dot_iq3_s_neon, "neon");
     }
 #endif
 }

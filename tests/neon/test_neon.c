@@ -7,6 +7,7 @@
 
 #include "engine/gguf.h"
 #include "kernels/q_basic_neon.h"
+#include "kernels/q_iq_simd.h"
 #include "kernels/quants.h"
 #include "tests/test.h"
 #include "tests/test_vectors.h"
@@ -31,7 +32,7 @@ static void put_half(uint8_t *p)
 }
 
 /* nb random blocks of type t: random bytes, then sane scales; F32 through random floats. Q8_0
- * weights may hold -128, as in the x86 test. */
+ * weights may hold -128, as in the x86 test; the i-quants keep their f16 scale first. */
 static void random_weights(uint32_t t, uint8_t *w, int64_t nb)
 {
     const uint32_t bytes = q_type_traits(t)->block_bytes;
@@ -125,13 +126,13 @@ static void check_against_scalar(const struct q_basic_neon_dot *c)
 
 /* ggml's x86 vec_dot, stored in the testdata: NEON returns its bits (the float types' order is
  * not ggml's vec_dot order on every ISA, as in test_simd_basic). */
-static void check_against_ggml(void)
+static void check_against_ggml(const struct q_basic_neon_dot *dots, size_t count)
 {
     char path[512], err[512];
     struct gguf_file *f = gguf_open(testdata_path(path, sizeof path, "quants.gguf"), err, sizeof err);
     REQUIRE_VOID(f);
-    for (size_t i = 0; i < q_basic_neon_dot_count; i++) {
-        const uint32_t t = q_basic_neon_dots[i].type;
+    for (size_t i = 0; i < count; i++) {
+        const uint32_t t = dots[i].type;
         if (t == Q_F32)
             continue;
         const char *tn = q_type_traits(t)->name;
@@ -144,7 +145,7 @@ static void check_against_ggml(void)
         for (int64_t r = 0; r < dv.q->ne[1]; r++) {
             const void *w = (const uint8_t *)dv.q->data + (uint64_t)r * dv.row_bytes;
             const float want = (float)gguf_arr_f64(dv.vec_dot, (uint64_t)r);
-            const float got = q_basic_neon_dots[i].dot(dv.q->ne[0], w, dv.act->data);
+            const float got = dots[i].dot(dv.q->ne[0], w, dv.act->data);
             CHECK(memcmp(&got, &want, 4) == 0, "%s row %lld: neon %.9g, ggml %.9g", tn, (long long)r, got, want);
             same += memcmp(&got, &want, 4) == 0;
         }
@@ -180,6 +181,10 @@ static void check_batched(void)
     rows_free(&r);
 }
 
+/* The grid i-quants with NEON versions (q_iq_neon.c). */
+static const struct q_basic_neon_dot iq_dots[] = {{Q_IQ2_S, q_iq_dot_iq2_s_neon}, {Q_IQ3_S, q_iq_dot_iq3_s_neon}};
+#define IQ_DOT_COUNT (sizeof iq_dots / sizeof iq_dots[0])
+
 /* The table picks NEON (or scalar under MOESERVE_ISA=scalar) for each of these types. */
 static void check_table(void)
 {
@@ -190,6 +195,11 @@ static void check_table(void)
         const struct q_kernels *k = q_kernels_get(q_basic_neon_dots[i].type);
         CHECK(k->dot == (scalar ? k->dot_ref : q_basic_neon_dots[i].dot) && !k->dot_tokens,
               "%s: table picked %s", q_type_traits(q_basic_neon_dots[i].type)->name, k->dot_isa);
+    }
+    for (size_t i = 0; i < IQ_DOT_COUNT; i++) {
+        const struct q_kernels *k = q_kernels_get(iq_dots[i].type);
+        CHECK(k->dot == (scalar ? k->dot_ref : iq_dots[i].dot), "%s: table picked %s", q_type_traits(iq_dots[i].type)->name,
+              k->dot_isa);
     }
     for (size_t i = 0; i < q_basic_neon_batched_count; i++) {
         const struct q_kernels *k = q_kernels_get(q_basic_neon_batched_dots[i].type);
@@ -205,7 +215,10 @@ int main(void)
     check_table();
     for (size_t i = 0; i < q_basic_neon_dot_count; i++)
         check_against_scalar(&q_basic_neon_dots[i]);
-    check_against_ggml();
+    for (size_t i = 0; i < IQ_DOT_COUNT; i++)
+        check_against_scalar(&iq_dots[i]);
+    check_against_ggml(q_basic_neon_dots, q_basic_neon_dot_count);
+    check_against_ggml(iq_dots, IQ_DOT_COUNT);
     check_batched();
     return test_finish();
 }

@@ -77,6 +77,8 @@ static const struct {
     {Q_F32, 0xeaf50dbed748fddcull, 0xd37621b0b600e0b8ull},
     {Q_Q5_K, 0x58d116a546dd8ce3ull, 0},
     {Q_IQ4_XS, 0x07e283ffd9a567f1ull, 0},
+    {Q_IQ2_S, 0x67187c4c05245414ull, 0},
+    {Q_IQ3_S, 0x163273bc986e2d5bull, 0},
 };
 
 int main(void)

@@ -424,7 +424,7 @@ void q_register_iq(struct q_kernels *table, const struct q_cpu *cpu)
     set_type(&table[Q_IQ3_S], dequant_iq3_s, q_iq_dot_iq3_s_scalar);
     set_type(&table[Q_IQ1_S], dequant_iq1_s, q_iq_dot_iq1_s_scalar);
     set_type(&table[Q_IQ1_M], dequant_iq1_m, q_iq_dot_iq1_m_scalar);
-#if defined(__x86_64__) /* the SIMD files are built for x86-64 only */
+#if defined(__x86_64__) /* the AVX files are built for x86-64 only */
     if (cpu->avx2 && cpu->fma) {
         use_simd(&table[Q_IQ2_XXS], q_iq_dot_iq2_xxs_avx2, "avx2");
         use_simd(&table[Q_IQ2_XS], q_iq_dot_iq2_xs_avx2, "avx2");

@@ -166,10 +166,12 @@ NEON_RUN  ?= qemu-aarch64-static
 NEON_LIB  := kernels/qkernels.c kernels/qtypes.c kernels/q_basic.c kernels/q_basic_neon.c kernels/q_legacy.c \
              kernels/q_kquants.c kernels/q_fp.c kernels/q_iq.c kernels/q_iq_neon.c kernels/iq_grids.c kernels/ops.c engine/gguf.c engine/gguf_meta.c
 NEON_SYSROOT ?= /usr/aarch64-linux-gnu
-NEON_NAMES := test_neon test_simd_digest
+# test_quants: every type's dequantization and the activation quantizers bit-exact on aarch64 too
+NEON_NAMES := test_neon test_simd_digest test_quants
 NEON_TESTS := $(NEON_NAMES:%=build/neon/rel/%) $(NEON_NAMES:%=build/neon/asan/%)
 build/neon/rel/test_neon build/neon/asan/test_neon: tests/neon/test_neon.c
 build/neon/rel/test_simd_digest build/neon/asan/test_simd_digest: tests/unit/test_simd_digest.c
+build/neon/rel/test_quants build/neon/asan/test_quants: tests/unit/test_quants.c
 NEON_MODE_rel  := -O2 -g -static
 # ASan + UBSan as in the x86 build; linked dynamically (the sanitizer runtimes need it), run with
 # the cross sysroot. LeakSanitizer needs ptrace, which qemu-user lacks: leaks are left to the

@@ -21,7 +21,14 @@ MODE_rel  := -O2 -g
 MODE_asan := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -DMOESERVE_TEST_HOOKS
 LINK_asan := -fsanitize=address,undefined
 
-LIB_SRC   := $(filter-out server/main.c,$(wildcard engine/*.c kernels/*.c server/*.c))
+# SIMD sources by the target's architecture: *_avx2.c / *_avx512.c for x86-64, *_neon.c for aarch64.
+TARGET_MACHINE := $(shell $(CC) -dumpmachine 2>/dev/null)
+ifneq ($(filter aarch64%,$(TARGET_MACHINE)),)
+OTHER_ARCH_SRC := %_avx2.c %_avx512.c
+else
+OTHER_ARCH_SRC := %_neon.c
+endif
+LIB_SRC   := $(filter-out server/main.c $(OTHER_ARCH_SRC),$(wildcard engine/*.c kernels/*.c server/*.c))
 TEST_SRC  := $(wildcard tests/unit/test_*.c)
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 
@@ -141,6 +148,7 @@ ACCURACY := test_qwen3moe test_qwen3next test_ppl_models test_vk_model
 INTEGRATION := $(wildcard tests/integration/test_*.sh)
 test: asan build/asan/moeserve build/rel/moeserve build/rel/loadgen $(ACCURACY:%=build/rel/tests/unit/%)
 	@tests/run.sh $(UNIT_asan) $(ACCURACY:%=build/rel/tests/unit/%) $(INTEGRATION)
+	@$(MAKE) --no-print-directory test-neon
 
 test-unit: $(UNIT_rel)
 	@tests/run.sh $(UNIT_rel)
@@ -148,6 +156,36 @@ test-unit: $(UNIT_rel)
 .PHONY: test-integration
 test-integration: build/asan/moeserve build/rel/moeserve build/rel/loadgen
 	@tests/run.sh $(INTEGRATION)
+
+# ----------------------------------------------------------------- aarch64 ---
+# The NEON kernels, cross-compiled and run under qemu-aarch64 (packages gcc-aarch64-linux-gnu,
+# qemu-user-static): only the kernel files and the GGUF reader, linked statically, so no
+# aarch64 copies of the server's libraries are needed. The same tests run natively on aarch64.
+NEON_CC   ?= aarch64-linux-gnu-gcc
+NEON_RUN  ?= qemu-aarch64-static
+NEON_LIB  := kernels/qkernels.c kernels/qtypes.c kernels/q_basic.c kernels/q_basic_neon.c kernels/q_legacy.c \
+             kernels/q_kquants.c kernels/q_fp.c kernels/q_iq.c kernels/q_iq_neon.c kernels/iq_grids.c kernels/ops.c engine/gguf.c engine/gguf_meta.c
+NEON_SYSROOT ?= /usr/aarch64-linux-gnu
+# test_quants: every type's dequantization and the activation quantizers bit-exact on aarch64 too
+NEON_NAMES := test_neon test_simd_digest test_quants
+NEON_TESTS := $(NEON_NAMES:%=build/neon/rel/%) $(NEON_NAMES:%=build/neon/asan/%)
+build/neon/rel/test_neon build/neon/asan/test_neon: tests/neon/test_neon.c
+build/neon/rel/test_simd_digest build/neon/asan/test_simd_digest: tests/unit/test_simd_digest.c
+build/neon/rel/test_quants build/neon/asan/test_quants: tests/unit/test_quants.c
+NEON_MODE_rel  := -O2 -g -static
+# ASan + UBSan as in the x86 build; linked dynamically (the sanitizer runtimes need it), run with
+# the cross sysroot. LeakSanitizer needs ptrace, which qemu-user lacks: leaks are left to the
+# x86 run of the same shared code.
+NEON_MODE_asan := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+$(NEON_TESTS): $(NEON_LIB) $(wildcard kernels/*.h engine/gguf.h tests/*.h) Makefile
+	@mkdir -p $(dir $@)
+	@echo "CC [aarch64 $(word 3,$(subst /, ,$@))] $@"
+	@$(NEON_CC) -std=c17 -D_GNU_SOURCE -I. $(WARN) $(NEON_MODE_$(word 3,$(subst /, ,$@))) $(filter %.c,$^) -o $@ -lm -lpthread
+
+.PHONY: test-neon
+test-neon: $(NEON_TESTS)
+	@for t in $(NEON_TESTS); do echo "== $$t (aarch64, $(NEON_RUN))"; \
+		ASAN_OPTIONS=detect_leaks=0 $(NEON_RUN) -L $(NEON_SYSROOT) $$t || exit 1; done
 
 # ---------------------------------------------------------------------- tools ---
 build/rel/loadgen: tools/loadgen.c
@@ -208,7 +246,8 @@ install: build/rel/moeserve
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev curl ca-certificates netcat-openbsd python3 \
 	libmicrohttpd-dev libjansson-dev libopenblas-openmp-dev libutf8proc-dev \
 	libvulkan-dev glslc glslang-tools spirv-tools mesa-vulkan-drivers vulkan-tools \
-	vulkan-validationlayers libsystemd-dev
+	vulkan-validationlayers libsystemd-dev \
+	gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 deps:

@@ -1,7 +1,12 @@
 /* q_basic.c: registers every non-grid ggml type: floats and 32-value blocks (q_legacy.c),
  * super-block K-quants and friends (q_kquants.c), then the SIMD dot products this CPU can run. */
+#include "kernels/q_basic_neon.h"
 #include "kernels/q_basic_simd.h"
 #include "kernels/q_block.h"
+
+/* The x86 tables name the AVX2 / AVX-512 kernels, which are built only for x86-64 (the Makefile
+ * picks *_avx2.c / *_avx512.c there and *_neon.c on aarch64). */
+#if defined(__x86_64__)
 
 const struct q_basic_simd_dot q_basic_simd_dots[] = {
     {Q_Q8_0, q_basic_dot_q8_0_avx2, q_basic_dot_q8_0_avx512, q_basic_dot_q8_0_tokens_avx2,
@@ -49,10 +54,8 @@ const struct q_basic_simd_batched q_basic_simd_batched_dots[] = {
 };
 const size_t q_basic_simd_batched_count = sizeof q_basic_simd_batched_dots / sizeof q_basic_simd_batched_dots[0];
 
-void q_register_basic(struct q_kernels *table, const struct q_cpu *cpu)
+static void register_x86(struct q_kernels *table, const struct q_cpu *cpu)
 {
-    q_register_legacy(table, cpu);
-    q_register_kquants(table, cpu);
     /* The SIMD files also use F16C (every AVX2 CPU has it); the AVX-512 one needs only VL+VNNI on
      * 256-bit vectors, but is compiled with BW as well, so require it too. */
     const bool avx2 = cpu->avx2 && cpu->fma && cpu->f16c;
@@ -73,4 +76,16 @@ void q_register_basic(struct q_kernels *table, const struct q_cpu *cpu)
         const struct q_basic_simd_batched *b = &q_basic_simd_batched_dots[i];
         table[b->type].batched = avx512 ? b->avx512 : b->avx2;
     }
+}
+#endif
+
+void q_register_basic(struct q_kernels *table, const struct q_cpu *cpu)
+{
+    q_register_legacy(table, cpu);
+    q_register_kquants(table, cpu);
+#if defined(__x86_64__)
+    register_x86(table, cpu);
+#elif defined(__aarch64__)
+    q_basic_register_neon(table, cpu);
+#endif
 }

@@ -404,6 +404,7 @@ static void set_type(struct q_kernels *k, q_dequant_fn dequant, q_dot_fn ref)
     k->dot_isa = "scalar";
 }
 
+#if defined(__x86_64__) || defined(__aarch64__)
 static void use_simd(struct q_kernels *k, q_dot_fn fn, const char *isa)
 {
     if (fn) {
@@ -412,6 +413,7 @@ static void use_simd(struct q_kernels *k, q_dot_fn fn, const char *isa)
         k->dot_isa = isa;
     }
 }
+#endif
 
 void q_register_iq(struct q_kernels *table, const struct q_cpu *cpu)
 {
@@ -422,6 +424,7 @@ void q_register_iq(struct q_kernels *table, const struct q_cpu *cpu)
     set_type(&table[Q_IQ3_S], dequant_iq3_s, q_iq_dot_iq3_s_scalar);
     set_type(&table[Q_IQ1_S], dequant_iq1_s, q_iq_dot_iq1_s_scalar);
     set_type(&table[Q_IQ1_M], dequant_iq1_m, q_iq_dot_iq1_m_scalar);
+#if defined(__x86_64__) /* the AVX files are built for x86-64 only */
     if (cpu->avx2 && cpu->fma) {
         use_simd(&table[Q_IQ2_XXS], q_iq_dot_iq2_xxs_avx2, "avx2");
         use_simd(&table[Q_IQ2_XS], q_iq_dot_iq2_xs_avx2, "avx2");
@@ -444,4 +447,10 @@ void q_register_iq(struct q_kernels *table, const struct q_cpu *cpu)
         table[Q_IQ2_S].dot_tokens = q_iq_dot_iq2_s_avx512_tokens;
         table[Q_IQ3_S].dot_tokens = q_iq_dot_iq3_s_avx512_tokens;
     }
+#elif defined(__aarch64__) /* q_iq_neon.c: the two grid types the models use most */
+    if (cpu->neon) {
+        use_simd(&table[Q_IQ2_S], q_iq_dot_iq2_s_neon, "neon");
+        use_simd(&table[Q_IQ3_S], q_iq_dot_iq3_s_neon, "neon");
+    }
+#endif
 }

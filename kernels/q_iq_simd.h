@@ -78,6 +78,8 @@ IQ_DOT_DECL(q_iq_dot_iq1_m_scalar);
 
 IQ_DOT_DECL(q_iq_dot_iq2_xxs_avx2);
 IQ_DOT_DECL(q_iq_dot_iq2_xs_avx2);
+IQ_DOT_DECL(q_iq_dot_iq2_s_neon); /* aarch64 builds only */
+IQ_DOT_DECL(q_iq_dot_iq3_s_neon);
 IQ_DOT_DECL(q_iq_dot_iq2_s_avx2);
 IQ_DOT_DECL(q_iq_dot_iq3_xxs_avx2);
 IQ_DOT_DECL(q_iq_dot_iq3_s_avx2);

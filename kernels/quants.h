@@ -39,7 +39,7 @@ struct q_kernels {
     q_dot_fn dot;           /* fastest version for this CPU */
     q_dot_tokens_fn dot_tokens; /* `dot` over several tokens; NULL: callers loop over `dot` */
     q_dot_fn dot_ref;       /* plain scalar reference */
-    const char *dot_isa;    /* "scalar", "avx2", "avx512": which `dot` is */
+    const char *dot_isa;    /* "scalar", "avx2", "avx512", "neon": which `dot` is */
     /* llama.cpp's x86 CPU backend sums some types in other float orders than vec_dot (`dot`)
      * when a matrix qualifies for its batched kernels (repacked Q4_K, Q4_0, IQ4_NL, MXFP4: rows a
      * multiple of 8; tinyBLAS F32: rows a multiple of 4 and columns of 16), and which order a token gets

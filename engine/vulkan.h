@@ -171,6 +171,8 @@ struct vk_matmul_args {
     VkDeviceSize y_off;
     uint32_t x_stride, y_stride;   /* floats between batch rows; 0: ncols / nrows (contiguous).
                                     * x_stride must be a multiple of 4 */
+    bool pair_order;               /* Q4_K: ggml's gemm order (a float step per 64 values) for tokens
+                                    * llama.cpp takes in groups of four; else its gemv order */
 };
 
 /* Records the product into the context's open command buffer (between vk_begin and

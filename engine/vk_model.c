@@ -414,20 +414,30 @@ static struct vk_view view(const struct vk_buffer *b)
     return (struct vk_view){.b = b};
 }
 
-/* y = W x for n rows of x, whose q_row_kinds are kind[0..n). Q4_K sums tokens that llama.cpp
- * takes in groups of four in another float order than the others (intdot.glsl), so its
- * products go out as one dispatch per run of entries of one order; other types in one. */
+/* Whether llama.cpp sums W's products for a token of this kind in its batched order (Q4_K:
+ * gemm for groups of four; F32: tinyBLAS for any batch of 2+) rather than its single-row one:
+ * the CPU engine's rule (kernels/quants.h, batched_rows), which the shaders follow (pair_order). */
+static bool batched_order(const struct vk_mat *w, uint8_t kind)
+{
+    const struct q_kernels *k = q_kernels_get(w->type);
+    if (!k || !k->batched_rows || w->rows % k->batched_rows || (k->batched_cols && w->cols % k->batched_cols))
+        return false;
+    return k->batched.by_kind[kind] != k->batched.by_kind[Q_ROW_ALONE];
+}
+
+/* y = W x for n rows of x, whose q_row_kinds are kind[0..n): one dispatch per run of entries
+ * that take the same float order (one in all for most types and batches). */
 static bool matmul(struct step *s, const struct vk_mat *w, const struct vk_buffer *x, const struct vk_buffer *y,
                    uint32_t n, const uint8_t *kind)
 {
     for (uint32_t t0 = 0; t0 < n;) {
-        bool group = w->type == Q_Q4_K && kind[t0] == Q_ROW_GROUP;
+        bool batched = batched_order(w, kind[t0]);
         uint32_t t1 = t0 + 1;
-        while (t1 < n && (w->type != Q_Q4_K || (kind[t1] == Q_ROW_GROUP) == group))
+        while (t1 < n && batched_order(w, kind[t1]) == batched)
             t1++;
         struct vk_matmul_args a = {.type = w->type, .nrows = w->rows, .ncols = w->cols, .batch = t1 - t0,
                                    .w = &w->buf, .x = x, .x_off = 4ull * t0 * w->cols, .y = y,
-                                   .y_off = 4ull * t0 * w->rows, .pair_order = group};
+                                   .y_off = 4ull * t0 * w->rows, .pair_order = batched};
         if (!vk_matmul_record(s->c->vm->mm, &a, s->err, s->errlen))
             return false;
         t0 = t1;
@@ -563,7 +573,8 @@ static bool record_moe(struct step *s, uint32_t l)
     const struct vk_layer *L = &c->vm->layers[l];
     const struct vk_mat *w[2] = {&L->router, &L->gate};
     const struct vk_buffer *in[2];
-    if (!act_inputs_for(s, &c->h, s->n, hp->n_embd, w, 2, in) || !matmul(s, &L->router, in[0], &c->probs, s->n, s->kind))
+    if (!act_inputs_for(s, &c->h, s->n, hp->n_embd, w, 2, in) ||
+        !matmul(s, &L->router, in[0], &c->probs, s->n, s->kind))
         return false;
     vk_barrier(c->vm->ctx);
     struct vk_op_router_args r = {.n_tokens = s->n, .n_expert = hp->n_expert, .k = hp->n_expert_used, .norm = true,
@@ -624,7 +635,8 @@ static bool record_head(struct step *s, uint32_t first, uint32_t m)
     vk_barrier(vm->ctx);
     const struct vk_mat *out = vm->output_tied ? &vm->token_embd : &vm->output;
     const struct vk_buffer *in;
-    return act_inputs_for(s, &c->h, m, hp->n_embd, &out, 1, &in) && matmul(s, out, in, &c->logits, m, s->kind_out + first);
+    return act_inputs_for(s, &c->h, m, hp->n_embd, &out, 1, &in) &&
+           matmul(s, out, in, &c->logits, m, s->kind_out + first);
 }
 
 /* Embedding, the layers, then the head over the first m wanted rows. */

@@ -91,6 +91,56 @@ float q8_0_scale(uint xv)
     return d;
 }
 
+#if defined(QTYPE_f32)
+// The sum of 16 lanes as ggml's AVX-512 reduce: 8 + 8, 4 + 4, then (0 + 2) + (1 + 3).
+float reduce16(float v[16])
+{
+    precise float a[8], b[4];
+    for (uint i = 0u; i < 8u; i++)
+        a[i] = v[8u + i] + v[i];
+    for (uint i = 0u; i < 4u; i++)
+        b[i] = a[4u + i] + a[i];
+    precise float r = (b[0] + b[2]) + (b[1] + b[3]);
+    return r;
+}
+
+// One F32 row of 8 nb values at byte rb times x at vec4 index xv, in ggml-cpu's orders (the
+// router): a token alone as the AVX-512 vec_dot (64 slots of fused multiply-adds folded
+// (0 + 2) + (1 + 3) to 16 lanes, reduced, the tail of n % 64 added one by one), the tokens of a
+// batch (per_pair) as tinyBLAS (16 lanes, reduced).
+float row_dot_int(uint rb, uint xv, uint nb, bool per_pair)
+{
+    uint n = 8u * nb, w = rb >> 2;
+    float lane[16];
+    for (uint l = 0u; l < 16u; l++)
+        lane[l] = 0.0;
+    if (per_pair) {
+        for (uint i = 0u; i < n; i += 4u) {
+            vec4 xs = x4[xv + i / 4u];
+            for (uint e = 0u; e < 4u; e++)
+                lane[(i + e) % 16u] = fma_rn(uintBitsToFloat(w32[w + i + e]), xs[e], lane[(i + e) % 16u]);
+        }
+        return reduce16(lane);
+    }
+    uint np = n - n % 64u;
+    for (uint l = 0u; l < 16u; l++) {
+        float slot[4];
+        for (uint q = 0u; q < 4u; q++) {
+            slot[q] = 0.0;
+            for (uint i = 16u * q + l; i < np; i += 64u)
+                slot[q] = fma_rn(uintBitsToFloat(w32[w + i]), x4[xv + i / 4u][i % 4u], slot[q]);
+        }
+        precise float f = (slot[0] + slot[2]) + (slot[1] + slot[3]);
+        lane[l] = f;
+    }
+    float sum = reduce16(lane);
+    for (uint i = np; i < n; i++)
+        sum = fma_rn(uintBitsToFloat(w32[w + i]), x4[xv + i / 4u][i % 4u], sum);
+    return sum;
+}
+#define HAVE_ROW_DOT 1
+#endif
+
 #if defined(QTYPE_q8_0) || defined(QTYPE_mxfp4)
 // The F32 product of one row of nb blocks with unrounded activations.
 float row_dot_f32(uint rb, uint xv, uint nb)
@@ -112,7 +162,7 @@ int ld_i8(uint b)
 // AVX2 vec_dot (and tinyBLAS) sum it: 8 lanes, each the integer sum of 4 adjacent products,
 // accumulated over the blocks with one fused multiply-add by the block's d_w x d_x; then the
 // lanes summed pairwise (4 + 4, 2 + 2, 1 + 1).
-float row_dot_int(uint rb, uint xv, uint nb)
+float row_dot_int(uint rb, uint xv, uint nb, bool per_pair)
 {
     precise float acc[8];
     for (uint l = 0u; l < 8u; l++)
@@ -145,7 +195,7 @@ float row_dot_int(uint rb, uint xv, uint nb)
 // One MXFP4 row of nb blocks times Q8_0 activations, in the order of ggml-cpu's repacked MXFP4
 // kernels (every MXFP4 matrix of 8k rows, single tokens and groups alike): per block the exact
 // integer sum, one fused multiply-add with (halved E8M0 scale x activation scale).
-float row_dot_int(uint rb, uint xv, uint nb)
+float row_dot_int(uint rb, uint xv, uint nb, bool per_pair)
 {
     precise float acc = 0.0;
     for (uint b = 0u; b < nb; b++) {

@@ -43,7 +43,7 @@ void main()
         [[unroll]] for (uint i = 0u; i < 4u; i++) {
             uint row = m0 + tr + 16u * i;
             if (row < p.nrows)
-                acc[i][j] = row_dot_int(p.w_off + row * p.row_bytes, xv, p.ncols / QK);
+                acc[i][j] = row_dot_int(p.w_off + row * p.row_bytes, xv, p.ncols / QK, p.pair_order != 0u);
         }
     }
 #elif defined(HAVE_INT_DOT)
@@ -58,7 +58,8 @@ void main()
             [[unroll]] for (uint i = 0u; i < 4u; i++) {
                 uint row = m0 + tr + 16u * i;
                 if (row < p.nrows)
-                    acc[i][j] += block_dot_int(p.w_off + row * p.row_bytes + bi * BLOCK_BYTES, xv, d8, p.pair_order != 0u);
+                    acc[i][j] += block_dot_int(p.w_off + row * p.row_bytes + bi * BLOCK_BYTES, xv, d8,
+                                               p.pair_order != 0u);
             }
         }
     }

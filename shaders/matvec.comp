@@ -47,7 +47,7 @@ void main()
             if (tid == 0u) {
                 [[unroll]] for (uint b = 0u; b < MAX_BATCH; b++)
                     if (b < BATCH)
-                        acc[b][r] = row_dot_int(rb, (p.x_off + b * p.x_stride) / 4u, p.ncols / QK);
+                        acc[b][r] = row_dot_int(rb, (p.x_off + b * p.x_stride) / 4u, p.ncols / QK, p.pair_order != 0u);
             }
 #elif defined(HAVE_INT_DOT)
             // Integer block sums (intdot.glsl): one thread per super-block.

@@ -76,7 +76,7 @@ void main()
         [[unroll]] for (uint i = 0u; i < 4u; i++) {
             uint row = m0 + tr + 16u * i;
             if (row < p.nrows)
-                acc[i][j] = row_dot_int(eb + row * p.row_bytes, xv, p.ncols / QK);
+                acc[i][j] = row_dot_int(eb + row * p.row_bytes, xv, p.ncols / QK, false);
         }
     }
 #elif defined(HAVE_INT_DOT)

@@ -54,10 +54,12 @@ void main()
             uint rb = eb + row * p.row_bytes;
 #if defined(HAVE_ROW_DOT)
             if (gl_LocalInvocationID.x == 0u)
-                acc[r] = row_dot_int(rb, xv, p.ncols / QK);
+                acc[r] = row_dot_int(rb, xv, p.ncols / QK, false);
 #elif defined(HAVE_INT_DOT)
-            for (uint bi = gl_LocalInvocationID.x; bi < p.ncols / QK; bi += gl_WorkGroupSize.x)
-                acc[r] += block_dot_int(rb + bi * BLOCK_BYTES, xv + bi * (QK / 4u), q8k_scale(xv + bi * (QK / 4u)), false);
+            for (uint bi = gl_LocalInvocationID.x; bi < p.ncols / QK; bi += gl_WorkGroupSize.x) {
+                uint xb = xv + bi * (QK / 4u);
+                acc[r] += block_dot_int(rb + bi * BLOCK_BYTES, xb, q8k_scale(xb), false);
+            }
 #else
             for (uint gi = gl_LocalInvocationID.x; gi < p.ncols / 8u; gi += gl_WorkGroupSize.x) {
                 vec4 lo, hi;

@@ -167,6 +167,11 @@ static void check_type(struct env *e, const char *tn, const struct gguf_tensor *
  * CPU's quantizer, into qx, and each value d * q back as F32 into xr. n values. */
 static void round_trip(uint32_t act, const float *x, uint8_t *qx, float *xr, uint32_t n)
 {
+    if (act == Q_F32) {
+        memcpy(qx, x, 4ull * n);
+        memcpy(xr, x, 4ull * n);
+        return;
+    }
     q_kernels_get(act)->quant(x, qx, n);
     bool k = act == Q_Q8_K;
     size_t bs = k ? 292 : 34, bv = k ? 256 : 32;
@@ -186,26 +191,28 @@ static void round_trip(uint32_t act, const float *x, uint8_t *qx, float *xr, uin
 }
 
 /* The types of the tiny models multiply rounded activations with exact integer sums in the CPU
- * kernel's float order (shaders/intdot.glsl): on rows of 256 values (as in those models) every
- * result equals the CPU's dot product bit for bit, in the order llama.cpp takes a token alone
- * (batches 1 and 3: matvec) and in groups of four (pair_order, batch 32: matmul). */
+ * kernel's float order (shaders/intdot.glsl; F32, the router, in its lane orders): on rows of
+ * 256 values (as in those models) every result equals the CPU's dot product bit for bit, in the
+ * order llama.cpp takes a token alone and the batched one (pair_order), at batches 1, 3 (matvec)
+ * and 32 (matmul). */
 static bool exact_type(uint32_t t)
 {
-    return t == Q_Q8_0 || t == Q_MXFP4 || t == Q_Q4_K || t == Q_Q6_K || t == Q_IQ2_S || t == Q_IQ3_S;
+    return t == Q_F32 || t == Q_Q8_0 || t == Q_MXFP4 || t == Q_Q4_K || t == Q_Q6_K || t == Q_IQ2_S || t == Q_IQ3_S;
 }
 
 static void check_exact(struct env *e, const char *tn, const struct gguf_tensor *q)
 {
     enum { NCOLS = 256, BATCH = 32 };
     const struct q_kernels *k = q_kernels_get(q->type);
-    uint32_t nrows = (uint32_t)(q->nbytes / q_type_traits(q->type)->block_bytes / (NCOLS / q_type_traits(q->type)->block_size));
+    const struct q_traits *tr = q_type_traits(q->type);
+    uint32_t nrows = (uint32_t)(q->nbytes / tr->block_bytes / (NCOLS / tr->block_size));
     size_t row_bytes = q->nbytes / nrows;
     float *x = malloc(4ull * NCOLS * BATCH), *xr = malloc(4ull * NCOLS * BATCH), *y = malloc(4ull * nrows * BATCH);
-    uint8_t *qx = malloc(292ull * BATCH);
+    uint8_t *qx = malloc(4ull * NCOLS * BATCH);
     REQUIRE_VOID(x && xr && y && qx);
     for (size_t i = 0; i < (size_t)NCOLS * BATCH; i++)
         x[i] = rand_unit() * (i % 97 == 0 ? 8.0f : 1.0f);
-    size_t qrow = k->act_type == Q_Q8_K ? 292 : 34 * (NCOLS / 32);
+    size_t qrow = k->act_type == Q_Q8_K ? 292 : k->act_type == Q_F32 ? 4 * NCOLS : 34 * (NCOLS / 32);
     for (uint32_t b = 0; b < BATCH; b++)
         round_trip(k->act_type, x + (size_t)b * NCOLS, qx + b * qrow, xr + (size_t)b * NCOLS, NCOLS);
     bool packed = k->batched_rows && nrows % k->batched_rows == 0;
@@ -234,8 +241,8 @@ static void check_exact(struct env *e, const char *tn, const struct gguf_tensor 
                   pairs ? " (pair order)" : "", differ, nb * nrows);
         }
     }
-    printf("  %-8s %u x %u, rounded activations: bit-identical to the CPU's %s dot (%s)\n", tn, nrows, NCOLS,
-           packed ? "repacked" : "vec_dot", k->dot_isa);
+    printf("  %-8s %u x %u, rounded activations: bit-identical to the CPU's %s (%s)\n", tn, nrows, NCOLS,
+           packed ? "batched orders" : "vec_dot", k->dot_isa);
     free(x);
     free(xr);
     free(y);
@@ -384,8 +391,10 @@ int main(void)
     /* F32 has no test vector of its own: `source` is its own dequantization. */
     const struct gguf_tensor *src = gguf_find_tensor(f, "source");
     CHECK(src && src->type == Q_F32, "source tensor present");
-    if (src && src->type == Q_F32)
+    if (src && src->type == Q_F32) {
         check_type(&e, "f32", src, src);
+        check_exact(&e, "f32", src);
+    }
     int tested = 1;
     for (uint64_t i = 0; i < types->count; i++) {
         char tn[64], name[96];

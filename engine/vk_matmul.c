@@ -18,6 +18,7 @@
 struct mm_push {
     uint32_t nrows, ncols, batch, row_bytes;
     uint32_t w_off, x_off, y_off, x_stride, y_stride;
+    uint32_t pair_order;
 };
 
 struct vk_matmul {
@@ -182,7 +183,7 @@ bool vk_matmul_record(struct vk_matmul *mm, const struct vk_matmul_args *a, char
         struct mm_push push = {
             .nrows = n, .ncols = a->ncols, .batch = a->batch, .row_bytes = (uint32_t)row_bytes,
             .w_off = w_rem, .x_off = x_rem / 4, .y_off = y_rem / 4 + r0, .x_stride = x_stride,
-            .y_stride = y_stride,
+            .y_stride = y_stride, .pair_order = a->pair_order,
         };
         if (!vk_dispatch(ctx, p, binds, &push, groups, err, errlen))
             return false;

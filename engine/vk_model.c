@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "engine/vk_ops.h"
+#include "kernels/matmul.h"
+#include "kernels/quants.h"
 #include "kernels/qtypes.h"
 
 /* Decode steps whose (KV head, token) workgroups are fewer than this spread each over several
@@ -402,6 +404,7 @@ struct kvpool *vk_model_ctx_kv(struct vk_model_ctx *c)
 struct step {
     struct vk_model_ctx *c;
     uint32_t n, max_len;
+    const uint8_t *kind, *kind_out;  /* enum q_row_kind of each entry / wanted row (q_row_kinds) */
     char *err;
     size_t errlen;
 };
@@ -411,12 +414,35 @@ static struct vk_view view(const struct vk_buffer *b)
     return (struct vk_view){.b = b};
 }
 
-static bool matmul(struct step *s, const struct vk_mat *w, const struct vk_buffer *x, const struct vk_buffer *y,
-                   uint32_t n)
+/* Whether llama.cpp sums W's products for a token of this kind in its batched order (Q4_K:
+ * gemm for groups of four; F32: tinyBLAS for any batch of 2+) rather than its single-row one:
+ * the CPU engine's rule (kernels/quants.h, batched_rows), which the shaders follow (pair_order). */
+static bool batched_order(const struct vk_mat *w, uint8_t kind)
 {
-    struct vk_matmul_args a = {.type = w->type, .nrows = w->rows, .ncols = w->cols, .batch = n, .w = &w->buf,
-                               .x = x, .y = y};
-    return vk_matmul_record(s->c->vm->mm, &a, s->err, s->errlen);
+    const struct q_kernels *k = q_kernels_get(w->type);
+    if (!k || !k->batched_rows || w->rows % k->batched_rows || (k->batched_cols && w->cols % k->batched_cols))
+        return false;
+    return k->batched.by_kind[kind] != k->batched.by_kind[Q_ROW_ALONE];
+}
+
+/* y = W x for n rows of x, whose q_row_kinds are kind[0..n): one dispatch per run of entries
+ * that take the same float order (one in all for most types and batches). */
+static bool matmul(struct step *s, const struct vk_mat *w, const struct vk_buffer *x, const struct vk_buffer *y,
+                   uint32_t n, const uint8_t *kind)
+{
+    for (uint32_t t0 = 0; t0 < n;) {
+        bool batched = batched_order(w, kind[t0]);
+        uint32_t t1 = t0 + 1;
+        while (t1 < n && batched_order(w, kind[t1]) == batched)
+            t1++;
+        struct vk_matmul_args a = {.type = w->type, .nrows = w->rows, .ncols = w->cols, .batch = t1 - t0,
+                                   .w = &w->buf, .x = x, .x_off = 4ull * t0 * w->cols, .y = y,
+                                   .y_off = 4ull * t0 * w->rows, .pair_order = batched};
+        if (!vk_matmul_record(s->c->vm->mm, &a, s->err, s->errlen))
+            return false;
+        t0 = t1;
+    }
+    return true;
 }
 
 /* Inputs of products prepared from one source: which activation types are rounded into which
@@ -501,8 +527,8 @@ static bool record_attention(struct step *s, uint32_t l)
     vk_barrier(ctx);
     const struct vk_mat *qkv[3] = {&L->wq, &L->wk, &L->wv};
     const struct vk_buffer *in[3];
-    if (!act_inputs_for(s, &c->h, n, hp->n_embd, qkv, 3, in) || !matmul(s, &L->wq, in[0], &c->q, n) ||
-        !matmul(s, &L->wk, in[1], &c->k, n) || !matmul(s, &L->wv, in[2], &c->v, n))
+    if (!act_inputs_for(s, &c->h, n, hp->n_embd, qkv, 3, in) || !matmul(s, &L->wq, in[0], &c->q, n, s->kind) ||
+        !matmul(s, &L->wk, in[1], &c->k, n, s->kind) || !matmul(s, &L->wv, in[2], &c->v, n, s->kind))
         return false;
     vk_barrier(ctx);
     if (!rms_norm(s, &c->q, &L->q_norm, n, hp->n_head, hd, &c->q) ||
@@ -547,7 +573,8 @@ static bool record_moe(struct step *s, uint32_t l)
     const struct vk_layer *L = &c->vm->layers[l];
     const struct vk_mat *w[2] = {&L->router, &L->gate};
     const struct vk_buffer *in[2];
-    if (!act_inputs_for(s, &c->h, s->n, hp->n_embd, w, 2, in) || !matmul(s, &L->router, in[0], &c->probs, s->n))
+    if (!act_inputs_for(s, &c->h, s->n, hp->n_embd, w, 2, in) ||
+        !matmul(s, &L->router, in[0], &c->probs, s->n, s->kind))
         return false;
     vk_barrier(c->vm->ctx);
     struct vk_op_router_args r = {.n_tokens = s->n, .n_expert = hp->n_expert, .k = hp->n_expert_used, .norm = true,
@@ -575,7 +602,7 @@ static bool record_layer(struct step *s, uint32_t l)
     const struct vk_mat *wo = &L->wo;
     const struct vk_buffer *in;
     if (!record_attention(s, l) || !act_inputs_for(s, &c->att, s->n, c->vm->hp.n_head * c->vm->hp.head_k, &wo, 1, &in) ||
-        !matmul(s, wo, in, &c->tmp, s->n))
+        !matmul(s, wo, in, &c->tmp, s->n, s->kind))
         return false;
     vk_barrier(ctx);
     if (!add_into(s, &c->x, &c->tmp))
@@ -608,7 +635,8 @@ static bool record_head(struct step *s, uint32_t first, uint32_t m)
     vk_barrier(vm->ctx);
     const struct vk_mat *out = vm->output_tied ? &vm->token_embd : &vm->output;
     const struct vk_buffer *in;
-    return act_inputs_for(s, &c->h, m, hp->n_embd, &out, 1, &in) && matmul(s, out, in, &c->logits, m);
+    return act_inputs_for(s, &c->h, m, hp->n_embd, &out, 1, &in) &&
+           matmul(s, out, in, &c->logits, m, s->kind_out + first);
 }
 
 /* Embedding, the layers, then the head over the first m wanted rows. */
@@ -673,6 +701,56 @@ static uint32_t write_inputs(struct vk_model_ctx *c, uint32_t n, const int32_t *
     return m;
 }
 
+/* q_row_kinds of a step's entries and of its wanted rows, in one allocation. */
+struct row_kinds {
+    void *mem;
+    uint8_t *kind, *kind_out;
+};
+
+static bool row_kinds_for(struct row_kinds *rk, uint32_t n, const uint32_t *seq, const bool *want, uint32_t n_seqs)
+{
+    rk->mem = malloc((size_t)n * (2 + sizeof(uint32_t)) + (size_t)n_seqs * sizeof(uint32_t));
+    if (!rk->mem)
+        return false;
+    uint32_t *counts = rk->mem, *out_seq = counts + n_seqs;
+    rk->kind = (uint8_t *)(out_seq + n);
+    rk->kind_out = rk->kind + n;
+    uint32_t m = 0;
+    for (uint32_t t = 0; t < n; t++)
+        if (want[t])
+            out_seq[m++] = seq[t];
+    q_row_kinds(n, seq, n_seqs, counts, rk->kind);
+    q_row_kinds(m, out_seq, n_seqs, counts, rk->kind_out);
+    return true;
+}
+
+/* The recorded step, then the logits rows that did not fit its buffer (head_again). */
+static bool decode_steps(struct step *s, uint32_t m, float *logits)
+{
+    struct vk_model_ctx *c = s->c;
+    struct vk_ctx *ctx = c->vm->ctx;
+    char *err = s->err;
+    size_t errlen = s->errlen;
+    if (!vk_begin(ctx, err, errlen))
+        return false;
+    const uint32_t V = c->vm->hp.n_vocab, first_rows = m < c->logit_rows ? m : c->logit_rows;
+    if (!record_step(s, first_rows)) {
+        vk_cancel(ctx);
+        return false;
+    }
+    if (!vk_submit_wait(ctx, err, errlen))
+        return false;
+    memcpy(logits, c->logits.map, (size_t)first_rows * V * sizeof *logits);
+    for (uint32_t done = first_rows; done < m;) {
+        uint32_t rows = m - done < c->logit_rows ? m - done : c->logit_rows;
+        if (!head_again(s, done, rows))
+            return false;
+        memcpy(logits + (size_t)done * V, c->logits.map, (size_t)rows * V * sizeof *logits);
+        done += rows;
+    }
+    return true;
+}
+
 bool vk_model_decode(struct vk_model_ctx *c, uint32_t n, const int32_t *token, const uint32_t *pos,
                      const uint32_t *seq, const bool *want_logits, float *logits, char *err, size_t errlen)
 {
@@ -682,26 +760,20 @@ bool vk_model_decode(struct vk_model_ctx *c, uint32_t n, const int32_t *token, c
         return false;
     struct step s = {.c = c, .n = n, .err = err, .errlen = errlen};
     uint32_t m = write_inputs(c, n, token, pos, seq, want_logits, &s.max_len);
-    struct vk_ctx *ctx = c->vm->ctx;
-    if (!vk_begin(ctx, err, errlen))
-        return false;
-    const uint32_t V = c->vm->hp.n_vocab, first_rows = m < c->logit_rows ? m : c->logit_rows;
-    if (!record_step(&s, first_rows)) {
-        vk_cancel(ctx);
+    struct row_kinds rk;
+    if (!row_kinds_for(&rk, n, seq, want_logits, c->kv.n_seqs)) {
+        snprintf(err, errlen, "out of memory for a batch of %u", n);
         return false;
     }
-    if (!vk_submit_wait(ctx, err, errlen))
+    s.kind = rk.kind;
+    s.kind_out = rk.kind_out;
+    bool ok = decode_steps(&s, m, logits);
+    free(rk.mem);
+    if (!ok)
         return false;
     for (uint32_t t = 0; t < n; t++)
         if (c->kv.seqs[seq[t]].n_tokens < pos[t] + 1)
             c->kv.seqs[seq[t]].n_tokens = pos[t] + 1;
-    memcpy(logits, c->logits.map, (size_t)first_rows * V * sizeof *logits);
-    for (uint32_t done = first_rows; done < m;) {
-        uint32_t rows = m - done < c->logit_rows ? m - done : c->logit_rows;
-        if (!head_again(&s, done, rows))
-            return false;
-        memcpy(logits + (size_t)done * V, c->logits.map, (size_t)rows * V * sizeof *logits);
-        done += rows;
-    }
     return true;
 }
+

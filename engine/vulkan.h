@@ -171,6 +171,9 @@ struct vk_matmul_args {
     VkDeviceSize y_off;
     uint32_t x_stride, y_stride;   /* floats between batch rows; 0: ncols / nrows (contiguous).
                                     * x_stride must be a multiple of 4 */
+    bool pair_order;               /* llama.cpp's batched float order: Q4_K's gemm (tokens taken in
+                                    * groups of four), F32's tinyBLAS (batches of 2+); false: the
+                                    * single-row order (shaders/intdot.glsl) */
 };
 
 /* Records the product into the context's open command buffer (between vk_begin and

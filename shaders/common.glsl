@@ -20,6 +20,7 @@ layout(push_constant) uniform Push {
     uint y_off;      // float offset of y
     uint x_stride;   // floats between batch rows of x (a multiple of 4)
     uint y_stride;   // floats between batch rows of y
+    uint pair_order; // 1: ggml's batched order (Q4_K gemm, F32 tinyBLAS; intdot.glsl)
 } p;
 
 #include "bytes.glsl"

@@ -14,6 +14,7 @@ layout(local_size_x = WG) in;
 
 #include "common.glsl"
 #include "dequant.glsl"
+#include "intdot.glsl"
 
 // +1 padding keeps the column reads of the inner loop on distinct banks.
 shared float ws[BM][BK + 1];
@@ -32,6 +33,37 @@ void main()
         [[unroll]] for (uint j = 0u; j < 4u; j++)
             acc[i][j] = 0.0;
 
+#if defined(HAVE_ROW_DOT)
+    // Float sums across a row's blocks (intdot.glsl): each thread its 4 x 4 outputs, row by row.
+    [[unroll]] for (uint j = 0u; j < 4u; j++) {
+        uint col = n0 + tc + 8u * j;
+        if (col >= p.batch)
+            continue;
+        uint xv = (p.x_off + col * p.x_stride) / 4u;
+        [[unroll]] for (uint i = 0u; i < 4u; i++) {
+            uint row = m0 + tr + 16u * i;
+            if (row < p.nrows)
+                acc[i][j] = row_dot_int(p.w_off + row * p.row_bytes, xv, p.ncols / QK, p.pair_order != 0u);
+        }
+    }
+#elif defined(HAVE_INT_DOT)
+    // Integer block sums (intdot.glsl): each thread its 4 x 4 outputs, block by block.
+    for (uint bi = 0u; bi < p.ncols / QK; bi++) {
+        [[unroll]] for (uint j = 0u; j < 4u; j++) {
+            uint col = n0 + tc + 8u * j;
+            if (col >= p.batch)
+                continue;
+            uint xv = (p.x_off + col * p.x_stride) / 4u + bi * (QK / 4u);
+            float d8 = q8k_scale(xv);
+            [[unroll]] for (uint i = 0u; i < 4u; i++) {
+                uint row = m0 + tr + 16u * i;
+                if (row < p.nrows)
+                    acc[i][j] += block_dot_int(p.w_off + row * p.row_bytes + bi * BLOCK_BYTES, xv, d8,
+                                               p.pair_order != 0u);
+            }
+        }
+    }
+#else
     for (uint k0 = 0u; k0 < p.ncols; k0 += BK) {
         // W tile: BM rows x BK/8 groups, two groups per thread.
         for (uint t = tid; t < BM * (BK / 8u); t += WG) {
@@ -69,6 +101,7 @@ void main()
         }
         barrier();
     }
+#endif
 
     [[unroll]] for (uint i = 0u; i < 4u; i++)
         [[unroll]] for (uint j = 0u; j < 4u; j++) {

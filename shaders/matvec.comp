@@ -17,6 +17,7 @@ layout(constant_id = 2) const uint BATCH = 1;  // activation columns, at most MA
 
 #include "common.glsl"
 #include "dequant.glsl"
+#include "intdot.glsl"
 
 shared float partial[MAX_SUBGROUPS * MAX_BATCH * MAX_ROWS];
 
@@ -41,6 +42,24 @@ void main()
         uint row = row0 + r;
         if (r < ROWS && row < p.nrows) {
             uint rb = p.w_off + row * p.row_bytes;
+#if defined(HAVE_ROW_DOT)
+            // Float sums across the row's blocks (intdot.glsl): one thread per row.
+            if (tid == 0u) {
+                [[unroll]] for (uint b = 0u; b < MAX_BATCH; b++)
+                    if (b < BATCH)
+                        acc[b][r] = row_dot_int(rb, (p.x_off + b * p.x_stride) / 4u, p.ncols / QK, p.pair_order != 0u);
+            }
+#elif defined(HAVE_INT_DOT)
+            // Integer block sums (intdot.glsl): one thread per super-block.
+            for (uint bi = tid; bi < p.ncols / QK; bi += wg) {
+                [[unroll]] for (uint b = 0u; b < MAX_BATCH; b++) {
+                    if (b < BATCH) {
+                        uint xv = (p.x_off + b * p.x_stride) / 4u + bi * (QK / 4u);
+                        acc[b][r] += block_dot_int(rb + bi * BLOCK_BYTES, xv, q8k_scale(xv), p.pair_order != 0u);
+                    }
+                }
+            }
+#else
             for (uint gi = tid; gi < ngroups; gi += wg) {
                 vec4 lo, hi;
                 dequant8(rb + (gi / GROUPS_PER_BLOCK) * BLOCK_BYTES, gi % GROUPS_PER_BLOCK, lo, hi);
@@ -51,6 +70,7 @@ void main()
                     }
                 }
             }
+#endif
         }
     }
 

@@ -34,6 +34,7 @@ layout(push_constant) uniform Push {
 
 #include "bytes.glsl"
 #include "dequant.glsl"
+#include "intdot.glsl"
 
 shared float ws[BM][BK + 1];
 shared float xs[BN][BK + 1];
@@ -64,6 +65,38 @@ void main()
         [[unroll]] for (uint j = 0u; j < 4u; j++)
             acc[i][j] = 0.0;
 
+#if defined(HAVE_ROW_DOT)
+    // Float sums across a row's blocks (intdot.glsl): each thread its 4 x 4 outputs, row by row.
+    [[unroll]] for (uint j = 0u; j < 4u; j++) {
+        uint c = tc + 8u * j;
+        if (c >= n_cols)
+            continue;
+        uint pr = pair_of[c];
+        uint xv = (p.x_off + (pr / p.k) * p.x_stride + (pr % p.k) * p.x_slot_stride) / 4u;
+        [[unroll]] for (uint i = 0u; i < 4u; i++) {
+            uint row = m0 + tr + 16u * i;
+            if (row < p.nrows)
+                acc[i][j] = row_dot_int(eb + row * p.row_bytes, xv, p.ncols / QK, false);
+        }
+    }
+#elif defined(HAVE_INT_DOT)
+    // Integer block sums (intdot.glsl): each thread its 4 x 4 outputs, block by block.
+    for (uint bi = 0u; bi < p.ncols / QK; bi++) {
+        [[unroll]] for (uint j = 0u; j < 4u; j++) {
+            uint c = tc + 8u * j;
+            if (c >= n_cols)
+                continue;
+            uint pr = pair_of[c];
+            uint xv = (p.x_off + (pr / p.k) * p.x_stride + (pr % p.k) * p.x_slot_stride) / 4u + bi * (QK / 4u);
+            float d8 = q8k_scale(xv);
+            [[unroll]] for (uint i = 0u; i < 4u; i++) {
+                uint row = m0 + tr + 16u * i;
+                if (row < p.nrows)
+                    acc[i][j] += block_dot_int(eb + row * p.row_bytes + bi * BLOCK_BYTES, xv, d8, false);
+            }
+        }
+    }
+#else
     for (uint k0 = 0u; k0 < p.ncols; k0 += BK) {
         for (uint t = tid; t < BM * (BK / 8u); t += WG) {
             uint r = t / (BK / 8u), g = t % (BK / 8u);
@@ -100,6 +133,7 @@ void main()
         }
         barrier();
     }
+#endif
 
     [[unroll]] for (uint i = 0u; i < 4u; i++)
         [[unroll]] for (uint j = 0u; j < 4u; j++) {

@@ -32,6 +32,7 @@ layout(push_constant) uniform Push {
 
 #include "bytes.glsl"
 #include "dequant.glsl"
+#include "intdot.glsl"
 #include "reduce.glsl"
 
 void main()
@@ -51,11 +52,21 @@ void main()
         uint row = row0 + r;
         if (row < p.nrows) {
             uint rb = eb + row * p.row_bytes;
+#if defined(HAVE_ROW_DOT)
+            if (gl_LocalInvocationID.x == 0u)
+                acc[r] = row_dot_int(rb, xv, p.ncols / QK, false);
+#elif defined(HAVE_INT_DOT)
+            for (uint bi = gl_LocalInvocationID.x; bi < p.ncols / QK; bi += gl_WorkGroupSize.x) {
+                uint xb = xv + bi * (QK / 4u);
+                acc[r] += block_dot_int(rb + bi * BLOCK_BYTES, xb, q8k_scale(xb), false);
+            }
+#else
             for (uint gi = gl_LocalInvocationID.x; gi < p.ncols / 8u; gi += gl_WorkGroupSize.x) {
                 vec4 lo, hi;
                 dequant8(rb + (gi / GROUPS_PER_BLOCK) * BLOCK_BYTES, gi % GROUPS_PER_BLOCK, lo, hi);
                 acc[r] += dot(lo, x4[xv + 2u * gi]) + dot(hi, x4[xv + 2u * gi + 1u]);
             }
+#endif
         }
     }
     [[unroll]] for (uint r = 0u; r < ROWS; r++) {

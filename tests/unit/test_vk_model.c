@@ -180,22 +180,6 @@ static void measure_greedy(const struct prompt *p, struct model_ctx *cpu, struct
         o->cpu_required = o->required;
 }
 
-/* Cases measured outside the bounds on lavapipe (docs/correctness.md, "GPU path"): the shaders
- * sum dequantized F32 products where ggml sums integer products per block, and the rounding
- * steps that follow ggml (Q8 activations, F16 q and probabilities, top-k routing) turn those
- * 1e-7 differences into an occasional flip. Reported, not counted; flagged once they pass. */
-static bool known_deviation(const char *name, int pi)
-{
-    static const struct { const char *model; int prompt; } known[] = {
-        {"tiny-qwen3moe-q4_k_m", 1}, {"tiny-qwen3moe-q4_k_m", 2}, {"tiny-qwen3moe-asym-pruned", 1},
-        {"tiny-qwen3moe-mxfp4", 2},
-    };
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (strcmp(known[i].model, name) == 0 && known[i].prompt == pi)
-            return true;
-    return false;
-}
-
 static void judge(const char *name, int pi, const struct outcome *o)
 {
     const double bound = kl_bound(o->n);
@@ -205,12 +189,6 @@ static void judge(const char *name, int pi, const struct outcome *o)
     fprintf(stderr, "  %-26s prompt %d (%3zu tok): KL ref %.2e, KL cpu %.2e (worst position %.2e), top-1 %zu/%zu, "
             "greedy ref %zu (required %zu), cpu %zu (required %zu)\n", name, pi, o->n, o->kl_ref, o->kl_cpu,
             o->worst_kl_cpu, o->agree, o->n, o->greedy_ref, o->required, o->greedy_cpu, o->cpu_required);
-    if (known_deviation(name, pi)) {
-        bool all = kl_ref_ok && kl_cpu_ok && top1_ok && greedy_ok;
-        fprintf(stderr, "  KNOWN DEVIATION %s prompt %d: %s\n", name, pi,
-                all ? "now passes: remove the exception" : "still open (see docs/correctness.md)");
-        return;
-    }
     CHECK(kl_ref_ok, "%s prompt %d: KL to llama.cpp %.3g > %.1g", name, pi, o->kl_ref, bound);
     CHECK(kl_cpu_ok, "%s prompt %d: KL to the CPU engine %.3g > %.1g", name, pi, o->kl_cpu, bound);
     CHECK(top1_ok, "%s prompt %d: top-1 %zu/%zu, %zu clear misses, all in the top 5: %d", name, pi, o->agree, o->n,

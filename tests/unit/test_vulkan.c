@@ -9,6 +9,7 @@
 #include "engine/gguf.h"
 #include "engine/vulkan.h"
 #include "kernels/qtypes.h"
+#include "kernels/quants.h"
 #include "tests/test.h"
 
 /* The GPU multiplies dequantized weights with F32 activations (ggml's CPU path quantizes the
@@ -52,6 +53,7 @@ struct job {
     const float *x;
     uint32_t x_pad, y_pad, xs, ys;
     bool y_device;
+    bool pair_order;
     double gpu_ns;  /* out: timestamped dispatch time */
 };
 
@@ -69,7 +71,7 @@ static bool run_job(struct env *e, struct job *j, float *y, char *err, size_t er
     struct vk_matmul_args a = {
         .type = j->type, .nrows = j->nrows, .ncols = j->ncols, .batch = j->batch,
         .w = &wb, .w_off = j->w_off, .x = &xb, .x_off = 4ull * j->x_pad, .y = &yb, .y_off = 4ull * j->y_pad,
-        .x_stride = j->xs, .y_stride = j->ys,
+        .x_stride = j->xs, .y_stride = j->ys, .pair_order = j->pair_order,
     };
     bool timed = vk_ctx_info(e->ctx)->timestamp_period_ns > 0;
     ok = ok && vk_begin(e->ctx, err, errlen) && (!timed || vk_timestamp(e->ctx, 0, err, errlen)) &&
@@ -159,6 +161,92 @@ static void check_type(struct env *e, const char *tn, const struct gguf_tensor *
     free(refv);
     free(x);
     free(y);
+}
+
+/* Activations as act_round hands them to a product: x quantized to `act` (Q8_0 or Q8_K) by the
+ * CPU's quantizer, into qx, and each value d * q back as F32 into xr. n values. */
+static void round_trip(uint32_t act, const float *x, uint8_t *qx, float *xr, uint32_t n)
+{
+    if (act == Q_F32) {
+        memcpy(qx, x, 4ull * n);
+        memcpy(xr, x, 4ull * n);
+        return;
+    }
+    q_kernels_get(act)->quant(x, qx, n);
+    bool k = act == Q_Q8_K;
+    size_t bs = k ? 292 : 34, bv = k ? 256 : 32;
+    for (uint32_t b = 0; b < n / bv; b++) {
+        const uint8_t *blk = qx + b * bs;
+        float d;
+        if (k) {
+            memcpy(&d, blk, 4);
+        } else {
+            uint16_t h;
+            memcpy(&h, blk, 2);
+            d = q_f16_to_f32(h);
+        }
+        for (size_t i = 0; i < bv; i++)
+            xr[b * bv + i] = d * (float)(int8_t)blk[(k ? 4 : 2) + i];
+    }
+}
+
+/* The types of the tiny models multiply rounded activations with exact integer sums in the CPU
+ * kernel's float order (shaders/intdot.glsl; F32, the router, in its lane orders): on rows of
+ * 256 values (as in those models) every result equals the CPU's dot product bit for bit, in the
+ * order llama.cpp takes a token alone and the batched one (pair_order), at batches 1, 3 (matvec)
+ * and 32 (matmul). */
+static bool exact_type(uint32_t t)
+{
+    return t == Q_F32 || t == Q_Q8_0 || t == Q_MXFP4 || t == Q_Q4_K || t == Q_Q6_K || t == Q_IQ2_S || t == Q_IQ3_S;
+}
+
+static void check_exact(struct env *e, const char *tn, const struct gguf_tensor *q)
+{
+    enum { NCOLS = 256, BATCH = 32 };
+    const struct q_kernels *k = q_kernels_get(q->type);
+    const struct q_traits *tr = q_type_traits(q->type);
+    uint32_t nrows = (uint32_t)(q->nbytes / tr->block_bytes / (NCOLS / tr->block_size));
+    size_t row_bytes = q->nbytes / nrows;
+    float *x = malloc(4ull * NCOLS * BATCH), *xr = malloc(4ull * NCOLS * BATCH), *y = malloc(4ull * nrows * BATCH);
+    uint8_t *qx = malloc(4ull * NCOLS * BATCH);
+    REQUIRE_VOID(x && xr && y && qx);
+    for (size_t i = 0; i < (size_t)NCOLS * BATCH; i++)
+        x[i] = rand_unit() * (i % 97 == 0 ? 8.0f : 1.0f);
+    size_t qrow = k->act_type == Q_Q8_K ? 292 : k->act_type == Q_F32 ? 4 * NCOLS : 34 * (NCOLS / 32);
+    for (uint32_t b = 0; b < BATCH; b++)
+        round_trip(k->act_type, x + (size_t)b * NCOLS, qx + b * qrow, xr + (size_t)b * NCOLS, NCOLS);
+    bool packed = k->batched_rows && nrows % k->batched_rows == 0;
+    static const uint32_t batches[] = {1, 3, BATCH};
+    for (size_t bi = 0; bi < 3; bi++) {
+        for (int pairs = 0; pairs < 2; pairs++) {
+            uint32_t nb = batches[bi];
+            char err[512];
+            struct job j = {.type = q->type, .nrows = nrows, .ncols = NCOLS, .batch = nb, .w = q->data,
+                            .wbytes = q->nbytes, .x = xr, .pair_order = pairs};
+            memset(y, 0xff, 4ull * nrows * BATCH);
+            bool ok = run_job(e, &j, y, err, sizeof err);
+            CHECK(ok, "%s exact batch %u: %s", tn, nb, err);
+            if (!ok)
+                continue;
+            int differ = 0;
+            enum q_row_kind kind = pairs ? Q_ROW_GROUP : Q_ROW_ALONE;
+            for (uint32_t b = 0; b < nb; b++)
+                for (uint32_t r = 0; r < nrows; r++) {
+                    const uint8_t *w = (const uint8_t *)q->data + r * row_bytes;
+                    float want = packed ? k->batched.by_kind[kind](NCOLS, w, qx + b * qrow)
+                                        : k->dot(NCOLS, w, qx + b * qrow);
+                    differ += memcmp(&want, &y[(size_t)b * nrows + r], 4) != 0;
+                }
+            CHECK(differ == 0, "%s batch %u%s: %d of %u products differ from the CPU's", tn, nb,
+                  pairs ? " (pair order)" : "", differ, nb * nrows);
+        }
+    }
+    printf("  %-8s %u x %u, rounded activations: bit-identical to the CPU's %s (%s)\n", tn, nrows, NCOLS,
+           packed ? "batched orders" : "vec_dot", k->dot_isa);
+    free(x);
+    free(xr);
+    free(y);
+    free(qx);
 }
 
 /* A 512 x 2048 matrix whose blocks are the test vector's blocks in a scrambled order (so the
@@ -303,8 +391,10 @@ int main(void)
     /* F32 has no test vector of its own: `source` is its own dequantization. */
     const struct gguf_tensor *src = gguf_find_tensor(f, "source");
     CHECK(src && src->type == Q_F32, "source tensor present");
-    if (src && src->type == Q_F32)
+    if (src && src->type == Q_F32) {
         check_type(&e, "f32", src, src);
+        check_exact(&e, "f32", src);
+    }
     int tested = 1;
     for (uint64_t i = 0; i < types->count; i++) {
         char tn[64], name[96];
@@ -320,6 +410,8 @@ int main(void)
         if (q && ref && q->type == (uint32_t)t && ref->type == Q_F32) {
             check_type(&e, tn, q, ref);
             tested++;
+            if (exact_type((uint32_t)t))
+                check_exact(&e, tn, q);
         }
     }
     CHECK(tested == 26, "all 26 shader types tested (%d)", tested);

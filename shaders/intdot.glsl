@@ -1,0 +1,397 @@
+// intdot.glsl: quantized dot products in ggml-cpu's float order: exact integer sums, turned to
+// float where the CPU's kernel does: per super-block for the K-quants (block_dot_int), whole rows
+// for Q8_0 and MXFP4, whose float sums run across a row's blocks (row_dot_int).
+
+// The Q8_K scale |d| of the activation block of 256 values at vec4 index xv. act_round wrote
+// x = d * q (q integer, |q| <= 127, the largest |q| is 127) rounded to F32; d is the candidate
+// near amax / 127 from which every value is reproduced; 0 for a block of zeros, -1 when the values
+// are not on a Q8_K grid (activations that were not rounded: those are multiplied in F32).
+float q8k_scale(uint xv)
+{
+    float amax = 0.0;
+    for (uint i = 0u; i < 64u; i++) {
+        vec4 v = abs(x4[xv + i]);
+        amax = max(amax, max(max(v.x, v.y), max(v.z, v.w)));
+    }
+    if (amax == 0.0)
+        return 0.0;
+    uint d0 = floatBitsToUint(amax / 127.0);
+    for (uint k = 0u; k < 7u; k++) {
+        // candidates d0, d0 + 1, d0 - 1, d0 + 2, ... in units of the last place
+        int off = (k & 1u) == 1u ? int(k + 1u) / 2 : -int(k / 2u);
+        precise float c = uintBitsToFloat(uint(int(d0) + off));
+        bool ok = true;
+        for (uint i = 0u; i < 64u && ok; i++) {
+            vec4 v = x4[xv + i];
+            precise vec4 back = c * roundEven(v / c);
+            ok = all(equal(back, v));
+        }
+        if (ok)
+            return c;
+    }
+    return -1.0;
+}
+
+// The F32 product of one block with unrounded activations.
+float block_dot_f32(uint bo, uint xv)
+{
+    float f = 0.0;
+    for (uint g = 0u; g < GROUPS_PER_BLOCK; g++) {
+        vec4 lo, hi;
+        dequant8(bo, g, lo, hi);
+        f += dot(lo, x4[xv + 2u * g]) + dot(hi, x4[xv + 2u * g + 1u]);
+    }
+    return f;
+}
+
+// Activation values v..v+3 of the block as Q8_K integers.
+ivec4 q8_ints(uint xv, uint v, float d8)
+{
+    return ivec4(roundEven(x4[xv + v / 4u] / d8));
+}
+
+#include "f16.glsl"
+
+// a x b + c rounded once, as the CPU's fused multiply-add: GLSL's fma() may be a multiply and an
+// add (Vulkan lets it round twice; lavapipe does), which moved 1 in 2 results by an ulp. The
+// product is split exactly (Dekker), the sum carried with its error (Knuth's two-sum); the last
+// addition rounds the exact value except when t + e itself rounds across a midpoint (not seen).
+precise float fma_rn(float a, float b, float c)
+{
+    const float split = 4097.0;  // 2^12 + 1
+    float p = a * b;
+    float ca = split * a, cb = split * b;
+    float ah = ca - (ca - a), bh = cb - (cb - b);
+    float al = a - ah, bl = b - bh;
+    float e = ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+    float s = c + p;
+    float bb = s - c;
+    float t = (c - (s - bb)) + (p - bb);
+    return s + (t + e);
+}
+
+// The Q8_0 scale of the activation block of 32 values at vec4 index xv: x = d * q exactly (d
+// F16, the largest |q| 127). 0 for a block of zeros, -1 when the values are not on that grid.
+float q8_0_scale(uint xv)
+{
+    float amax = 0.0;
+    for (uint i = 0u; i < 8u; i++) {
+        vec4 v = abs(x4[xv + i]);
+        amax = max(amax, max(max(v.x, v.y), max(v.z, v.w)));
+    }
+    if (amax == 0.0)
+        return 0.0;
+    precise float d = unpackHalf2x16(f16_bits(amax / 127.0)).x;
+    for (uint i = 0u; i < 8u; i++) {
+        vec4 v = x4[xv + i];
+        precise vec4 back = d * roundEven(v / d);
+        if (!all(equal(back, v)))
+            return -1.0;
+    }
+    return d;
+}
+
+#if defined(QTYPE_f32)
+// The sum of 16 lanes as ggml's AVX-512 reduce: 8 + 8, 4 + 4, then (0 + 2) + (1 + 3).
+float reduce16(float v[16])
+{
+    precise float a[8], b[4];
+    for (uint i = 0u; i < 8u; i++)
+        a[i] = v[8u + i] + v[i];
+    for (uint i = 0u; i < 4u; i++)
+        b[i] = a[4u + i] + a[i];
+    precise float r = (b[0] + b[2]) + (b[1] + b[3]);
+    return r;
+}
+
+// One F32 row of 8 nb values at byte rb times x at vec4 index xv, in ggml-cpu's orders (the
+// router): a token alone as the AVX-512 vec_dot (64 slots of fused multiply-adds folded
+// (0 + 2) + (1 + 3) to 16 lanes, reduced, the tail of n % 64 added one by one), the tokens of a
+// batch (per_pair) as tinyBLAS (16 lanes, reduced).
+float row_dot_int(uint rb, uint xv, uint nb, bool per_pair)
+{
+    uint n = 8u * nb, w = rb >> 2;
+    float lane[16];
+    for (uint l = 0u; l < 16u; l++)
+        lane[l] = 0.0;
+    if (per_pair) {
+        for (uint i = 0u; i < n; i += 4u) {
+            vec4 xs = x4[xv + i / 4u];
+            for (uint e = 0u; e < 4u; e++)
+                lane[(i + e) % 16u] = fma_rn(uintBitsToFloat(w32[w + i + e]), xs[e], lane[(i + e) % 16u]);
+        }
+        return reduce16(lane);
+    }
+    uint np = n - n % 64u;
+    for (uint l = 0u; l < 16u; l++) {
+        float slot[4];
+        for (uint q = 0u; q < 4u; q++) {
+            slot[q] = 0.0;
+            for (uint i = 16u * q + l; i < np; i += 64u)
+                slot[q] = fma_rn(uintBitsToFloat(w32[w + i]), x4[xv + i / 4u][i % 4u], slot[q]);
+        }
+        precise float f = (slot[0] + slot[2]) + (slot[1] + slot[3]);
+        lane[l] = f;
+    }
+    float sum = reduce16(lane);
+    for (uint i = np; i < n; i++)
+        sum = fma_rn(uintBitsToFloat(w32[w + i]), x4[xv + i / 4u][i % 4u], sum);
+    return sum;
+}
+#define HAVE_ROW_DOT 1
+#endif
+
+#if defined(QTYPE_q8_0) || defined(QTYPE_mxfp4)
+// The F32 product of one row of nb blocks with unrounded activations.
+float row_dot_f32(uint rb, uint xv, uint nb)
+{
+    float f = 0.0;
+    for (uint b = 0u; b < nb; b++)
+        f += block_dot_f32(rb + b * BLOCK_BYTES, xv + b * (QK / 4u));
+    return f;
+}
+#endif
+
+#if defined(QTYPE_q8_0)
+int ld_i8(uint b)
+{
+    return int(ld_u8(b) << 24) >> 24;
+}
+
+// One Q8_0 row of nb blocks at byte rb times Q8_0 activations at vec4 index xv, as ggml-cpu's
+// AVX2 vec_dot (and tinyBLAS) sum it: 8 lanes, each the integer sum of 4 adjacent products,
+// accumulated over the blocks with one fused multiply-add by the block's d_w x d_x; then the
+// lanes summed pairwise (4 + 4, 2 + 2, 1 + 1).
+float row_dot_int(uint rb, uint xv, uint nb, bool per_pair)
+{
+    precise float acc[8];
+    for (uint l = 0u; l < 8u; l++)
+        acc[l] = 0.0;
+    for (uint b = 0u; b < nb; b++) {
+        uint bo = rb + 34u * b, bx = xv + 8u * b;
+        float d8 = q8_0_scale(bx);
+        if (d8 < 0.0)
+            return row_dot_f32(rb, xv, nb);
+        if (d8 == 0.0)
+            continue;
+        precise float d = ld_f16(bo) * d8;
+        for (uint l = 0u; l < 8u; l++) {
+            ivec4 q8 = ivec4(roundEven(x4[bx + l] / d8));
+            uint w = bo + 2u + 4u * l;
+            int s = ld_i8(w) * q8.x + ld_i8(w + 1u) * q8.y + ld_i8(w + 2u) * q8.z + ld_i8(w + 3u) * q8.w;
+            acc[l] = fma_rn(d, float(s), acc[l]);
+        }
+    }
+    for (uint l = 0u; l < 4u; l++)
+        acc[l] = acc[l] + acc[l + 4u];
+    for (uint l = 0u; l < 2u; l++)
+        acc[l] = acc[l] + acc[l + 2u];
+    precise float r = acc[0] + acc[1];
+    return r;
+}
+#define HAVE_ROW_DOT 1
+
+#elif defined(QTYPE_mxfp4)
+// One MXFP4 row of nb blocks times Q8_0 activations, in the order of ggml-cpu's repacked MXFP4
+// kernels (every MXFP4 matrix of 8k rows, single tokens and groups alike): per block the exact
+// integer sum, one fused multiply-add with (halved E8M0 scale x activation scale).
+float row_dot_int(uint rb, uint xv, uint nb, bool per_pair)
+{
+    precise float acc = 0.0;
+    for (uint b = 0u; b < nb; b++) {
+        uint bo = rb + 17u * b, bx = xv + 8u * b;
+        float d8 = q8_0_scale(bx);
+        if (d8 < 0.0)
+            return row_dot_f32(rb, xv, nb);
+        if (d8 == 0.0)
+            continue;
+        int s = 0;
+        for (uint l = 0u; l < 4u; l++) {
+            ivec4 lo = ivec4(roundEven(x4[bx + l] / d8)), hi = ivec4(roundEven(x4[bx + 4u + l] / d8));
+            for (uint e = 0u; e < 4u; e++) {
+                uint q = ld_u8(bo + 1u + 4u * l + e);
+                s += lo[e] * int(kvalue_fp4(q & 15u)) + hi[e] * int(kvalue_fp4(q >> 4));
+            }
+        }
+        precise float d = block_scale(bo) * d8;
+        acc = fma_rn(float(s), d, acc);
+    }
+    return acc;
+}
+#define HAVE_ROW_DOT 1
+#endif
+
+#if defined(QTYPE_q4_K)
+// 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes at byte sb, as integers.
+ivec2 scale_min_k4_int(uint sb, uint j)
+{
+    if (j < 4u)
+        return ivec2(ld_u8(sb + j) & 63u, ld_u8(sb + j + 4u) & 63u);
+    uint b = ld_u8(sb + j + 4u);
+    return ivec2((b & 15u) | ((ld_u8(sb + j - 4u) >> 6) << 4), (b >> 4) | ((ld_u8(sb + j) >> 6) << 4));
+}
+
+// Q4_K block at byte bo times the Q8_K activation block at vec4 index xv (scale d8 from
+// q8k_scale; unrounded activations, d8 < 0, in F32 per value), as the CPU's repacked Q4_K kernels
+// compute one super-block: integer sums of scale x (q4 . q8) and of min x (block sums), turned to
+// float and taken times d (dmin) with one fused multiply-add per super-block (gemv), or per pair
+// of 32-value sub-blocks (per_pair: gemm, tokens in groups of four); the mins subtracted last.
+float block_dot_int(uint bo, uint xv, float d8, bool per_pair)
+{
+    if (d8 == 0.0)
+        return 0.0;
+    if (d8 < 0.0)
+        return block_dot_f32(bo, xv);
+    precise float d = ld_f16(bo) * d8, dmin = ld_f16(bo + 2u) * d8;
+    precise float acc = 0.0, acc_min = 0.0;
+    int isum = 0, imin = 0;
+    for (uint pair = 0u; pair < 4u; pair++) {
+        int ps = 0, pm = 0;
+        for (uint j = 2u * pair; j < 2u * pair + 2u; j++) {
+            ivec2 sm = scale_min_k4_int(bo + 4u, j);
+            uint qb = bo + 16u + 32u * pair, sh = 4u * (j % 2u);
+            int s = 0, bs = 0;
+            for (uint l = 0u; l < 32u; l += 4u) {
+                ivec4 q8 = q8_ints(xv, 32u * j + l, d8);
+                uint w = ld_u32(qb + l) >> sh;
+                ivec4 q4 = ivec4(w & 15u, (w >> 8) & 15u, (w >> 16) & 15u, (w >> 24) & 15u);
+                s += q8.x * q4.x + q8.y * q4.y + q8.z * q4.z + q8.w * q4.w;
+                bs += q8.x + q8.y + q8.z + q8.w;
+            }
+            ps += sm.x * s;
+            pm += sm.y * bs;
+        }
+        if (per_pair) {
+            acc = fma_rn(float(ps), d, acc);
+            acc_min = fma_rn(float(pm), dmin, acc_min);
+        }
+        isum += ps;
+        imin += pm;
+    }
+    if (!per_pair) {
+        acc = float(isum) * d;
+        acc_min = float(imin) * dmin;
+    }
+    precise float r = acc - acc_min;
+    return r;
+}
+#define HAVE_INT_DOT 1
+
+#elif defined(QTYPE_q6_K)
+int q6k_scale(uint bo, uint i)
+{
+    return int(ld_u8(bo + 192u + i) << 24) >> 24;
+}
+
+// Q6_K block at byte bo times the Q8_K activation block at xv, in ggml-cpu's AVX2 order (one
+// order for every batch shape; per_pair is not used): eight
+// int32 lanes (lane L: bytes 4L..4L+3 of each 32-value vector of unsigned quants, minus 32 x
+// scale x block sum of values 32L..32L+31), each times d once, then summed pairwise as hsum.
+float block_dot_int(uint bo, uint xv, float d8, bool per_pair)
+{
+    if (d8 == 0.0)
+        return 0.0;
+    if (d8 < 0.0)
+        return block_dot_f32(bo, xv);
+    precise float dd = d8 * ld_f16(bo + 208u);
+    precise float a[8];
+    for (uint L = 0u; L < 8u; L++) {
+        int lane = 0;
+        for (uint h = 0u; h < 2u; h++) {
+            uint qhw = ld_u32(bo + 128u + 32u * h + 4u * L);
+            for (uint k = 0u; k < 4u; k++) {
+                uint v0 = 128u * h + 32u * k + 4u * L;
+                uint qlw = ld_u32(bo + 64u * h + 32u * (k & 1u) + 4u * L) >> (4u * (k >> 1));
+                uint qu = (qlw & 0x0F0F0F0Fu) | (((qhw >> (2u * k)) & 0x03030303u) << 4);
+                ivec4 q8 = q8_ints(xv, v0, d8);
+                int dv = q8.x * int(qu & 255u) + q8.y * int((qu >> 8) & 255u) + q8.z * int((qu >> 16) & 255u) +
+                         q8.w * int(qu >> 24);
+                lane += q6k_scale(bo, v0 / 16u) * dv;
+            }
+        }
+        for (uint i = 2u * L; i < 2u * L + 2u; i++) {
+            int bs = 0;
+            for (uint v = 16u * i; v < 16u * i + 16u; v += 4u) {
+                ivec4 q8 = q8_ints(xv, v, d8);
+                bs += q8.x + q8.y + q8.z + q8.w;
+            }
+            lane -= 32 * q6k_scale(bo, i) * bs;
+        }
+        a[L] = dd * float(lane);
+    }
+    precise float s0 = a[0] + a[4], s1 = a[1] + a[5], s2 = a[2] + a[6], s3 = a[3] + a[7];
+    precise float t0 = s0 + s2, t1 = s1 + s3;
+    precise float r = t0 + t1;
+    return r;
+}
+#define HAVE_INT_DOT 1
+#endif
+
+#if defined(QTYPE_iq2_s) || defined(QTYPE_iq3_s)
+// Grid values 8g + 4 part .. + 3 of the block at bo with their signs, and the integer scale of
+// their 16 values (IQ2_S: 2 sc + 1, whose 1/8 comes last; IQ3_S: 2 sc + 1).
+#if defined(QTYPE_iq2_s)
+#define IQ_LAST_SCALE 0.125
+ivec4 iq_ints(uint bo, uint g, uint part)
+{
+    uint ib = g >> 2, l = g & 3u;
+    uint idx = ld_u8(bo + 2u + g) | ((ld_u8(bo + 66u + ib) << (8u - 2u * l)) & 0x300u);
+    uint e = tab[IQ2S_AT + 2u * idx + part];
+    uint signs = ld_u8(bo + 34u + g) >> (4u * part);
+    return ivec4(uvec4(e) >> uvec4(0u, 8u, 16u, 24u) & 0xFFu) *
+           (1 - 2 * ivec4(uvec4(signs) >> uvec4(0u, 1u, 2u, 3u) & 1u));
+}
+
+int iq_scale(uint bo, uint g, uint part)
+{
+    uint ib = g >> 2, l = g & 3u;
+    return 2 * int((ld_u8(bo + 74u + ib) >> (4u * (l >> 1))) & 15u) + 1;
+}
+#else
+#define IQ_LAST_SCALE 1.0
+ivec4 iq_ints(uint bo, uint g, uint part)
+{
+    uint ib = g >> 2, l = g & 3u;
+    uint qh = ld_u8(bo + 66u + ib);
+    uint i = ld_u8(bo + 2u + 2u * g + part) | ((qh << (8u - 2u * l - part)) & 256u);
+    uint e = tab[IQ3S_AT + i];
+    uint signs = ld_u8(bo + 74u + g) >> (4u * part);
+    return ivec4(uvec4(e) >> uvec4(0u, 8u, 16u, 24u) & 0xFFu) *
+           (1 - 2 * ivec4(uvec4(signs) >> uvec4(0u, 1u, 2u, 3u) & 1u));
+}
+
+int iq_scale(uint bo, uint g, uint part)
+{
+    uint ib = g >> 2;
+    return 2 * int((ld_u8(bo + 106u + (ib >> 1)) >> (4u * (ib & 1u))) & 15u) + 1;
+}
+#endif
+
+// IQ2_S / IQ3_S block at bo times the Q8_K activation block at xv in ggml-cpu's AVX2 order (one
+// order for every batch shape): eight int32 lanes, lane L the values 4L..4L+3 of each 32-value
+// sub-block times their scale; each lane times d once, summed as hsum, then IQ_LAST_SCALE.
+float block_dot_int(uint bo, uint xv, float d8, bool per_pair)
+{
+    if (d8 == 0.0)
+        return 0.0;
+    if (d8 < 0.0)
+        return block_dot_f32(bo, xv);
+    precise float d = ld_f16(bo) * d8;
+    precise float a[8];
+    for (uint L = 0u; L < 8u; L++) {
+        int lane = 0;
+        for (uint ib = 0u; ib < 8u; ib++) {
+            uint g = 4u * ib + L / 2u, part = L % 2u;
+            ivec4 q = iq_ints(bo, g, part);
+            ivec4 q8 = q8_ints(xv, 32u * ib + 4u * L, d8);
+            lane += iq_scale(bo, g, part) * (q.x * q8.x + q.y * q8.y + q.z * q8.z + q.w * q8.w);
+        }
+        a[L] = d * float(lane);
+    }
+    precise float s0 = a[0] + a[4], s1 = a[1] + a[5], s2 = a[2] + a[6], s3 = a[3] + a[7];
+    precise float t0 = s0 + s2, t1 = s1 + s3;
+    precise float r = IQ_LAST_SCALE * (t0 + t1);
+    return r;
+}
+#define HAVE_INT_DOT 1
+#endif

@@ -15,12 +15,7 @@
 #include "engine/vulkan.h"
 #include "kernels/qtypes.h"
 #include "tests/test.h"
-
-struct prompt {
-    int32_t *tokens;
-    size_t n;
-    json_t *top20, *last, *greedy;
-};
+#include "tests/test_ref.h"
 
 struct run {
     const char *name;
@@ -35,15 +30,6 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static int32_t argmax(const float *x, uint32_t n)
-{
-    int32_t b = 0;
-    for (uint32_t i = 1; i < n; i++)
-        if (x[i] > x[b])
-            b = (int32_t)i;
-    return b;
-}
-
 /* Gap between the largest and the second largest value. */
 static float top_margin(const float *x, uint32_t n)
 {
@@ -53,39 +39,6 @@ static float top_margin(const float *x, uint32_t n)
         if ((int32_t)i != b && x[i] > second)
             second = x[i];
     return x[b] - second;
-}
-
-/* KL(p || q) over the softmax of two logit vectors. */
-static double kl_div(const double *p, const float *q, uint32_t n)
-{
-    double mp = -1e30, mq = -1e30, sp = 0, sq = 0, kl = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        mp = fmax(mp, p[i]);
-        mq = fmax(mq, q[i]);
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        sp += exp(p[i] - mp);
-        sq += exp(q[i] - mq);
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        double lp = p[i] - mp - log(sp), lq = q[i] - mq - log(sq);
-        kl += exp(lp) * (lp - lq);
-    }
-    return kl;
-}
-
-static double kl_ref(const json_t *ref, const float *ours, uint32_t n, double *tmp)
-{
-    for (uint32_t i = 0; i < n; i++)
-        tmp[i] = json_number_value(json_array_get(ref, i));
-    return kl_div(tmp, ours, n);
-}
-
-static double kl_floats(const float *p, const float *q, uint32_t n, double *tmp)
-{
-    for (uint32_t i = 0; i < n; i++)
-        tmp[i] = p[i];
-    return kl_div(tmp, q, n);
 }
 
 static double kl_bound(size_t n_tokens)
@@ -205,8 +158,7 @@ static void check_prompt(const struct run *r, struct prompt *p, int pi)
     struct vk_model_ctx *gpu = vk_model_ctx_new(r->vm, 2, 1024, 512, 512, err, sizeof err);
     CHECK(gpu, "%s: GPU context: %s", r->name, err);
     float *lc = malloc(p->n * V * sizeof *lc), *lg = malloc(p->n * V * sizeof *lg);
-    double *tmp = malloc(V * sizeof *tmp);
-    if (!cpu || !gpu || !lc || !lg || !tmp)
+    if (!cpu || !gpu || !lc || !lg)
         goto done;
     bool ok = run_prompt(NULL, gpu, p, 0, lg, err, sizeof err);
     CHECK(ok, "%s prompt %d (GPU): %s", r->name, pi, err);
@@ -215,10 +167,10 @@ static void check_prompt(const struct run *r, struct prompt *p, int pi)
     if (!ok || !cok)
         goto done;
     const float *last = lg + (p->n - 1) * V;
-    struct outcome o = {.n = p->n, .kl_ref = kl_ref(p->last, last, V, tmp),
-                        .kl_cpu = kl_floats(lc + (p->n - 1) * V, last, V, tmp)};
+    struct outcome o = {.n = p->n, .kl_ref = kl_div(p->last, last, V),
+                        .kl_cpu = kl_logits(lc + (p->n - 1) * V, last, V)};
     for (size_t i = 0; i < p->n; i++) {
-        double k = kl_floats(lc + i * V, lg + i * V, V, tmp);
+        double k = kl_logits(lc + i * V, lg + i * V, V);
         o.worst_kl_cpu = k > o.worst_kl_cpu ? k : o.worst_kl_cpu;
     }
     measure_top1(p, lg, V, &o);
@@ -228,7 +180,6 @@ static void check_prompt(const struct run *r, struct prompt *p, int pi)
 done:
     free(lc);
     free(lg);
-    free(tmp);
     model_ctx_free(cpu);
     vk_model_ctx_free(gpu);
 }
@@ -248,8 +199,7 @@ static void check_batched(const struct run *r, struct prompt *ps, int np)
     uint32_t *pos = malloc(total * sizeof *pos), *seq = malloc(total * sizeof *seq);
     bool *want = calloc(total, sizeof *want);
     float *lb = malloc((size_t)np * V * sizeof *lb), *la = malloc(total * V * sizeof *la);
-    double *tmp = malloc(V * sizeof *tmp);
-    REQUIRE_VOID(all && one && tok && pos && seq && want && lb && la && tmp);
+    REQUIRE_VOID(all && one && tok && pos && seq && want && lb && la);
     /* interleaved: sequence s's i-th token sits among the others' */
     size_t k = 0;
     for (size_t i = 0; k < total; i++)
@@ -267,7 +217,7 @@ static void check_batched(const struct run *r, struct prompt *ps, int np)
     for (int s = 0; ok && s < np; s++) {
         kvpool_truncate(vk_model_ctx_kv(one), 0, 0);
         CHECK(run_prompt(NULL, one, &ps[s], 0, la, err, sizeof err), "%s alone: %s", r->name, err);
-        double kl = kl_floats(la + (ps[s].n - 1) * V, lb + (size_t)s * V, V, tmp);
+        double kl = kl_logits(la + (ps[s].n - 1) * V, lb + (size_t)s * V, V);
         CHECK(kl <= 1e-6, "%s: prompt %d batched with the others: KL to alone %.3g", r->name, s, kl);
         next[s] = argmax(lb + (size_t)s * V, V);
     }
@@ -288,7 +238,7 @@ static void check_batched(const struct run *r, struct prompt *ps, int np)
         bool w = true;
         rok = rok && vk_model_decode(one, 1, &next[s], &p1, &s0, &w, la, err, sizeof err);
         CHECK(rok, "%s single step: %s", r->name, err);
-        double kl = rok ? kl_floats(la, lb + (size_t)s * V, V, tmp) : 1;
+        double kl = rok ? kl_logits(la, lb + (size_t)s * V, V) : 1;
         CHECK(kl <= 1e-6, "%s: decode step of sequence %d batched: KL to alone %.3g", r->name, s, kl);
     }
     free(tok);
@@ -297,7 +247,6 @@ static void check_batched(const struct run *r, struct prompt *ps, int np)
     free(want);
     free(lb);
     free(la);
-    free(tmp);
     vk_model_ctx_free(all);
     vk_model_ctx_free(one);
 }
@@ -384,23 +333,21 @@ static void check_engine(const char *model)
         bool want[6] = {false, false, false, false, false, true};
         uint32_t V = i->n_vocab;
         float *a = malloc(V * sizeof *a), *b = malloc(V * sizeof *b);
-        double *tmp = malloc(V * sizeof *tmp);
-        REQUIRE_VOID(a && b && tmp);
+        REQUIRE_VOID(a && b);
         bool ok = engine_decode(gpu, 6, tok, pos, seq, want, a, err, sizeof err);
         CHECK(ok, "engine_decode on vulkan: %s", err);
         ok = ok && engine_decode(cpu, 6, tok, pos, seq, want, b, err, sizeof err);
-        double kl = ok ? kl_floats(b, a, V, tmp) : 1;
+        double kl = ok ? kl_logits(b, a, V) : 1;
         CHECK(kl <= 5e-4, "engine on vulkan vs cpu: KL %.3g", kl);
         engine_seq_keep(gpu, 0, 3);  /* continue from position 3 on both */
         engine_seq_keep(cpu, 0, 3);
         ok = ok && engine_decode(gpu, 3, tok + 3, pos + 3, seq, want + 3, a, err, sizeof err) &&
              engine_decode(cpu, 3, tok + 3, pos + 3, seq, want + 3, b, err, sizeof err);
-        kl = ok ? kl_floats(b, a, V, tmp) : 1;
+        kl = ok ? kl_logits(b, a, V) : 1;
         CHECK(ok && kl <= 5e-4, "after engine_seq_keep: KL %.3g (%s)", kl, ok ? "" : err);
         free(a);
         free(b);
-        free(tmp);
-    }
+        }
     engine_close(gpu);
     engine_close(cpu);
     p.device = "auto";
@@ -425,21 +372,6 @@ static void check_engine(const char *model)
           "auto without a driver runs on the CPU: %s", au && engine_info(au)->device_note ? engine_info(au)->device_note : err);
     engine_close(au);
     unsetenv("VK_DRIVER_FILES");
-}
-
-static bool load_prompt(json_t *jp, struct prompt *p)
-{
-    json_t *toks = json_object_get(jp, "tokens");
-    p->n = json_array_size(toks);
-    p->tokens = malloc((p->n ? p->n : 1) * sizeof *p->tokens);
-    if (!p->tokens)
-        return false;
-    for (size_t i = 0; i < p->n; i++)
-        p->tokens[i] = (int32_t)json_integer_value(json_array_get(toks, i));
-    p->top20 = json_object_get(jp, "top20");
-    p->last = json_object_get(jp, "last_logits");
-    p->greedy = json_object_get(jp, "greedy");
-    return p->n > 0 && p->top20 && p->last && p->greedy;
 }
 
 static void progress(void *pctx, double fraction)
@@ -474,7 +406,7 @@ static void check_model(struct vk_ctx *ctx, const char *name, int n_prompts, boo
     }
     struct prompt ps[3] = {0};
     for (int i = 0; r.vm && i < 3; i++) {
-        CHECK(load_prompt(json_array_get(json_object_get(ref, "prompts"), (size_t)i), &ps[i]), "%s prompt %d", name, i);
+        CHECK(load_prompt(json_array_get(json_object_get(ref, "prompts"), (size_t)i), &ps[i], 4096), "%s prompt %d", name, i);
         if (i < n_prompts)
             check_prompt(&r, &ps[i], i);
     }

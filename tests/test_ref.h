@@ -79,4 +79,31 @@ static inline double kl_div(const json_t *ref, const float *ours, uint32_t n)
     return kl;
 }
 
+/* Greedy decoding from `tok` (the argmax after the prompt) against the recorded continuation:
+ * `step` runs one token at position p->n + s and writes its logits (false stops). *same: steps
+ * that match before the first difference; *required: steps before the first reference margin
+ * below 0.1 (the README's bound). logits: V floats of scratch. */
+typedef bool (*greedy_step_fn)(void *ctx, int32_t tok, uint32_t pos, float *logits);
+
+static inline void greedy_compare(const struct prompt *p, int32_t tok, uint32_t V, greedy_step_fn step, void *ctx,
+                                  float *logits, size_t *same, size_t *required)
+{
+    const size_t steps = json_array_size(p->greedy);
+    bool diverged = false;
+    *same = 0;
+    *required = steps;
+    for (size_t s = 0; s < steps; s++) {
+        json_t *g = json_array_get(p->greedy, s);
+        if (json_number_value(json_array_get(g, 1)) < 0.1 && *required == steps)
+            *required = s;
+        if (!diverged && tok == json_integer_value(json_array_get(g, 0)))
+            (*same)++;
+        else
+            diverged = true;
+        if (!step(ctx, tok, (uint32_t)(p->n + s), logits))
+            break;
+        tok = argmax(logits, V);
+    }
+}
+
 #endif

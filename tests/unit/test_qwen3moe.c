@@ -11,6 +11,15 @@
 #include "tests/test.h"
 #include "tests/test_ref.h"
 
+/* One greedy step on sequence 0 (greedy_compare). */
+static bool decode_one(void *ctx, int32_t tok, uint32_t pos, float *logits)
+{
+    char err[256];
+    const uint32_t seq = 0;
+    const bool want = true;
+    return model_decode(ctx, 1, &tok, &pos, &seq, &want, logits, err, sizeof err);
+}
+
 /* Runs a whole prompt as one batch on sequence `seq` with logits at every position. */
 static bool run_prompt(struct model_ctx *c, const struct prompt *p, uint32_t seq, float *logits, char *err)
 {
@@ -59,23 +68,8 @@ static void check_prompt(const char *name, struct model *m, struct prompt *p, in
           agree, p->n, clear_misses);
     CHECK(in_top5, "%s prompt %d: every top-1 within the reference top 5", name, pi);
     /* greedy continuation, one token per step, identical up to the first near-tie */
-    int32_t tok = argmax(logits + (p->n - 1) * V, V);
-    size_t steps = json_array_size(p->greedy), same = 0, required = steps;
-    bool diverged = false;
-    for (size_t s = 0; s < steps; s++) {
-        json_t *g = json_array_get(p->greedy, s);
-        if (json_number_value(json_array_get(g, 1)) < 0.1 && required == steps)
-            required = s;
-        if (!diverged && tok == json_integer_value(json_array_get(g, 0)))
-            same++;
-        else
-            diverged = true;
-        uint32_t pos = (uint32_t)(p->n + s), seq = 0;
-        bool want = true;
-        if (!model_decode(c, 1, &tok, &pos, &seq, &want, logits, err, sizeof err))
-            break;
-        tok = argmax(logits, V);
-    }
+    size_t steps = json_array_size(p->greedy), same, required;
+    greedy_compare(p, argmax(logits + (p->n - 1) * V, V), V, decode_one, c, logits, &same, &required);
     CHECK(same >= required,
           "%s prompt %d: greedy matches %zu steps, required %zu", name, pi, same, required);
     /* Beyond the README's bounds: the SIMD kernels (which are what runs) sum in llama.cpp's own

@@ -66,28 +66,22 @@ static void check_top1(const char *name, int pi, const struct prompt *p, const f
 }
 
 /* Greedy continuation identical to the reference up to its first margin below 0.1. */
+/* One greedy step on sequence 0 (greedy_compare). */
+static bool decode_one(void *ctx, int32_t tok, uint32_t pos, float *logits)
+{
+    char err[256];
+    const uint32_t seq = 0;
+    const bool want = true;
+    return q3n_decode(ctx, 1, &tok, &pos, &seq, &want, logits, err, sizeof err);
+}
+
 static void check_greedy(const char *name, int pi, struct q3n_ctx *c, const struct prompt *p, const float *last,
                          uint32_t V)
 {
-    char err[256];
     float *logits = malloc(V * sizeof *logits);
-    int32_t tok = argmax(last, V);
-    size_t steps = json_array_size(p->greedy), same = 0, required = steps;
-    bool diverged = false;
-    for (size_t s = 0; s < steps; s++) {
-        json_t *g = json_array_get(p->greedy, s);
-        if (json_number_value(json_array_get(g, 1)) < 0.1 && required == steps)
-            required = s;
-        if (!diverged && tok == json_integer_value(json_array_get(g, 0)))
-            same++;
-        else
-            diverged = true;
-        uint32_t pos = (uint32_t)(p->n + s), seq = 0;
-        bool want = true;
-        if (!q3n_decode(c, 1, &tok, &pos, &seq, &want, logits, err, sizeof err))
-            break;
-        tok = argmax(logits, V);
-    }
+    REQUIRE_VOID(logits);
+    size_t steps = json_array_size(p->greedy), same, required;
+    greedy_compare(p, argmax(last, V), V, decode_one, c, logits, &same, &required);
     CHECK(same >= required, "%s prompt %d: greedy matches %zu steps, required %zu", name, pi, same, required);
     /* beyond the README's bound: with the SIMD kernels, llama.cpp's own float order (docs) */
     if (strcmp(q_kernels_get(Q_Q8_0)->dot_isa, "scalar") != 0)

@@ -128,6 +128,78 @@ static struct kvpool *engine_kv(struct engine *e)
     return e->next ? q3n_ctx_kv(e->q3n_ctx) : e->gpu ? vk_backend_kv(e->gpu) : model_ctx_kv(e->ctx);
 }
 
+/* A whole number of at most max written in decimal digits only. */
+static bool parse_count(const char *s, uint32_t max, uint32_t *out)
+{
+    uint64_t v = 0;
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || (v = v * 10 + (uint64_t)(*s - '0')) > max)
+            return false;
+    }
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* --gpu: a device index (digits) or part of a device name. */
+static void gpu_choice(const char *gpu, struct vk_backend_params *vp)
+{
+    vp->device_index = -1;
+    vp->device_name = NULL;
+    if (!gpu || !gpu[0])
+        return;
+    uint32_t index;
+    if (parse_count(gpu, 1023, &index))
+        vp->device_index = (int)index;
+    else
+        vp->device_name = gpu;
+}
+
+/* --n-cpu-moe: "auto" (or unset) for the plan's choice, else a number of layers. */
+static bool cpu_moe_choice(const char *v, int32_t *out, char *err, size_t errlen)
+{
+    uint32_t n;
+    if (!v || strcmp(v, "auto") == 0) {
+        *out = MP_CPU_MOE_AUTO;
+        return true;
+    }
+    if (!parse_count(v, 1u << 20, &n)) {
+        snprintf(err, errlen, "--n-cpu-moe %s: expected auto or a number of layers", v);
+        return false;
+    }
+    *out = (int32_t)n;
+    return true;
+}
+
+/* The Vulkan backend for qwen3moe; false with err set when it must run there and cannot, false
+ * with err empty when auto falls back to the CPU (device_note says why). */
+static bool open_gpu(struct engine *e, const struct engine_params *p, const struct arch_hparams *hp,
+                     uint32_t ctx_size, uint32_t max_seq, uint32_t batch, char *err, size_t errlen)
+{
+    const char *dev = p->device ? p->device : "auto";
+    struct vk_backend_params vp = {.required = strcmp(dev, "vulkan") == 0, .n_seqs = p->slots,
+                                   .pool_tokens = ctx_size, .max_seq_tokens = max_seq, .max_batch = batch,
+                                   .hp = hp, .weight_bytes = mp_weight_bytes(e->f), .mem_budget = p->mem_budget,
+                                   .progress = upload_progress, .pctx = (void *)p};
+    gpu_choice(p->gpu, &vp);
+    if (!cpu_moe_choice(p->n_cpu_moe, &vp.n_cpu_moe, err, errlen))
+        return false;
+    struct mp_expert_layer *experts = calloc(hp->n_layer ? hp->n_layer : 1, sizeof *experts);
+    if (!experts) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    if (!mp_expert_layers(e->f, hp->n_layer, experts, err, errlen)) {
+        free(experts);
+        return false;
+    }
+    vp.experts = experts;
+    e->gpu = vk_backend_open(&e->model, &vp, e->device_note, sizeof e->device_note, err, errlen);
+    free(experts);
+    return e->gpu != NULL;
+}
+
 /* The forward pass: qwen3moe on Vulkan when --device asks for it (auto: a GPU if there is one),
  * else on the CPU; qwen3next on the CPU. A device that auto passes over leaves its reason in
  * device_note. */
@@ -159,11 +231,8 @@ static bool new_ctx(struct engine *e, const struct engine_params *p, const struc
         return e->q3n_ctx != NULL;
     }
     if (strcmp(dev, "cpu") != 0 && kv_type_of(p) == Q_F16) {
-        struct vk_backend_params vp = {.required = strcmp(dev, "vulkan") == 0, .n_seqs = p->slots,
-                                       .pool_tokens = ctx_size, .max_seq_tokens = max_seq, .max_batch = batch,
-                                       .hp = hp, .weight_bytes = mp_weight_bytes(e->f), .mem_budget = p->mem_budget,
-                                       .progress = upload_progress, .pctx = (void *)p};
-        if ((e->gpu = vk_backend_open(&e->model, &vp, e->device_note, sizeof e->device_note, err, errlen)))
+        err[0] = 0;
+        if (open_gpu(e, p, hp, ctx_size, max_seq, batch, err, errlen))
             return true;
         if (err[0])
             return false;
@@ -209,6 +278,7 @@ static void fill_info(struct engine *e, const struct engine_params *p, uint32_t 
     i->file_sep = find_token(e->tok, "<|file_sep|>");
     i->device_name = e->gpu ? vk_backend_device_name(e->gpu) : "cpu";
     i->device_note = e->device_note[0] ? e->device_note : NULL;
+    i->n_cpu_moe = e->gpu ? vk_backend_cpu_moe_layers(e->gpu) : 0;
     i->weight_bytes = mp_weight_bytes(e->f);
     i->kv_bytes = kvpool_bytes(engine_kv(e));
 }

@@ -20,6 +20,9 @@ struct engine_params {
     const char *kv_type;      /* "f16" or "q8_0" */
     const char *delta_rule;   /* qwen3next prompts: "exact" (NULL) or "chunked" */
     const char *device;       /* "cpu", "vulkan", "auto" */
+    const char *gpu;          /* Vulkan device: its index or part of its name; NULL: the best */
+    const char *n_cpu_moe;    /* Vulkan: layers whose routed experts stay on the CPU, or "auto"
+                                 (NULL): as few as make the model fit the device */
     uint64_t mem_budget;      /* 0: MemAvailable / device heap */
     bool fit;                 /* shrink ctx_size and slots until the plan fits */
     /* progress while loading (may be NULL) */
@@ -36,6 +39,7 @@ struct engine_info {
     int32_t eos, fim_prefix, fim_suffix, fim_middle, fim_pad, repo_name, file_sep; /* -1 if absent */
     const char *device_name;
     const char *device_note;            /* why this device (a GPU passed over, the one used), or NULL */
+    uint32_t n_cpu_moe;                 /* on a GPU: layers whose routed experts run on the CPU */
     uint64_t weight_bytes, kv_bytes;
 };
 

@@ -11,6 +11,8 @@
 #include <strings.h>
 
 #include "engine/vk_model.h"
+#include "kernels/moe.h"
+#include "kernels/quants.h"
 #include "kernels/qtypes.h"
 
 static uint64_t mul(uint64_t a, uint64_t b)
@@ -175,22 +177,70 @@ static uint32_t clamp32(uint64_t v)
     return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 }
 
-static void fill_vulkan(const struct arch_hparams *hp, uint64_t weights, uint64_t n_ctx, const struct mp_request *rq,
-                        uint64_t device_budget, uint64_t host_budget, struct mp_plan *out)
+bool mp_expert_layers(const struct gguf_file *f, uint32_t n_layer, struct mp_expert_layer *out, char *err,
+                      size_t errlen)
+{
+    static const char *const kinds[3] = {"gate", "up", "down"};
+    for (uint32_t l = 0; l < n_layer; l++) {
+        uint32_t types[3];
+        out[l].bytes = 0;
+        for (int k = 0; k < 3; k++) {
+            char name[64];
+            snprintf(name, sizeof name, "blk.%u.ffn_%s_exps.weight", l, kinds[k]);
+            const struct gguf_tensor *t = gguf_find_tensor(f, name);
+            if (!t) {
+                snprintf(err, errlen, "tensor %s: missing", name);
+                return false;
+            }
+            types[k] = t->type;
+            out[l].bytes = add(out[l].bytes, t->nbytes);
+        }
+        out[l].gate_type = types[0];
+        out[l].up_type = types[1];
+        out[l].down_type = types[2];
+    }
+    return true;
+}
+
+/* What the CPU keeps for the routed experts of layers [0, n_cpu): their weights, and the largest
+ * scratch their MoE takes for a batch. */
+static void cpu_expert_bytes(const struct arch_hparams *hp, const struct mp_weights *w, uint32_t n_cpu,
+                             uint64_t batch, uint64_t *weights, uint64_t *scratch)
+{
+    *weights = *scratch = 0;
+    for (uint32_t l = 0; l < n_cpu; l++) {
+        const struct mp_expert_layer *e = &w->experts[l];
+        const struct q_moe_weights mw = {.gate_type = e->gate_type, .up_type = e->up_type, .down_type = e->down_type,
+                                         .n_embd = hp->n_embd, .n_ff = hp->n_ff_exp, .n_expert = hp->n_expert};
+        uint64_t s = q_kernels_get(e->gate_type) && q_kernels_get(e->up_type) && q_kernels_get(e->down_type)
+                         ? q_moe_scratch_bytes(&mw, (int64_t)batch, (int)hp->n_expert_used)
+                         : 0;  /* a type without kernels fails at load, not here */
+        *weights = add(*weights, e->bytes);
+        *scratch = s > *scratch ? s : *scratch;
+    }
+}
+
+static void fill_vulkan(const struct arch_hparams *hp, const struct mp_weights *w, uint64_t n_ctx, uint32_t n_cpu,
+                        const struct mp_request *rq, uint64_t device_budget, uint64_t host_budget,
+                        struct mp_plan *out)
 {
     memset(out, 0, sizeof *out);
     out->n_dev = 2;
+    out->n_cpu_moe = n_cpu;
     struct mp_device *gpu = &out->dev[0], *cpu = &out->dev[1];
     const struct model_hparams mh = model_shape(hp);
     uint64_t slots = rq->n_slots ? rq->n_slots : 1, batch = rq->n_batch ? rq->n_batch : MP_DEFAULT_BATCH;
     struct vk_model_bytes b;
     vk_model_ctx_bytes(&mh, clamp32(slots), clamp32(mul(n_ctx, slots)), clamp32(n_ctx), clamp32(batch), &b);
+    uint64_t host_experts, moe_scratch;
+    cpu_expert_bytes(hp, w, n_cpu, batch, &host_experts, &moe_scratch);
     gpu->name = "vulkan";
-    gpu->part[MP_WEIGHTS] = weights;
+    gpu->part[MP_WEIGHTS] = w->total - host_experts;
     gpu->part[MP_KV] = b.kv;
     gpu->part[MP_COMPUTE] = b.compute;
     cpu->name = "cpu";
-    cpu->part[MP_COMPUTE] = add(b.host, VK_STAGING_BYTES);
+    cpu->part[MP_WEIGHTS] = host_experts;
+    cpu->part[MP_COMPUTE] = add(add(b.host, VK_STAGING_BYTES), n_cpu ? add(b.host_moe, moe_scratch) : 0);
     cpu->part[MP_OVERHEAD] = mp_overhead_bytes(hp, rq->metadata_bytes);
     gpu->budget = device_budget;
     cpu->budget = host_budget;
@@ -201,19 +251,37 @@ static void fill_vulkan(const struct arch_hparams *hp, uint64_t weights, uint64_
     }
 }
 
-void mp_plan_vulkan(const struct arch_hparams *hp, uint64_t weights, const struct mp_request *rq,
+/* The placement asked for, or for MP_CPU_MOE_AUTO the fewest CPU layers with which both sides
+ * fit at the requested context (all layers when none does). */
+static uint32_t choose_cpu_moe(const struct arch_hparams *hp, const struct mp_weights *w,
+                               const struct mp_request *rq, uint64_t device_budget, uint64_t host_budget,
+                               struct mp_plan *scratch)
+{
+    const uint32_t most = w->experts ? hp->n_layer : 0;
+    if (rq->n_cpu_moe != MP_CPU_MOE_AUTO)
+        return rq->n_cpu_moe < 0 ? 0 : (uint32_t)rq->n_cpu_moe > most ? most : (uint32_t)rq->n_cpu_moe;
+    for (uint32_t n = 0; n <= most; n++) {
+        fill_vulkan(hp, w, rq->n_ctx, n, rq, device_budget, host_budget, scratch);
+        if (scratch->dev[0].fits && scratch->dev[1].fits)
+            return n;
+    }
+    return most;
+}
+
+void mp_plan_vulkan(const struct arch_hparams *hp, const struct mp_weights *w, const struct mp_request *rq,
                     uint64_t device_budget, uint64_t host_budget, struct mp_plan *out)
 {
+    const uint32_t n_cpu = choose_cpu_moe(hp, w, rq, device_budget, host_budget, out);
     uint64_t lo = 0, hi = UINT32_MAX;
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo + 1) / 2;
-        fill_vulkan(hp, weights, mid, rq, device_budget, host_budget, out);
+        fill_vulkan(hp, w, mid, n_cpu, rq, device_budget, host_budget, out);
         if (out->dev[0].fits && out->dev[1].fits)
             lo = mid;
         else
             hi = mid - 1;
     }
-    fill_vulkan(hp, weights, rq->n_ctx, rq, device_budget, host_budget, out);
+    fill_vulkan(hp, w, rq->n_ctx, n_cpu, rq, device_budget, host_budget, out);
     out->max_ctx = lo;
     out->max_slots = 0;  /* the pool is shared: slots cost page-table words only */
 }

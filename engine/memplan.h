@@ -30,7 +30,11 @@ struct mp_request {
     uint64_t n_state_seqs;       /* sequences with a recurrent state (qwen3next) and a logits row; 0: n_slots */
     uint32_t n_snapshots;        /* recurrent-state snapshots per such sequence */
     uint64_t metadata_bytes;     /* the GGUF header (read whole, so resident): gguf data_offset */
+    int32_t n_cpu_moe;           /* Vulkan: layers 0..n-1 keep their routed experts on the CPU;
+                                    MP_CPU_MOE_AUTO: as few as make the device fit */
 };
+
+#define MP_CPU_MOE_AUTO (-1)
 
 struct mp_device {
     const char *name;            /* "cpu" */
@@ -44,6 +48,19 @@ struct mp_plan {
     size_t n_dev;
     uint64_t max_ctx;            /* largest context per slot that fits with rq->n_slots */
     uint64_t max_slots;          /* most slots that fit with rq->n_ctx */
+    uint32_t n_cpu_moe;          /* Vulkan: layers whose routed experts the plan leaves on the CPU */
+};
+
+/* One layer's routed experts (gate, up and down), which a Vulkan run may leave on the CPU. */
+struct mp_expert_layer {
+    uint64_t bytes;
+    uint32_t gate_type, up_type, down_type;
+};
+
+/* The weights as the Vulkan plan splits them between the device and the host. */
+struct mp_weights {
+    uint64_t total;                          /* every tensor (mp_weight_bytes) */
+    const struct mp_expert_layer *experts;   /* n_layer entries; NULL: the experts cannot move */
 };
 
 const char *mp_part_name(enum mp_part p);
@@ -64,12 +81,20 @@ uint64_t mp_weight_bytes(const struct gguf_file *f);
 void mp_plan_cpu(const struct arch_hparams *hp, uint64_t weights, const struct mp_request *rq,
                  uint64_t budget, struct mp_plan *out);
 
+/* The file's blk.L.ffn_{gate,up,down}_exps tensors for L < n_layer; false naming the one missing. */
+bool mp_expert_layers(const struct gguf_file *f, uint32_t n_layer, struct mp_expert_layer *out, char *err,
+                      size_t errlen);
+
 /* Plans a run on a Vulkan device (engine/vk_model.c's buffers): dev[0] "vulkan" holds the weights,
  * the KV cache of n_ctx x n_slots tokens and the compute buffers of batches of n_batch tokens,
  * against device_budget; dev[1] "cpu" the host side (host-visible inputs and logits, the staging
- * buffer, the runtime overhead) against host_budget; the mapped file is not counted there, its
- * pages being reclaimable once uploaded. max_ctx: the largest context per slot that fits both. */
-void mp_plan_vulkan(const struct arch_hparams *hp, uint64_t weights, const struct mp_request *rq,
+ * buffer, the runtime overhead) against host_budget. The mapped file is not counted on the host,
+ * its pages being reclaimable once uploaded, except the routed experts of the first n_cpu_moe
+ * layers, which stay there (hybrid placement), with the CPU MoE's scratch and the buffers that
+ * carry those layers' inputs and outputs. With rq->n_cpu_moe MP_CPU_MOE_AUTO that is the fewest
+ * layers for which both sides fit (all of them when none does). max_ctx: the largest context
+ * per slot that fits both with that placement. */
+void mp_plan_vulkan(const struct arch_hparams *hp, const struct mp_weights *w, const struct mp_request *rq,
                     uint64_t device_budget, uint64_t host_budget, struct mp_plan *out);
 
 /* "16G", "16GiB", "512M", "1.5G", "123456" (bytes); K/M/G/T and KiB.. are powers of 1024,

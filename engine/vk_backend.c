@@ -22,6 +22,8 @@ static struct vk_ctx *choose_device(const struct vk_backend_params *p, char *not
 {
     char why[768];
     struct vk_config cfg = VK_CONFIG_DEFAULT;
+    cfg.device_index = p->device_index;
+    cfg.device_name = p->device_name;
     struct vk_ctx *ctx = vk_ctx_create(&cfg, why, sizeof why);
     if (!ctx) {
         if (p->required)
@@ -31,8 +33,10 @@ static struct vk_ctx *choose_device(const struct vk_backend_params *p, char *not
         return NULL;
     }
     const struct vk_device_info *info = vk_ctx_info(ctx);
-    /* A software device (lavapipe) is slower than the CPU engine: auto does not take it. */
-    if (!p->required && info->type == VK_PHYSICAL_DEVICE_TYPE_CPU) {
+    /* A software device (lavapipe) is slower than the CPU engine: auto does not take it unless
+     * it was named. */
+    const bool named = p->device_index >= 0 || p->device_name;
+    if (!p->required && !named && info->type == VK_PHYSICAL_DEVICE_TYPE_CPU) {
         snprintf(note, notelen, "the only Vulkan device, %s, is a CPU implementation: running on the CPU "
                  "(--device vulkan uses it anyway)", info->name);
         vk_ctx_destroy(ctx);
@@ -41,18 +45,22 @@ static struct vk_ctx *choose_device(const struct vk_backend_params *p, char *not
     return ctx;
 }
 
-/* The plan for the device; false with the parts in err/note when it does not fit. */
-static bool fits(struct vk_ctx *ctx, const struct vk_backend_params *p, char *note, size_t notelen, char *err,
-                 size_t errlen)
+/* The plan for the device, with *n_cpu_moe the layers whose experts it leaves on the CPU; false
+ * with the parts in err/note when it does not fit. */
+static bool fits(struct vk_ctx *ctx, const struct vk_backend_params *p, uint32_t *n_cpu_moe, char *note,
+                 size_t notelen, char *err, size_t errlen)
 {
     const struct vk_device_info *info = vk_ctx_info(ctx);
     uint64_t budget = p->mem_budget ? p->mem_budget : info->device_local_bytes, host = UINT64_MAX;
     char why[256];
     if (!mp_mem_available(&host, why, sizeof why))
         host = UINT64_MAX;  /* no /proc/meminfo: the device is what we can check */
-    struct mp_request rq = {.n_ctx = p->pool_tokens, .n_slots = 1, .n_batch = p->max_batch};
+    struct mp_request rq = {.n_ctx = p->pool_tokens, .n_slots = 1, .n_batch = p->max_batch,
+                            .n_cpu_moe = p->n_cpu_moe};
+    const struct mp_weights w = {.total = p->weight_bytes, .experts = p->experts};
     struct mp_plan pl;
-    mp_plan_vulkan(p->hp, p->weight_bytes, &rq, budget, host, &pl);
+    mp_plan_vulkan(p->hp, &w, &rq, budget, host, &pl);
+    *n_cpu_moe = pl.n_cpu_moe;
     if (pl.dev[0].fits && pl.dev[1].fits)
         return true;
     const struct mp_device *d = pl.dev[0].fits ? &pl.dev[1] : &pl.dev[0];
@@ -62,6 +70,11 @@ static bool fits(struct vk_ctx *ctx, const struct vk_backend_params *p, char *no
              info->name, (double)d->total / (1u << 30), d->name, (double)d->part[MP_WEIGHTS] / (1u << 30),
              (double)d->part[MP_KV] / (1u << 30), (double)(d->part[MP_COMPUTE]) / (1u << 30),
              (double)d->budget / (1u << 30), p->required ? "" : ": running on the CPU");
+    if (pl.n_cpu_moe) {
+        size_t at = strlen(out);
+        snprintf(out + at, outlen - at, " (with the experts of %u of %u layers on the CPU)", pl.n_cpu_moe,
+                 (unsigned)p->hp->n_layer);
+    }
     return false;
 }
 
@@ -81,12 +94,13 @@ struct vk_backend *vk_backend_open(const struct model *m, const struct vk_backen
         free(b);
         return NULL;
     }
-    if (!fits(b->ctx, p, note, notelen, err, errlen)) {
+    uint32_t n_cpu_moe;
+    if (!fits(b->ctx, p, &n_cpu_moe, note, notelen, err, errlen)) {
         vk_backend_close(b);
         return NULL;
     }
     char why[512];
-    b->vm = vk_model_upload(b->ctx, m, p->progress, p->pctx, why, sizeof why);
+    b->vm = vk_model_upload(b->ctx, m, n_cpu_moe, p->progress, p->pctx, why, sizeof why);
     if (b->vm)
         b->run = vk_model_ctx_new(b->vm, p->n_seqs, p->pool_tokens, p->max_seq_tokens, p->max_batch, why, sizeof why);
     if (!b->run) {
@@ -95,8 +109,12 @@ struct vk_backend *vk_backend_open(const struct model *m, const struct vk_backen
         return NULL;
     }
     const struct vk_device_info *info = vk_ctx_info(b->ctx);
-    snprintf(note, notelen, "running on Vulkan device %s (%.1f GiB device-local, %.2f GiB used)", info->name,
-             (double)info->device_local_bytes / (1u << 30), (double)vk_backend_device_bytes(b) / (1u << 30));
+    int at = snprintf(note, notelen, "running on Vulkan device %s (%.1f GiB device-local, %.2f GiB used)",
+                      info->name, (double)info->device_local_bytes / (1u << 30),
+                      (double)vk_backend_device_bytes(b) / (1u << 30));
+    if (n_cpu_moe && at > 0 && (size_t)at < notelen)
+        snprintf(note + at, notelen - (size_t)at, "; the routed experts of layers 0-%u run on the CPU",
+                 n_cpu_moe - 1);
     return b;
 }
 
@@ -113,6 +131,11 @@ void vk_backend_close(struct vk_backend *b)
 const char *vk_backend_device_name(const struct vk_backend *b)
 {
     return vk_ctx_info(b->ctx)->name;
+}
+
+uint32_t vk_backend_cpu_moe_layers(const struct vk_backend *b)
+{
+    return vk_model_cpu_moe_layers(b->vm);
 }
 
 struct kvpool *vk_backend_kv(struct vk_backend *b)

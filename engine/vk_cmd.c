@@ -1,5 +1,5 @@
 /* vk_cmd.c: the context's single command buffer: begin, dispatch (descriptor sets from the
- * context's pool, recycled per submission), barriers, timestamps, submit-and-wait. */
+ * context's pool, recycled per submission), copies, barriers, timestamps, submit-and-wait. */
 #include <string.h>
 
 #include "engine/vk_internal.h"
@@ -78,6 +78,18 @@ void vk_barrier(struct vk_ctx *ctx)
     };
     const VkPipelineStageFlags stages = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
     vkCmdPipelineBarrier(ctx->cmd, stages, stages, 0, 1, &mb, 0, NULL, 0, NULL);
+}
+
+bool vk_copy(struct vk_ctx *ctx, const struct vk_buffer *src, VkDeviceSize src_off, const struct vk_buffer *dst,
+             VkDeviceSize dst_off, VkDeviceSize n, char *err, size_t errlen)
+{
+    if (!ctx->recording)
+        return vk_fail(err, errlen, "Vulkan: copy outside vk_begin/vk_submit_wait");
+    if (src_off > src->size || n > src->size - src_off || dst_off > dst->size || n > dst->size - dst_off)
+        return vk_fail(err, errlen, "Vulkan: copy of %llu bytes past a buffer's end", (unsigned long long)n);
+    VkBufferCopy region = {.srcOffset = src_off, .dstOffset = dst_off, .size = n};
+    vkCmdCopyBuffer(ctx->cmd, src->buf, dst->buf, 1, &region);
+    return true;
 }
 
 bool vk_timestamp(struct vk_ctx *ctx, uint32_t slot, char *err, size_t errlen)

@@ -262,11 +262,10 @@ static bool pick_device(struct vk_ctx *ctx, const struct vk_config *cfg, char *e
         uint32_t family = 0;
         VkDeviceSize align = 0;
         const char *bad = check_device(pds[i], &info, &family, &align);
-        if (!bad && cfg->device_name && !strstr(info.name, cfg->device_name))
-            bad = "does not match the name asked for";
-        if (bad) {
-            int w = snprintf(why + used, sizeof why - used, "%s%u: %s %s", used ? "; " : "", i,
-                             info.name, bad);
+        const bool other_name = !bad && cfg->device_name && !strstr(info.name, cfg->device_name);
+        if (bad || other_name) {
+            int w = snprintf(why + used, sizeof why - used, "%s%u: %s %s%s%s", used ? "; " : "", i, info.name,
+                             bad ? bad : "is not the device named ", bad ? "" : cfg->device_name, bad ? "" : "");
             if (w > 0 && (size_t)w < sizeof why - used)
                 used += (size_t)w;
             continue;

@@ -1,5 +1,6 @@
 /* vk_model.c: the qwen3moe forward pass on the GPU (engine/vk_model.h): weight upload, the device
- * KV cache and activations, and one recorded command buffer per batch built from vk_ops/vk_matmul. */
+ * KV cache and activations, one recorded command buffer per batch built from vk_ops/vk_matmul, and
+ * the hand-over to the CPU for layers whose experts stay in host memory. */
 #include "engine/vk_model.h"
 
 #include <stdio.h>
@@ -8,6 +9,7 @@
 
 #include "engine/vk_ops.h"
 #include "kernels/matmul.h"
+#include "kernels/moe.h"
 #include "kernels/quants.h"
 #include "kernels/qtypes.h"
 
@@ -38,6 +40,8 @@ struct vk_layer {
 
 struct vk_model {
     struct vk_ctx *ctx;
+    const struct model *m;     /* the host model: the experts of layers [0, n_cpu_moe) */
+    uint32_t n_cpu_moe;
     struct vk_ops *ops;
     struct vk_matmul *mm;
     struct model_hparams hp;
@@ -59,6 +63,11 @@ struct vk_model_ctx {
     struct vk_buffer logits;   /* host-visible: logit_rows rows of n_vocab */
     uint32_t logit_rows;
     VkDeviceSize in_tok, in_pos, in_pairs, in_want, in_pages;
+    /* Layers with their experts on the CPU: the host-visible normed input, expert ids and
+     * weights the GPU hands over, and the CPU's output; and the CPU MoE's scratch. */
+    struct vk_buffer moe_host;
+    VkDeviceSize mh_x, mh_ids, mh_wts, mh_out;
+    struct q_moe_scratch moe;
 };
 
 /* ------------------------------------------------------------------ upload --- */
@@ -125,14 +134,16 @@ static bool upload_experts(struct uploader *u, struct vk_mat *d, const struct mo
     return upload_mat(u, d, x->type, x->data, x->rows, x->cols, n_expert, true, what, err, errlen);
 }
 
-static uint64_t layer_bytes(const struct model_layer *L, const struct model_hparams *hp)
+/* The bytes of layer L the upload sends (its experts only when they go to the device). */
+static uint64_t layer_bytes(const struct model_layer *L, const struct model_hparams *hp, bool experts)
 {
     const struct q_mat *m[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->router};
     uint64_t sum = 0;
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
         sum += m[i]->row_bytes * (uint64_t)m[i]->rows;
-    return sum + (L->gate.expert_bytes + L->up.expert_bytes + L->down.expert_bytes) * hp->n_expert +
-           4ull * (2 * hp->n_embd + 2 * hp->head_k);  /* the norms */
+    if (experts)
+        sum += (L->gate.expert_bytes + L->up.expert_bytes + L->down.expert_bytes) * hp->n_expert;
+    return sum + 4ull * (2 * hp->n_embd + 2 * hp->head_k);  /* the norms */
 }
 
 static bool upload_layer(struct uploader *u, const struct model_layer *L, uint32_t l, struct vk_layer *d, char *err,
@@ -140,6 +151,7 @@ static bool upload_layer(struct uploader *u, const struct model_layer *L, uint32
 {
     const struct model_hparams *hp = &u->vm->hp;
     char what[64];
+    const bool experts = l >= u->vm->n_cpu_moe;
 #define NAME(s) (snprintf(what, sizeof what, "blk.%u." s, l), what)
     return upload_norm(u, &d->attn_norm, L->attn_norm, hp->n_embd, NAME("attn_norm"), err, errlen) &&
            upload_norm(u, &d->q_norm, L->q_norm, hp->head_k, NAME("attn_q_norm"), err, errlen) &&
@@ -150,14 +162,14 @@ static bool upload_layer(struct uploader *u, const struct model_layer *L, uint32
            upload_qmat(u, &d->wv, &L->wv, NAME("attn_v"), err, errlen) &&
            upload_qmat(u, &d->wo, &L->wo, NAME("attn_output"), err, errlen) &&
            upload_qmat(u, &d->router, &L->router, NAME("ffn_gate_inp"), err, errlen) &&
-           upload_experts(u, &d->gate, &L->gate, hp->n_expert, NAME("ffn_gate_exps"), err, errlen) &&
-           upload_experts(u, &d->up, &L->up, hp->n_expert, NAME("ffn_up_exps"), err, errlen) &&
-           upload_experts(u, &d->down, &L->down, hp->n_expert, NAME("ffn_down_exps"), err, errlen);
+           (!experts || (upload_experts(u, &d->gate, &L->gate, hp->n_expert, NAME("ffn_gate_exps"), err, errlen) &&
+                         upload_experts(u, &d->up, &L->up, hp->n_expert, NAME("ffn_up_exps"), err, errlen) &&
+                         upload_experts(u, &d->down, &L->down, hp->n_expert, NAME("ffn_down_exps"), err, errlen)));
 #undef NAME
 }
 
-struct vk_model *vk_model_upload(struct vk_ctx *ctx, const struct model *m, void (*progress)(void *, double),
-                                 void *pctx, char *err, size_t errlen)
+struct vk_model *vk_model_upload(struct vk_ctx *ctx, const struct model *m, uint32_t n_cpu_moe,
+                                 void (*progress)(void *, double), void *pctx, char *err, size_t errlen)
 {
     const struct model_hparams *hp = &m->hp;
     if (hp->head_k != hp->head_v) {
@@ -172,13 +184,15 @@ struct vk_model *vk_model_upload(struct vk_ctx *ctx, const struct model *m, void
         return NULL;
     }
     vm->ctx = ctx;
+    vm->m = m;
+    vm->n_cpu_moe = n_cpu_moe < hp->n_layer ? n_cpu_moe : hp->n_layer;
     vm->hp = *hp;
     vm->output_tied = m->output.data == m->token_embd.data;
     struct uploader u = {.vm = vm, .progress = progress, .pctx = pctx};
     u.total = m->token_embd.row_bytes * (uint64_t)m->token_embd.rows +
               (vm->output_tied ? 0 : m->output.row_bytes * (uint64_t)m->output.rows) + 4ull * hp->n_embd;
     for (uint32_t l = 0; l < hp->n_layer; l++)
-        u.total += layer_bytes(&m->layers[l], hp);
+        u.total += layer_bytes(&m->layers[l], hp, l >= vm->n_cpu_moe);
     bool ok = (vm->ops = vk_ops_create(ctx, err, errlen)) != NULL && (vm->mm = vk_matmul_create(ctx, err, errlen)) &&
               upload_mat(&u, &vm->token_embd, m->token_embd.type, m->token_embd.data, m->token_embd.rows,
                          m->token_embd.cols, 1, true, "token_embd", err, errlen) &&
@@ -235,6 +249,11 @@ uint64_t vk_model_weight_bytes(const struct vk_model *vm)
     return vm->weight_bytes;
 }
 
+uint32_t vk_model_cpu_moe_layers(const struct vk_model *vm)
+{
+    return vm->n_cpu_moe;
+}
+
 /* ----------------------------------------------------------------- context --- */
 
 static bool dev_buf(struct vk_model_ctx *c, struct vk_buffer *b, uint64_t bytes, enum vk_mem kind, const char *what,
@@ -288,6 +307,21 @@ static VkDeviceSize section(VkDeviceSize *at, uint64_t words)
     return off;
 }
 
+/* Sections of the host-visible buffer of CPU-expert layers (normed input, ids, weights, output;
+ * offsets into o when given); returns its size. */
+static uint64_t moe_host_layout(const struct model_hparams *hp, uint32_t max_batch, struct vk_model_ctx *o)
+{
+    const uint64_t xw = (uint64_t)max_batch * hp->n_embd, pw = (uint64_t)max_batch * hp->n_expert_used;
+    VkDeviceSize at = 0, x = section(&at, xw), ids = section(&at, pw), wts = section(&at, pw), out = section(&at, xw);
+    if (o) {
+        o->mh_x = x;
+        o->mh_ids = ids;
+        o->mh_wts = wts;
+        o->mh_out = out;
+    }
+    return at;
+}
+
 static uint64_t cache_bytes(const struct model_hparams *hp, uint32_t pool_tokens)
 {
     const uint64_t pages = (pool_tokens + VK_MODEL_PAGE_TOKENS - 1) / VK_MODEL_PAGE_TOKENS;
@@ -306,6 +340,7 @@ void vk_model_ctx_bytes(const struct model_hparams *hp, uint32_t n_seqs, uint32_
     const uint64_t seq_pages = (max_seq_tokens + VK_MODEL_PAGE_TOKENS - 1) / VK_MODEL_PAGE_TOKENS;
     const uint64_t rows = max_batch < LOGITS_ROWS ? max_batch : LOGITS_ROWS;
     out->host = 4ull * (5ull * max_batch + n_seqs * seq_pages + 16) + 4ull * rows * hp->n_vocab;
+    out->host_moe = moe_host_layout(hp, max_batch, NULL);
 }
 
 static bool ctx_buffers(struct vk_model_ctx *c, uint32_t n_seqs, char *err, size_t errlen)
@@ -330,8 +365,12 @@ static bool ctx_buffers(struct vk_model_ctx *c, uint32_t n_seqs, char *err, size
     c->in_pairs = section(&at, 2 * B);
     c->in_want = section(&at, B);
     c->in_pages = section(&at, (uint64_t)n_seqs * c->kv.max_seq_pages);
-    return ok && dev_buf(c, &c->in, at, VK_MEM_HOST, "inputs", err, errlen) &&
-           dev_buf(c, &c->logits, 4ull * c->logit_rows * hp->n_vocab, VK_MEM_HOST, "logits", err, errlen);
+    ok = ok && dev_buf(c, &c->in, at, VK_MEM_HOST, "inputs", err, errlen) &&
+         dev_buf(c, &c->logits, 4ull * c->logit_rows * hp->n_vocab, VK_MEM_HOST, "logits", err, errlen);
+    if (ok && c->vm->n_cpu_moe)
+        ok = dev_buf(c, &c->moe_host, moe_host_layout(hp, c->max_batch, c), VK_MEM_HOST, "CPU expert exchange",
+                     err, errlen);
+    return ok;
 }
 
 struct vk_model_ctx *vk_model_ctx_new(struct vk_model *vm, uint32_t n_seqs, uint32_t pool_tokens,
@@ -386,10 +425,11 @@ void vk_model_ctx_free(struct vk_model_ctx *c)
     free(c->v_cache);
     struct vk_buffer *bufs[] = {&c->x, &c->h, &c->tmp, &c->q, &c->k, &c->v, &c->att, &c->probs, &c->ids, &c->wts,
                                 &c->gate_out, &c->up_out, &c->down_out, &c->route, &c->attn_part, &c->in, &c->logits,
-                                &c->xq[0], &c->xq[1], &c->xq[2]};
+                                &c->xq[0], &c->xq[1], &c->xq[2], &c->moe_host};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         vk_buffer_destroy(ctx, bufs[i]);
     kvpool_free(&c->kv);
+    q_moe_scratch_free(&c->moe);
     free(c);
 }
 
@@ -594,6 +634,48 @@ static bool record_moe(struct step *s, uint32_t l)
     return vk_op_moe_ffn(ops, &f, s->err, s->errlen);  /* ends with a barrier */
 }
 
+/* Router and top-k on the GPU, then the layer's experts on the CPU (hybrid placement): the normed
+ * input and the choice are copied to the host and the step so far is submitted; the CPU runs the
+ * experts from the model's mapped tensors (kernels/moe.c, the CPU engine's own path), and a new
+ * command buffer copies the result into c->tmp. */
+static bool record_cpu_moe(struct step *s, uint32_t l)
+{
+    struct vk_model_ctx *c = s->c;
+    struct vk_ctx *ctx = c->vm->ctx;
+    const struct model_hparams *hp = &c->vm->hp;
+    const struct vk_mat *router = &c->vm->layers[l].router;
+    const struct vk_buffer *in;
+    if (!act_inputs_for(s, &c->h, s->n, hp->n_embd, &router, 1, &in) || !matmul(s, router, in, &c->probs, s->n, s->kind))
+        return false;
+    vk_barrier(ctx);
+    struct vk_op_router_args r = {.n_tokens = s->n, .n_expert = hp->n_expert, .k = hp->n_expert_used, .norm = true,
+                                  .logits = view(&c->probs), .ids = view(&c->ids), .weights = view(&c->wts)};
+    if (!vk_op_router(c->vm->ops, &r, s->err, s->errlen))
+        return false;
+    vk_barrier(ctx);
+    const VkDeviceSize xb = 4ull * s->n * hp->n_embd, pb = 4ull * s->n * hp->n_expert_used;
+    if (!vk_copy(ctx, &c->h, 0, &c->moe_host, c->mh_x, xb, s->err, s->errlen) ||
+        !vk_copy(ctx, &c->ids, 0, &c->moe_host, c->mh_ids, pb, s->err, s->errlen) ||
+        !vk_copy(ctx, &c->wts, 0, &c->moe_host, c->mh_wts, pb, s->err, s->errlen) ||
+        !vk_submit_wait(ctx, s->err, s->errlen))
+        return false;
+    const struct model_layer *L = &c->vm->m->layers[l];
+    const struct q_moe_weights w = {
+        .gate = L->gate.data, .up = L->up.data, .down = L->down.data,
+        .gate_type = L->gate.type, .up_type = L->up.type, .down_type = L->down.type,
+        .n_embd = hp->n_embd, .n_ff = hp->n_ff_exp, .n_expert = hp->n_expert};
+    uint8_t *host = c->moe_host.map;
+    if (!q_moe_forward(&w, s->n, (const float *)(host + c->mh_x), (int)hp->n_expert_used,
+                       (const int32_t *)(host + c->mh_ids), (const float *)(host + c->mh_wts),
+                       (float *)(host + c->mh_out), &c->moe, s->err, s->errlen) ||
+        !vk_begin(ctx, s->err, s->errlen))
+        return false;
+    if (!vk_copy(ctx, &c->moe_host, c->mh_out, &c->tmp, 0, xb, s->err, s->errlen))
+        return false;
+    vk_barrier(ctx);
+    return true;
+}
+
 static bool record_layer(struct step *s, uint32_t l)
 {
     struct vk_model_ctx *c = s->c;
@@ -611,7 +693,8 @@ static bool record_layer(struct step *s, uint32_t l)
     if (!rms_norm(s, &c->x, &L->ffn_norm, s->n, 1, c->vm->hp.n_embd, &c->h))
         return false;
     vk_barrier(ctx);
-    if (!record_moe(s, l) || !add_into(s, &c->x, &c->tmp))
+    bool moe_ok = l < c->vm->n_cpu_moe ? record_cpu_moe(s, l) : record_moe(s, l);
+    if (!moe_ok || !add_into(s, &c->x, &c->tmp))
         return false;
     vk_barrier(ctx);
     return true;

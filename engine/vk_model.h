@@ -12,17 +12,21 @@
 #include "engine/vulkan.h"
 
 /* The weights of a loaded model (engine/model.h) in device-local buffers. The context must
- * outlive it; the model is only read during the upload. progress (may be NULL) gets the fraction
- * of weight bytes uploaded so far. NULL with a message naming the tensor at fault (a type without
- * shaders, a shape the shaders do not take, out of device memory). */
+ * outlive it. The routed experts of layers [0, n_cpu_moe) are not uploaded: those layers' experts
+ * run on the CPU from m's tensors (hybrid placement, as llama.cpp's --n-cpu-moe), so m must then
+ * outlive the device model too; otherwise m is only read during the upload. progress (may be
+ * NULL) gets the fraction of weight bytes uploaded so far. NULL with a message naming the tensor
+ * at fault (a type without shaders, a shape the shaders do not take, out of device memory). */
 struct vk_model;
 
-struct vk_model *vk_model_upload(struct vk_ctx *ctx, const struct model *m,
+struct vk_model *vk_model_upload(struct vk_ctx *ctx, const struct model *m, uint32_t n_cpu_moe,
                                  void (*progress)(void *pctx, double fraction), void *pctx, char *err,
                                  size_t errlen);
 void vk_model_free(struct vk_model *vm);
 /* Bytes of the weight buffers (allocation sizes). */
 uint64_t vk_model_weight_bytes(const struct vk_model *vm);
+/* Layers whose routed experts run on the CPU (n_cpu_moe, at most the layer count). */
+uint32_t vk_model_cpu_moe_layers(const struct vk_model *vm);
 
 /* The per-run state: KV pool (page bookkeeping on the host, K/V rows on the device), device
  * activations and the host-visible input and logits buffers, for batches of up to max_batch
@@ -36,16 +40,18 @@ void vk_model_ctx_free(struct vk_model_ctx *c);
 struct kvpool *vk_model_ctx_kv(struct vk_model_ctx *c);
 
 /* As model_decode: n entries (token, position, sequence, wants logits) from any sequences; logits
- * rows for the entries that want them, in entry order. The whole pass is one submission; logits
- * beyond the first 64 rows come from one more short submission (the head alone) per 64. */
+ * rows for the entries that want them, in entry order. The whole pass is one submission, plus one
+ * per layer whose experts run on the CPU (the step waits there for the CPU's part); logits beyond
+ * the first 64 rows come from one more short submission (the head alone) per 64. */
 bool vk_model_decode(struct vk_model_ctx *c, uint32_t n, const int32_t *token, const uint32_t *pos,
                      const uint32_t *seq, const bool *want_logits, float *logits, char *err, size_t errlen);
 
 /* What a context of this shape allocates, before the driver's rounding: on the device the KV cache
- * and the activations and scratch of the largest batch; host-visible the inputs and logits. The
- * weights are vk_model_weight_bytes (the tensors' bytes). For the memory planner. */
+ * and the activations and scratch of the largest batch; host-visible the inputs and logits, and
+ * (host_moe) when some layers' experts run on the CPU the buffers carrying their inputs and
+ * outputs. The weights are vk_model_weight_bytes (the tensors' bytes). For the memory planner. */
 struct vk_model_bytes {
-    uint64_t kv, compute, host;
+    uint64_t kv, compute, host, host_moe;
 };
 void vk_model_ctx_bytes(const struct model_hparams *hp, uint32_t n_seqs, uint32_t pool_tokens,
                         uint32_t max_seq_tokens, uint32_t max_batch, struct vk_model_bytes *out);

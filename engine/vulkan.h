@@ -133,6 +133,10 @@ bool vk_dispatch(struct vk_ctx *ctx, const struct vk_pipeline *p, const struct v
                  const void *push, const uint32_t groups[3], char *err, size_t errlen);
 /* Makes the writes of earlier dispatches visible to later ones (and to transfers). */
 void vk_barrier(struct vk_ctx *ctx);
+/* Records a copy of n bytes between buffers (device or host-visible); order it against the
+ * dispatches around it with vk_barrier. False outside vk_begin or past either buffer's end. */
+bool vk_copy(struct vk_ctx *ctx, const struct vk_buffer *src, VkDeviceSize src_off, const struct vk_buffer *dst,
+             VkDeviceSize dst_off, VkDeviceSize n, char *err, size_t errlen);
 /* Writes a timestamp into slot (0..VK_TIMESTAMP_SLOTS-1) when the preceding work is done. */
 #define VK_TIMESTAMP_SLOTS 64
 bool vk_timestamp(struct vk_ctx *ctx, uint32_t slot, char *err, size_t errlen);

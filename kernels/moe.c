@@ -99,6 +99,30 @@ static void expert_down(const struct q_moe_weights *w, const int32_t *start, con
     }
 }
 
+/* Bytes of each scratch buffer q_moe_forward takes for n tokens of k experts. */
+struct moe_scratch_sizes {
+    size_t xq, xg, hq, idx, h, y;
+};
+
+static struct moe_scratch_sizes scratch_sizes(const struct q_moe_weights *w, int64_t n, int k)
+{
+    const size_t nk = (size_t)n * (size_t)k, ff = (size_t)w->n_ff, d = (size_t)w->n_embd;
+    const bool same = q_kernels_get(w->gate_type)->act_type == q_kernels_get(w->up_type)->act_type;
+    const size_t arb = q_act_bytes(w->gate_type, w->n_embd, 1), urb = q_act_bytes(w->up_type, w->n_embd, 1);
+    const size_t drb = q_act_bytes(w->down_type, w->n_ff, 1), both = arb + (same ? 0 : urb);
+    return (struct moe_scratch_sizes){
+        .xq = (size_t)n * both, .xg = nk * both, .hq = nk * drb,
+        .idx = (2 * nk + (size_t)w->n_expert + 1) * sizeof(int32_t), .h = 2 * nk * ff * sizeof(float),
+        .y = nk * d * sizeof(float),
+    };
+}
+
+size_t q_moe_scratch_bytes(const struct q_moe_weights *w, int64_t n, int k)
+{
+    const struct moe_scratch_sizes z = scratch_sizes(w, n, k);
+    return z.xq + z.xg + z.hq + z.idx + z.h + z.y;
+}
+
 bool q_moe_forward(const struct q_moe_weights *w, int64_t n, const float *x, int k,
                    const int32_t *ids, const float *weights, float *out,
                    struct q_moe_scratch *s, char *err, size_t errlen)
@@ -113,12 +137,9 @@ bool q_moe_forward(const struct q_moe_weights *w, int64_t n, const float *x, int
     const bool same = q_kernels_get(w->gate_type)->act_type == q_kernels_get(w->up_type)->act_type;
     const size_t arb = q_act_bytes(w->gate_type, d, 1), urb = q_act_bytes(w->up_type, d, 1);
     const size_t drb = q_act_bytes(w->down_type, ff, 1);
-    const size_t x_bytes = (size_t)n * (arb + (same ? 0 : urb)), xg_bytes = nk * (arb + (same ? 0 : urb));
-    if (!q_scratch_reserve(&s->xq, x_bytes) || !q_scratch_reserve(&s->xg, xg_bytes) ||
-        !q_scratch_reserve(&s->hq, nk * drb) ||
-        !q_scratch_reserve(&s->idx, (2 * nk + (size_t)w->n_expert + 1) * sizeof(int32_t)) ||
-        !q_scratch_reserve(&s->h, 2 * nk * (size_t)ff * sizeof(float)) ||
-        !q_scratch_reserve(&s->y, nk * (size_t)d * sizeof(float))) {
+    const struct moe_scratch_sizes z = scratch_sizes(w, n, k);
+    if (!q_scratch_reserve(&s->xq, z.xq) || !q_scratch_reserve(&s->xg, z.xg) || !q_scratch_reserve(&s->hq, z.hq) ||
+        !q_scratch_reserve(&s->idx, z.idx) || !q_scratch_reserve(&s->h, z.h) || !q_scratch_reserve(&s->y, z.y)) {
         snprintf(err, errlen, "MoE: out of memory for %lld tokens", (long long)n);
         return false;
     }

@@ -30,6 +30,9 @@ bool q_moe_check(const struct q_moe_weights *w, char *err, size_t errlen);
 /* Expert e of a stacked tensor as a matrix of rows x cols. */
 struct q_mat q_moe_expert(const void *data, uint32_t type, int64_t rows, int64_t cols, int64_t e);
 
+/* What q_moe_forward reserves in its scratch for n tokens of k experts (for the memory planner). */
+size_t q_moe_scratch_bytes(const struct q_moe_weights *w, int64_t n, int k);
+
 /* out[t] = sum_j weights[t*k+j] * down_e(silu(gate_e x_t) * up_e x_t), e = ids[t*k+j], added in
  * j order as ggml adds the expert views. x and out: n x n_embd. Each x row is quantized once; each
  * used expert runs once over just its tokens. False on a bad expert id or out of memory. */

@@ -15,7 +15,7 @@
 #include "server/sched.h"
 
 struct run_opts {
-    const char *model, *prompt, *device;
+    const char *model, *prompt, *device, *gpu, *n_cpu_moe;
     uint32_t n_predict, threads;
     float temp;
     uint64_t seed;
@@ -25,7 +25,7 @@ struct run_opts {
 static int usage(void)
 {
     printf("usage: moeserve run -m MODEL -p PROMPT [-n N] [--temp T] [--seed S] [--chat] [-t THREADS]\n"
-           "       [--device cpu|vulkan|auto]\n"
+           "       [--device cpu|vulkan|auto] [--gpu INDEX|NAME] [--n-cpu-moe auto|N]\n"
            "Streams the generated text to stdout (special tokens in PROMPT are recognised; --chat wraps\n"
            "it in the model's chat template). --temp 0 is greedy. Statistics go to stderr.\n");
     return 0;
@@ -56,6 +56,10 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
             ok = cli_parse_f32(v, &o->temp) && o->temp >= 0;
         else if (ok && !strcmp(a, "--device"))
             o->device = v;
+        else if (ok && !strcmp(a, "--gpu"))
+            o->gpu = v;
+        else if (ok && !strcmp(a, "--n-cpu-moe"))
+            o->n_cpu_moe = v;
         else if (ok && !strcmp(a, "--seed"))
             ok = o->has_seed = cli_parse_u64(v, &o->seed);
         else {
@@ -175,7 +179,7 @@ int cmd_run(int argc, char **argv)
     struct progress_bar bar;
     progress_bar_init(&bar);
     struct engine_params p = {.path = o.model, .threads = o.threads, .slots = 1, .ctx_size = 4096, .max_ctx = 0,
-                              .batch_tokens = 4096, .kv_type = "f16", .device = o.device, .fit = true,
+                              .batch_tokens = 4096, .kv_type = "f16", .device = o.device, .gpu = o.gpu, .n_cpu_moe = o.n_cpu_moe, .fit = true,
                               .progress = draw_progress, .progress_ctx = &bar};
     struct engine *e = engine_open(&p, err, sizeof err);
     progress_bar_end(&bar);

@@ -20,6 +20,8 @@ struct config {
     uint32_t threads;       /* engine threads (0: all cores) */
     uint32_t http_threads;
     char *device;           /* cpu | vulkan | auto */
+    char *gpu;              /* Vulkan device index or part of its name (NULL: the best) */
+    char *n_cpu_moe;        /* auto | layers whose routed experts stay on the CPU */
     uint32_t batch_tokens;  /* tokens per engine step (chunked prefill budget) */
     uint32_t queue_size;    /* waiting requests before 503 */
     uint32_t request_timeout;

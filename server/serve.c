@@ -106,7 +106,7 @@ static bool load_model(struct app *a, char *err, size_t errlen)
     report.log_steps = !report.bar.tty || c->log_file;
     struct engine_params p = {.path = c->model, .threads = c->threads, .slots = c->slots, .ctx_size = c->ctx_size,
                               .max_ctx = c->max_ctx, .batch_tokens = c->batch_tokens, .kv_type = c->kv_type, .delta_rule = c->delta_rule,
-                              .device = c->device, .mem_budget = c->mem_budget, .fit = c->fit,
+                              .device = c->device, .gpu = c->gpu, .n_cpu_moe = c->n_cpu_moe, .mem_budget = c->mem_budget, .fit = c->fit,
                               .progress = load_progress, .progress_ctx = &report};
     a->engine = engine_open(&p, err, errlen);
     progress_bar_end(&report.bar);

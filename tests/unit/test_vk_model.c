@@ -276,6 +276,49 @@ static void check_errors(const struct run *r)
 }
 
 /* The planner's device total for a context against what upload and context really allocated. */
+/* Hybrid placement: a device that holds everything but half of layer 0's experts gets exactly
+ * layer 0's experts moved to the host (auto picks the fewest), the device then allocates what that
+ * plan says, and a device too small even without experts moves them all and still does not fit. */
+static void check_hybrid_plan(struct vk_ctx *ctx, const struct gguf_file *f, const struct model *m,
+                              const struct arch_hparams *hp)
+{
+    char err[512];
+    const uint32_t L = hp->n_layer;
+    struct mp_expert_layer *ex = calloc(L, sizeof *ex);
+    REQUIRE_VOID(ex);
+    CHECK(mp_expert_layers(f, L, ex, err, sizeof err), "expert layers: %s", err);
+    const struct mp_weights w = {.total = mp_weight_bytes(f), .experts = ex};
+    struct mp_request rq = {.n_ctx = 1024, .n_slots = 1, .n_batch = 64};
+    struct mp_plan all, pl;
+    mp_plan_vulkan(hp, &w, &rq, UINT64_MAX, UINT64_MAX, &all);
+    rq.n_cpu_moe = MP_CPU_MOE_AUTO;
+    mp_plan_vulkan(hp, &w, &rq, all.dev[0].total - ex[0].bytes / 2, UINT64_MAX, &pl);
+    CHECK(pl.dev[0].fits && pl.dev[1].fits && pl.n_cpu_moe == 1, "auto placement: %u layers' experts on the CPU",
+          pl.n_cpu_moe);
+    CHECK(pl.dev[1].part[MP_WEIGHTS] == ex[0].bytes && pl.dev[0].part[MP_WEIGHTS] == w.total - ex[0].bytes,
+          "layer 0's experts (%llu bytes) counted on the host, not the device",
+          (unsigned long long)ex[0].bytes);
+    uint64_t before = vk_allocated_bytes(ctx, VK_MEM_DEVICE);
+    struct vk_model *vm = vk_model_upload(ctx, m, pl.n_cpu_moe, NULL, NULL, err, sizeof err);
+    struct vk_model_ctx *c = vm ? vk_model_ctx_new(vm, 1, 1024, 1024, 64, err, sizeof err) : NULL;
+    CHECK(c, "hybrid upload: %s", err);
+    double ratio = (double)pl.dev[0].total / (double)(vk_allocated_bytes(ctx, VK_MEM_DEVICE) - before);
+    CHECK(ratio > 0.95 && ratio < 1.05, "hybrid plan: planned / allocated device bytes %.4f", ratio);
+    printf("  hybrid plan: layer 0's experts on the CPU, planned / allocated device bytes %.4f\n", ratio);
+    vk_model_ctx_free(c);
+    vk_model_free(vm);
+    uint64_t experts = 0;
+    for (uint32_t l = 0; l < L; l++)
+        experts += ex[l].bytes;
+    mp_plan_vulkan(hp, &w, &rq, all.dev[0].total - experts - 1, UINT64_MAX, &pl);
+    CHECK(!pl.dev[0].fits && pl.n_cpu_moe == L, "a device too small even without experts: all %u layers' "
+          "experts on the CPU (%u) and no fit", L, pl.n_cpu_moe);
+    rq.n_cpu_moe = (int32_t)L + 5;
+    mp_plan_vulkan(hp, &w, &rq, UINT64_MAX, UINT64_MAX, &pl);
+    CHECK(pl.n_cpu_moe == L, "--n-cpu-moe past the layer count means every layer (%u)", pl.n_cpu_moe);
+    free(ex);
+}
+
 static void check_plan(struct vk_ctx *ctx, const struct gguf_file *f, const struct model *m)
 {
     char err[512];
@@ -286,13 +329,14 @@ static void check_plan(struct vk_ctx *ctx, const struct gguf_file *f, const stru
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const uint32_t *s = shapes[i];
         uint64_t before = vk_allocated_bytes(ctx, VK_MEM_DEVICE);
-        struct vk_model *vm = vk_model_upload(ctx, m, NULL, NULL, err, sizeof err);
+        struct vk_model *vm = vk_model_upload(ctx, m, 0, NULL, NULL, err, sizeof err);
         struct vk_model_ctx *c = vm ? vk_model_ctx_new(vm, s[0], s[1], s[2], s[3], err, sizeof err) : NULL;
         CHECK(c, "plan shape %zu: %s", i, err);
         uint64_t used = vk_allocated_bytes(ctx, VK_MEM_DEVICE) - before;
         struct mp_request rq = {.n_ctx = s[1], .n_slots = 1, .n_batch = s[3]};
         struct mp_plan pl;
-        mp_plan_vulkan(&hp, mp_weight_bytes(f), &rq, UINT64_MAX, UINT64_MAX, &pl);
+        const struct mp_weights all_on_device = {.total = mp_weight_bytes(f)};
+        mp_plan_vulkan(&hp, &all_on_device, &rq, UINT64_MAX, UINT64_MAX, &pl);
         double ratio = (double)pl.dev[0].total / (double)used;
         CHECK(ratio > 0.95 && ratio < 1.05, "plan shape %zu: planned %llu device bytes, allocated %llu (%.3f)", i,
               (unsigned long long)pl.dev[0].total, (unsigned long long)used, ratio);
@@ -305,9 +349,11 @@ static void check_plan(struct vk_ctx *ctx, const struct gguf_file *f, const stru
     /* a budget below the need: the plan says so and names the largest pool that fits */
     struct mp_request rq = {.n_ctx = 1u << 20, .n_slots = 1, .n_batch = 64};
     struct mp_plan pl;
-    mp_plan_vulkan(&hp, mp_weight_bytes(f), &rq, 64u << 20, UINT64_MAX, &pl);
-    CHECK(!pl.dev[0].fits && pl.max_ctx > 0 && pl.max_ctx < rq.n_ctx, "64 MiB device: a 1M-token pool does not fit "
-          "(largest %llu)", (unsigned long long)pl.max_ctx);
+    const struct mp_weights w = {.total = mp_weight_bytes(f)};
+    mp_plan_vulkan(&hp, &w, &rq, 64u << 20, UINT64_MAX, &pl);
+    CHECK(!pl.dev[0].fits && pl.max_ctx > 0 && pl.max_ctx < rq.n_ctx && pl.n_cpu_moe == 0,
+          "64 MiB device: a 1M-token pool does not fit (largest %llu)", (unsigned long long)pl.max_ctx);
+    check_hybrid_plan(ctx, f, m, &hp);
 }
 
 /* engine_open with --device: vulkan runs on lavapipe and agrees with cpu; auto passes over a CPU
@@ -359,6 +405,27 @@ static void check_engine(const char *model)
               "auto passes over lavapipe: %s (%s)", engine_info(au)->device_name,
               engine_info(au)->device_note ? engine_info(au)->device_note : "no note");
     engine_close(au);
+    /* --gpu and --n-cpu-moe: a named device is taken even by auto; a forced split is reported */
+    p.gpu = "llvmpipe";
+    p.n_cpu_moe = "1";
+    au = engine_open(&p, err, sizeof err);
+    CHECK(au && strstr(engine_info(au)->device_name, "llvmpipe") && engine_info(au)->n_cpu_moe == 1 &&
+              strstr(engine_info(au)->device_note, "experts of layers 0-0 run on the CPU"),
+          "auto with --gpu llvmpipe --n-cpu-moe 1: %s", au ? engine_info(au)->device_note : err);
+    engine_close(au);
+    p.gpu = "0";
+    p.device = "vulkan";
+    au = engine_open(&p, err, sizeof err);
+    CHECK(au && strstr(engine_info(au)->device_name, "llvmpipe"), "--gpu 0: %s", au ? engine_info(au)->device_name : err);
+    engine_close(au);
+    p.gpu = "7";
+    CHECK(!engine_open(&p, err, sizeof err) && strstr(err, "7"), "--gpu 7 (no such device) refused: %s", err);
+    p.gpu = "no-such-gpu";
+    CHECK(!engine_open(&p, err, sizeof err) && strstr(err, "no-such-gpu"), "--gpu no-such-gpu refused: %s", err);
+    p.gpu = NULL;
+    p.n_cpu_moe = "some";
+    CHECK(!engine_open(&p, err, sizeof err) && strstr(err, "--n-cpu-moe some"), "--n-cpu-moe some refused: %s", err);
+    p.n_cpu_moe = NULL;
     p.device = "gpu";
     CHECK(!engine_open(&p, err, sizeof err) && strstr(err, "--device gpu"), "unknown device refused: %s", err);
     /* no driver: the loader finds no ICD */
@@ -374,6 +441,32 @@ static void check_engine(const char *model)
     unsetenv("VK_DRIVER_FILES");
 }
 
+/* The forward pass with the experts of the first layer, then of every layer, on the CPU: within
+ * the same bounds of llama.cpp and the CPU engine and the same greedy text (check_prompt), batched
+ * sequences unchanged by their neighbours (check_batched), fewer weight bytes on the device. */
+static void check_hybrid(struct vk_ctx *ctx, const struct run *r, struct prompt *ps, int np)
+{
+    char err[512];
+    const uint32_t splits[2] = {1, r->m->hp.n_layer};
+    for (int i = 0; i < 2; i++) {
+        struct run h = *r;
+        h.vm = vk_model_upload(ctx, r->m, splits[i], NULL, NULL, err, sizeof err);
+        CHECK(h.vm, "%s: upload with %u layers' experts on the CPU: %s", r->name, splits[i], err);
+        if (!h.vm)
+            continue;
+        CHECK(vk_model_cpu_moe_layers(h.vm) == splits[i] &&
+                  vk_model_weight_bytes(h.vm) < vk_model_weight_bytes(r->vm),
+              "%s: %u layers' experts on the CPU: %llu device weight bytes against %llu", r->name,
+              vk_model_cpu_moe_layers(h.vm), (unsigned long long)vk_model_weight_bytes(h.vm),
+              (unsigned long long)vk_model_weight_bytes(r->vm));
+        printf("  hybrid: experts of %u of %u layers on the CPU\n", splits[i], r->m->hp.n_layer);
+        check_prompt(&h, &ps[0], 0);
+        if (i == 0)
+            check_batched(&h, ps, np);
+        vk_model_free(h.vm);
+    }
+}
+
 static void progress(void *pctx, double fraction)
 {
     double *last = pctx;
@@ -381,8 +474,8 @@ static void progress(void *pctx, double fraction)
     *last = fraction;
 }
 
-/* n_prompts of the model's prompts; batched and error checks where asked. */
-static void check_model(struct vk_ctx *ctx, const char *name, int n_prompts, bool extras)
+/* n_prompts of the model's prompts; batched, error, plan and hybrid-placement checks where asked. */
+static void check_model(struct vk_ctx *ctx, const char *name, int n_prompts, bool extras, bool hybrid)
 {
     char path[512], full[1024], err[512];
     snprintf(path, sizeof path, "models/%s.gguf", name);
@@ -400,7 +493,7 @@ static void check_model(struct vk_ctx *ctx, const char *name, int n_prompts, boo
     double fraction = 0;
     struct run r = {.name = name, .m = &m};
     if (ref) {
-        r.vm = vk_model_upload(ctx, &m, progress, &fraction, err, sizeof err);
+        r.vm = vk_model_upload(ctx, &m, 0, progress, &fraction, err, sizeof err);
         CHECK(r.vm, "%s: upload: %s", name, err);
         CHECK(!r.vm || fraction == 1.0, "%s: upload progress ends at %.3f", name, fraction);
     }
@@ -415,6 +508,8 @@ static void check_model(struct vk_ctx *ctx, const char *name, int n_prompts, boo
         check_errors(&r);
         check_plan(ctx, f, &m);
     }
+    if (r.vm && hybrid)
+        check_hybrid(ctx, &r, ps, 2);
     for (int i = 0; i < 3; i++)
         free(ps[i].tokens);
     vk_model_free(r.vm);
@@ -446,14 +541,14 @@ int main(void)
                             "tiny-qwen3moe-asym-pruned", "tiny-qwen3moe-mxfp4"};
     /* Under the sanitizer lavapipe and the CPU engine are slow: that build runs the 11-token prompt
      * of every model, and batching (two prompts), errors and the plan on one; `make test` runs the
-     * release build of this test on everything. */
+     * release build of this test on everything. Hybrid placement runs on the first model in both. */
 #if defined(__SANITIZE_ADDRESS__)
     const int n_prompts = 1;
 #else
     const int n_prompts = 3;
 #endif
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
-        check_model(ctx, models[i], n_prompts, i == 0 || n_prompts == 3);
+        check_model(ctx, models[i], n_prompts, i == 0 || n_prompts == 3, i == 0);
     check_engine("models/tiny-qwen3moe-q8_0.gguf");
     char first[512];
     uint32_t n_msg = vk_validation_messages(ctx, first, sizeof first);

@@ -18,6 +18,8 @@ struct inspect_opts {
     const char *budget_flag;
     struct mp_request rq;
     bool have_ctx;
+    bool gpu_plan;            /* --vram: plan a Vulkan run */
+    uint64_t vram;
 };
 
 static void inspect_usage(FILE *out)
@@ -25,6 +27,7 @@ static void inspect_usage(FILE *out)
     fprintf(out,
             "usage: moeserve inspect FILE [--json] [--check [--no-kernels]]\n"
             "                        [--fit SIZE] [--ctx N] [--slots N] [--kv f16|q8_0] [--mem-budget SIZE]\n"
+            "                        [--vram SIZE [--n-cpu-moe auto|N]]\n"
             "  --json          print the report as JSON\n"
             "  --check         validate the file as the engine will load it; exit 1 listing every problem\n"
             "  --no-kernels    with --check: skip the check that the CPU has kernels for every type\n"
@@ -32,7 +35,11 @@ static void inspect_usage(FILE *out)
             "  --mem-budget S  same as --fit (default budget: MemAvailable)\n"
             "  --ctx N         context per slot (default: the model's context length)\n"
             "  --slots N       parallel sequences (default 1)\n"
-            "  --kv TYPE       KV cache type, f16 (default) or q8_0\n");
+            "  --kv TYPE       KV cache type, f16 (default) or q8_0\n"
+            "  --vram SIZE     plan a Vulkan run on a GPU with SIZE of free memory (--fit: the host's);\n"
+            "                  the routed experts that do not fit stay on the CPU\n"
+            "  --n-cpu-moe N   with --vram: keep the experts of layers 0..N-1 on the CPU (default auto:\n"
+            "                  as few as make the GPU fit)\n");
 }
 
 static int usage_error(const char *fmt, const char *a, const char *b)
@@ -63,6 +70,8 @@ static int parse_args(int argc, char **argv, struct inspect_opts *o)
     o->rq.n_slots = 1;
     o->rq.kv_type = Q_F16;
     o->rq.n_snapshots = MP_DEFAULT_SNAPSHOTS;
+    o->rq.n_cpu_moe = MP_CPU_MOE_AUTO;
+    bool have_cpu_moe = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -82,6 +91,22 @@ static int parse_args(int argc, char **argv, struct inspect_opts *o)
                 return usage_error("%s: '%s' is not a size (e.g. 16G, 16GiB, 512M, bytes)", a, val);
             o->have_budget = o->plan = true;
             o->budget_flag = a;
+            i++;
+        } else if (strcmp(a, "--vram") == 0) {
+            if (!val)
+                return usage_error("%s needs a size (e.g. 24G)%s", a, "");
+            if (!mp_parse_size(val, &o->vram))
+                return usage_error("%s: '%s' is not a size (e.g. 24G, 24GiB, 512M, bytes)", a, val);
+            o->gpu_plan = o->plan = true;
+            i++;
+        } else if (strcmp(a, "--n-cpu-moe") == 0) {
+            uint64_t n = 0;
+            if (!val)
+                return usage_error("%s needs auto or a number of layers%s", a, "");
+            if (strcmp(val, "auto") != 0 && strcmp(val, "0") != 0 && (!parse_count(val, &n) || n > INT32_MAX))
+                return usage_error("%s: '%s' is not auto or a number of layers", a, val);
+            o->rq.n_cpu_moe = strcmp(val, "auto") == 0 ? MP_CPU_MOE_AUTO : (int32_t)n;
+            have_cpu_moe = true;
             i++;
         } else if (strcmp(a, "--ctx") == 0 || strcmp(a, "--slots") == 0) {
             uint64_t *dst = a[2] == 'c' ? &o->rq.n_ctx : &o->rq.n_slots;
@@ -115,6 +140,8 @@ static int parse_args(int argc, char **argv, struct inspect_opts *o)
         return usage_error("missing FILE%s%s (try moeserve inspect --help)", "", "");
     if (o->no_kernels && !o->check)
         return usage_error("--no-kernels only applies with --check%s%s", "", "");
+    if (have_cpu_moe && !o->gpu_plan)
+        return usage_error("--n-cpu-moe only applies with --vram%s%s", "", "");
     return 0;
 }
 
@@ -154,7 +181,23 @@ static int run_plan(struct inspect_opts *o, const struct gguf_file *f, const str
         o->rq.n_ctx = hp->n_ctx_train;
     struct mp_plan p;
     o->rq.metadata_bytes = f->data_offset;
-    mp_plan_cpu(hp, mp_weight_bytes(f), &o->rq, o->budget, &p);
+    if (o->gpu_plan) {
+        if (hp->arch != ARCH_QWEN3MOE) {
+            fprintf(stderr, "%s: --vram: the Vulkan backend runs qwen3moe models only\n", o->file);
+            return 1;
+        }
+        struct mp_expert_layer *ex = calloc(hp->n_layer ? hp->n_layer : 1, sizeof *ex);
+        if (!ex || !mp_expert_layers(f, hp->n_layer, ex, err, sizeof err)) {
+            fprintf(stderr, "%s: %s\n", o->file, ex ? err : "out of memory");
+            free(ex);
+            return 1;
+        }
+        const struct mp_weights w = {.total = mp_weight_bytes(f), .experts = ex};
+        mp_plan_vulkan(hp, &w, &o->rq, o->vram, o->budget, &p);
+        free(ex);
+    } else {
+        mp_plan_cpu(hp, mp_weight_bytes(f), &o->rq, o->budget, &p);
+    }
     if (root)
         json_object_set_new(root, "plan", ir_plan_json(&o->rq, &p, src));
     else

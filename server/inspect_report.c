@@ -429,6 +429,12 @@ static const char *kv_name(uint32_t t)
     return t == Q_Q8_0 ? "q8_0" : t == Q_F16 ? "f16" : "?";
 }
 
+/* A plan from mp_plan_vulkan (the device first, then the host). */
+static bool is_vulkan_plan(const struct mp_plan *p)
+{
+    return p->n_dev == 2 && strcmp(p->dev[0].name, "vulkan") == 0;
+}
+
 void ir_print_plan(FILE *out, const struct mp_request *rq, const struct mp_plan *p, const char *budget_src)
 {
     char hb[32];
@@ -445,13 +451,21 @@ void ir_print_plan(FILE *out, const struct mp_request *rq, const struct mp_plan 
         ir_human_bytes(dev->total, hb, sizeof hb);
         fprintf(out, "    %-18s %16llu  %12s\n", "total", (unsigned long long)dev->total, hb);
         ir_human_bytes(dev->budget, hb, sizeof hb);
-        fprintf(out, "    %-18s %16llu  %12s  (%s)\n", "budget", (unsigned long long)dev->budget, hb, budget_src);
+        fprintf(out, "    %-18s %16llu  %12s  (%s)\n", "budget", (unsigned long long)dev->budget, hb,
+                is_vulkan_plan(p) && d == 0 ? "--vram" : budget_src);
         fprintf(out, "    %-18s %s\n", "fits", dev->fits ? "yes" : "no");
     }
     fprintf(out, "  largest context with %llu slot%s: %llu\n", (unsigned long long)rq->n_slots,
             rq->n_slots == 1 ? "" : "s", (unsigned long long)p->max_ctx);
-    fprintf(out, "  most slots at context %llu: %llu\n", (unsigned long long)rq->n_ctx,
-            (unsigned long long)p->max_slots);
+    if (!is_vulkan_plan(p)) {
+        fprintf(out, "  most slots at context %llu: %llu\n", (unsigned long long)rq->n_ctx,
+                (unsigned long long)p->max_slots);
+    } else if (p->n_cpu_moe) {
+        fprintf(out, "  routed experts on the CPU: layers 0-%u (%u layer%s)\n", p->n_cpu_moe - 1, p->n_cpu_moe,
+                p->n_cpu_moe == 1 ? "" : "s");
+    } else {
+        fprintf(out, "  routed experts on the CPU: none\n");
+    }
 }
 
 json_t *ir_plan_json(const struct mp_request *rq, const struct mp_plan *p, const char *budget_src)
@@ -468,10 +482,14 @@ json_t *ir_plan_json(const struct mp_request *rq, const struct mp_plan *p, const
                                               "total", (json_int_t)dev->total, "budget",
                                               (json_int_t)dev->budget, "fits", dev->fits));
     }
-    return json_pack("{s:I,s:I,s:s,s:I,s:s,s:o,s:I,s:I}", "ctx", (json_int_t)rq->n_ctx, "slots",
-                     (json_int_t)rq->n_slots, "kv_type", kv_name(rq->kv_type), "batch",
-                     (json_int_t)(rq->n_batch ? rq->n_batch : MP_DEFAULT_BATCH), "budget_source", budget_src,
-                     "devices", devs, "max_ctx", (json_int_t)p->max_ctx, "max_slots", (json_int_t)p->max_slots);
+    json_t *o = json_pack("{s:I,s:I,s:s,s:I,s:s,s:o,s:I}", "ctx", (json_int_t)rq->n_ctx, "slots",
+                          (json_int_t)rq->n_slots, "kv_type", kv_name(rq->kv_type), "batch",
+                          (json_int_t)(rq->n_batch ? rq->n_batch : MP_DEFAULT_BATCH), "budget_source", budget_src,
+                          "devices", devs, "max_ctx", (json_int_t)p->max_ctx);
+    if (o)
+        json_object_set_new(o, is_vulkan_plan(p) ? "n_cpu_moe" : "max_slots",
+                            json_integer((json_int_t)(is_vulkan_plan(p) ? p->n_cpu_moe : p->max_slots)));
+    return o;
 }
 
 json_t *ir_check_json(const struct val_report *r)

@@ -89,6 +89,25 @@ check "fit no"      has '^    fits +no$'
 run 0 inspect --mem-budget 1GiB --ctx 4096 --slots 3 --kv q8_0 "$M/tiny-qwen3moe-asym.gguf"
 check "kv q8_0 bytes" has "^    KV cache +$((3 * 4096 * 3 * 2 * 2 * 68)) "
 
+# --- --vram: a Vulkan plan; what the GPU cannot hold moves to the CPU a layer's experts at a time
+run 0 inspect --vram 1G --fit 1G --ctx 1024 "$M/tiny-qwen3moe-asym.gguf"
+check "vram: device first" has '^  device vulkan:$'
+check "vram budget"        has '^    budget +1073741824 .*\(--vram\)$'
+check "vram: no experts moved" has '^  routed experts on the CPU: none$'
+run 0 inspect --vram 17M --fit 1G --ctx 1024 "$M/tiny-qwen3moe-asym.gguf"
+check "vram 17M: layers 0-1 on the CPU" has '^  routed experts on the CPU: layers 0-1 \(2 layers\)$'
+check "vram 17M: both fit" bash -c "[ \$(grep -cE '^    fits +yes$' '$TMP/out') -eq 2 ]"
+run 0 inspect --vram 1G --n-cpu-moe 1 --ctx 1024 "$M/tiny-qwen3moe-asym.gguf"
+check "n-cpu-moe 1" has '^  routed experts on the CPU: layers 0-0 \(1 layer\)$'
+if command -v node >/dev/null; then
+    run 0 inspect --json --vram 17M --fit 1G --ctx 1024 "$M/tiny-qwen3moe-asym.gguf"
+    check "json vram" json 'j.plan.n_cpu_moe===2 && j.plan.devices[0].device==="vulkan" && j.plan.devices[1].parts.weights>0'
+fi
+run 1 inspect --vram 8G "$M/tiny-qwen3next-q8_0.gguf"; check "vram qwen3next: one line" err_one_line
+run 2 inspect --n-cpu-moe 2 "$M/tiny-qwen3moe-asym.gguf"; check "n-cpu-moe without vram" grep -q -- "--vram" "$TMP/err"
+run 2 inspect --vram 8G --n-cpu-moe some "$M/tiny-qwen3moe-asym.gguf"; check "bad n-cpu-moe named" grep -q -- "--n-cpu-moe" "$TMP/err"
+run 2 inspect --vram lots "$M/tiny-qwen3moe-asym.gguf"; check "bad vram: one line" err_one_line
+
 # --- errors: one line, exit 1 for files, 2 for flags
 printf 'not a gguf file at all' >"$TMP/junk.gguf"
 run 1 inspect "$TMP/junk.gguf";            check "junk: one line" err_one_line; check "junk names file" grep -q "junk.gguf.*bad magic" "$TMP/err"

@@ -203,10 +203,13 @@ bench-kernels: build/rel/tests/bench/bench_kernels
 bench-models: build/rel/tests/bench/bench_models
 	build/rel/tests/bench/bench_models
 
-# The Vulkan shaders' throughput, on a GPU only (skipped with a note on lavapipe or without a driver).
+# The Vulkan shaders' throughput, then the whole synthetic Qwen3-30B-A3B (11.4 GB written to
+# $TMPDIR) with all experts on the GPU and with 24 layers' on the CPU: on a GPU only (skipped with
+# a note on lavapipe or without a driver).
 .PHONY: bench-vulkan
-bench-vulkan: build/rel/tests/bench/bench_vulkan
+bench-vulkan: build/rel/tests/bench/bench_vulkan build/rel/tests/bench/bench_vk_model
 	@build/rel/tests/bench/bench_vulkan -G || echo "bench_vulkan: no usable Vulkan device: skipped"
+	@build/rel/tests/bench/bench_vk_model -G -c 24
 
 bench: bench-kernels bench-models bench-vulkan
 

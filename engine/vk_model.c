@@ -68,6 +68,7 @@ struct vk_model_ctx {
     struct vk_buffer moe_host;
     VkDeviceSize mh_x, mh_ids, mh_wts, mh_out;
     struct q_moe_scratch moe;
+    double gpu_ns;             /* device time of the last decode's submissions (0: no timestamps) */
 };
 
 /* ------------------------------------------------------------------ upload --- */
@@ -438,6 +439,34 @@ struct kvpool *vk_model_ctx_kv(struct vk_model_ctx *c)
     return &c->kv;
 }
 
+/* -------------------------------------------------------------- submission --- */
+
+/* A command buffer whose device time is measured (timestamps 0 and 1) when the queue has them. */
+static bool begin_timed(struct vk_model_ctx *c, char *err, size_t errlen)
+{
+    struct vk_ctx *ctx = c->vm->ctx;
+    return vk_begin(ctx, err, errlen) &&
+           (vk_ctx_info(ctx)->timestamp_period_ns <= 0 || vk_timestamp(ctx, 0, err, errlen));
+}
+
+/* Submits, waits, and adds the submission's device time to c->gpu_ns. */
+static bool submit_timed(struct vk_model_ctx *c, char *err, size_t errlen)
+{
+    struct vk_ctx *ctx = c->vm->ctx;
+    const bool timed = vk_ctx_info(ctx)->timestamp_period_ns > 0;
+    double ns = 0;
+    if ((timed && !vk_timestamp(ctx, 1, err, errlen)) || !vk_submit_wait(ctx, err, errlen) ||
+        (timed && !vk_timestamp_elapsed_ns(ctx, 0, 1, &ns, err, errlen)))
+        return false;
+    c->gpu_ns += ns;
+    return true;
+}
+
+double vk_model_ctx_gpu_ns(const struct vk_model_ctx *c)
+{
+    return c->gpu_ns;
+}
+
 /* --------------------------------------------------------------- recording --- */
 
 /* What one step's recording needs besides the context. */
@@ -657,7 +686,7 @@ static bool record_cpu_moe(struct step *s, uint32_t l)
     if (!vk_copy(ctx, &c->h, 0, &c->moe_host, c->mh_x, xb, s->err, s->errlen) ||
         !vk_copy(ctx, &c->ids, 0, &c->moe_host, c->mh_ids, pb, s->err, s->errlen) ||
         !vk_copy(ctx, &c->wts, 0, &c->moe_host, c->mh_wts, pb, s->err, s->errlen) ||
-        !vk_submit_wait(ctx, s->err, s->errlen))
+        !submit_timed(c, s->err, s->errlen))
         return false;
     const struct model_layer *L = &c->vm->m->layers[l];
     const struct q_moe_weights w = {
@@ -668,7 +697,7 @@ static bool record_cpu_moe(struct step *s, uint32_t l)
     if (!q_moe_forward(&w, s->n, (const float *)(host + c->mh_x), (int)hp->n_expert_used,
                        (const int32_t *)(host + c->mh_ids), (const float *)(host + c->mh_wts),
                        (float *)(host + c->mh_out), &c->moe, s->err, s->errlen) ||
-        !vk_begin(ctx, s->err, s->errlen))
+        !begin_timed(c, s->err, s->errlen))
         return false;
     if (!vk_copy(ctx, &c->moe_host, c->mh_out, &c->tmp, 0, xb, s->err, s->errlen))
         return false;
@@ -744,13 +773,15 @@ static bool record_step(struct step *s, uint32_t m)
 static bool head_again(struct step *s, uint32_t first, uint32_t m)
 {
     struct vk_ctx *ctx = s->c->vm->ctx;
-    if (!vk_begin(ctx, s->err, s->errlen))
+    if (!begin_timed(s->c, s->err, s->errlen)) {
+        vk_cancel(ctx);
         return false;
+    }
     if (!record_head(s, first, m)) {
         vk_cancel(ctx);
         return false;
     }
-    return vk_submit_wait(ctx, s->err, s->errlen);
+    return submit_timed(s->c, s->err, s->errlen);
 }
 
 /* ------------------------------------------------------------------ decode --- */
@@ -814,14 +845,17 @@ static bool decode_steps(struct step *s, uint32_t m, float *logits)
     struct vk_ctx *ctx = c->vm->ctx;
     char *err = s->err;
     size_t errlen = s->errlen;
-    if (!vk_begin(ctx, err, errlen))
+    c->gpu_ns = 0;
+    if (!begin_timed(c, err, errlen)) {
+        vk_cancel(ctx);
         return false;
+    }
     const uint32_t V = c->vm->hp.n_vocab, first_rows = m < c->logit_rows ? m : c->logit_rows;
     if (!record_step(s, first_rows)) {
         vk_cancel(ctx);
         return false;
     }
-    if (!vk_submit_wait(ctx, err, errlen))
+    if (!submit_timed(c, err, errlen))
         return false;
     memcpy(logits, c->logits.map, (size_t)first_rows * V * sizeof *logits);
     for (uint32_t done = first_rows; done < m;) {

@@ -46,6 +46,10 @@ struct kvpool *vk_model_ctx_kv(struct vk_model_ctx *c);
 bool vk_model_decode(struct vk_model_ctx *c, uint32_t n, const int32_t *token, const uint32_t *pos,
                      const uint32_t *seq, const bool *want_logits, float *logits, char *err, size_t errlen);
 
+/* Device time of the last vk_model_decode's submissions in ns, from timestamps (0 on a queue
+ * without them): the wall time less this is the host's part (recording, the CPU's experts, waits). */
+double vk_model_ctx_gpu_ns(const struct vk_model_ctx *c);
+
 /* What a context of this shape allocates, before the driver's rounding: on the device the KV cache
  * and the activations and scratch of the largest batch; host-visible the inputs and logits, and
  * (host_moe) when some layers' experts run on the CPU the buffers carrying their inputs and

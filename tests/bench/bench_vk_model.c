@@ -74,7 +74,7 @@ static double bytes_per_token(const struct model *m, uint32_t n_cpu_moe)
 
 /* Prompt of o->prompt tokens in one call, then o->gen single steps; best of 2 after a warm-up. */
 static bool time_model(struct vk_model_ctx *c, const struct opts *o, uint32_t n_vocab, double *pp, double *tg,
-                       char *err, size_t errlen)
+                       double *tg_gpu_share, char *err, size_t errlen)
 {
     int32_t *tok = malloc(o->prompt * sizeof *tok);
     uint32_t *pos = malloc(o->prompt * sizeof *pos), *seq = calloc(o->prompt, sizeof *seq);
@@ -92,17 +92,21 @@ static bool time_model(struct vk_model_ctx *c, const struct opts *o, uint32_t n_
         kvpool_truncate(vk_model_ctx_kv(c), 0, 0);
         double t0 = now();
         ok = vk_model_decode(c, o->prompt, tok, pos, seq, want, logits, err, errlen);
-        double t1 = now();
+        double t1 = now(), gpu_ns = 0;
         for (uint32_t i = 0; ok && i < o->gen; i++) {
             int32_t t = (int32_t)(i % n_vocab);
             uint32_t p = o->prompt + i, s = 0;
             bool w = true;
             ok = vk_model_decode(c, 1, &t, &p, &s, &w, logits, err, errlen);
+            gpu_ns += vk_model_ctx_gpu_ns(c);
         }
         double t2 = now();
         if (ok && run > 0) {
             *pp = o->prompt / (t1 - t0) > *pp ? o->prompt / (t1 - t0) : *pp;
-            *tg = o->gen / (t2 - t1) > *tg ? o->gen / (t2 - t1) : *tg;
+            if (o->gen / (t2 - t1) > *tg) {
+                *tg = o->gen / (t2 - t1);
+                *tg_gpu_share = gpu_ns * 1e-9 / (t2 - t1);
+            }
         }
     }
     free(tok);
@@ -166,14 +170,14 @@ static bool run_placement(struct vk_ctx *ctx, const struct opts *o, const struct
     double up = now() - t0;
     const uint32_t total = o->prompt + o->gen;
     struct vk_model_ctx *c = vm ? vk_model_ctx_new(vm, 1, total, total, o->prompt, err, sizeof err) : NULL;
-    double pp, tg;
-    bool ok = c && time_model(c, o, m->hp.n_vocab, &pp, &tg, err, sizeof err);
+    double pp, tg, share = 0;
+    bool ok = c && time_model(c, o, m->hp.n_vocab, &pp, &tg, &share, err, sizeof err);
     if (!ok) {
         fprintf(stderr, "bench_vk_model: %s\n", err);
     } else {
         const double bpt = bytes_per_token(m, vk_model_cpu_moe_layers(vm));
-        printf("| %u of %u | %.1f | %.1f | %.1f MB | %.1f%% | %.1f s |\n", vk_model_cpu_moe_layers(vm), m->hp.n_layer,
-               pp, tg, bpt / 1e6, bandwidth > 0 ? 100.0 * bpt * tg / bandwidth : 0.0, up);
+        printf("| %u of %u | %.1f | %.1f | %.0f%% | %.1f MB | %.1f%% | %.1f s |\n", vk_model_cpu_moe_layers(vm),
+               m->hp.n_layer, pp, tg, 100.0 * share, bpt / 1e6, bandwidth > 0 ? 100.0 * bpt * tg / bandwidth : 0.0, up);
     }
     vk_model_ctx_free(c);
     vk_model_free(vm);
@@ -191,8 +195,8 @@ static int run(struct vk_ctx *ctx, const struct opts *o, const char *path, doubl
         gguf_close(f);
         return 1;
     }
-    printf("| layers with experts on the CPU | pp%u tokens/s | tg%u tokens/s | device weight bytes per "
-           "generated token | bytes x tg / copy bandwidth | upload |\n|---|---|---|---|---|---|\n",
+    printf("| layers with experts on the CPU | pp%u tokens/s | tg%u tokens/s | tg: device busy | device weight "
+           "bytes per generated token | bytes x tg / copy bandwidth | upload |\n|---|---|---|---|---|---|---|\n",
            o->prompt, o->gen);
     bool ok = run_placement(ctx, o, &m, 0, bandwidth);
     if (ok && o->n_cpu_moe)

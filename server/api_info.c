@@ -87,6 +87,10 @@ static void h_props(void *app, const struct http_request *req, struct http_reply
                           "top_k", 40, "top_p", 0.95, "min_p", 0.05, "total_slots", (int)i->slots, "model_path",
                           a->cfg.model ? a->cfg.model : "", "chat_template", i->chat_template ? i->chat_template : "",
                           "build_info", "moeserve");
+    if (p) {
+        json_object_set_new(p, "device", json_string(i->device_name));
+        json_object_set_new(p, "n_cpu_moe", json_integer(i->n_cpu_moe));
+    }
     api_reply_json(reply, 200, p);
 }
 

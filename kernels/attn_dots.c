@@ -34,7 +34,9 @@ static void axpy_scalar(float *acc, float w, const uint16_t *v, int64_t n)
 }
 
 static const struct attn_dots scalar = {dot_scalar, axpy_scalar, "scalar"};
+#if defined(__x86_64__)
 static const struct attn_dots avx2 = {attn_dot_avx2, attn_axpy_avx2, "avx2"};
+#endif
 
 const struct attn_dots *attn_dots_scalar(void)
 {
@@ -47,5 +49,10 @@ const struct attn_dots *attn_dots_get(void)
     const char *cap = getenv("MOESERVE_ISA");
     if (cap && strcmp(cap, "scalar") == 0)
         return &scalar;
-    return cpu->avx2 && cpu->fma && cpu->f16c ? &avx2 : &scalar;
+#if defined(__x86_64__)
+    if (cpu->avx2 && cpu->fma && cpu->f16c)
+        return &avx2;
+#endif
+    (void)cpu;  /* elsewhere the scalar loops, which keep the same float order */
+    return &scalar;
 }

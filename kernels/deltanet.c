@@ -71,15 +71,20 @@ static void pick_impl(void)
     const struct q_cpu *cpu = q_cpu_features();
     const char *cap = getenv("MOESERVE_ISA");
     const bool capped = cap && strcmp(cap, "scalar") == 0;
+    impl.mm = dn_mm_sse2;  /* 128-bit vector extensions: SSE2 on x86-64, NEON on aarch64 */
+    impl.step = dn_step_sse2;
+#if defined(__x86_64__)
+    impl.isa = "sse2";
     if (cpu->avx2 && cpu->fma && !capped) {
         impl.mm = dn_mm_avx2;
         impl.step = dn_step_avx2;
         impl.isa = "avx2";
-    } else {
-        impl.mm = dn_mm_sse2;
-        impl.step = dn_step_sse2;
-        impl.isa = "sse2";
     }
+#else
+    impl.isa = "vec128";
+    (void)cpu;
+    (void)capped;
+#endif
 }
 
 const char *dn_isa(void)

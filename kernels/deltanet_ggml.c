@@ -60,7 +60,12 @@ static dn_ggml_step_fn pick_step(void)
     const char *cap = getenv("MOESERVE_ISA");
     if (cap && strcmp(cap, "scalar") == 0)
         return dn_ggml_step_scalar;
-    return cpu->avx2 && cpu->fma ? dn_ggml_step_avx2 : dn_ggml_step_scalar;
+#if defined(__x86_64__)
+    if (cpu->avx2 && cpu->fma)
+        return dn_ggml_step_avx2;
+#endif
+    (void)cpu;  /* elsewhere the scalar recurrence, in the same float order */
+    return dn_ggml_step_scalar;
 }
 
 void dn_delta_ggml(const dn_shape *s, const dn_delta_io *io, int n_tokens, float *state, float *scratch,

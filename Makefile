@@ -183,9 +183,25 @@ $(NEON_TESTS): $(NEON_LIB) $(wildcard kernels/*.h engine/gguf.h tests/*.h) Makef
 	@$(NEON_CC) -std=c17 -D_GNU_SOURCE -I. $(WARN) $(NEON_MODE_$(word 3,$(subst /, ,$@))) $(filter %.c,$^) -o $@ -lm -lpthread
 
 .PHONY: test-neon
-test-neon: $(NEON_TESTS)
+test-neon: $(NEON_TESTS) build/a64/moeserve
 	@for t in $(NEON_TESTS); do echo "== $$t (aarch64, $(NEON_RUN))"; \
 		ASAN_OPTIONS=detect_leaks=0 $(NEON_RUN) -L $(NEON_SYSROOT) $$t || exit 1; done
+	@tests/neon/test_a64_server.sh build/a64/moeserve build/rel/moeserve
+
+# The whole server cross-built for aarch64 against Debian's arm64 libraries (multiarch, `make
+# deps`); tests/neon/test_a64_server.sh runs it under qemu beside the x86 build.
+A64_PKG_CONFIG := env PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig pkg-config
+A64_SRC := $(filter-out %_avx2.c %_avx512.c,$(wildcard engine/*.c kernels/*.c server/*.c))
+build/a64/%.o: %.c Makefile
+	@mkdir -p $(dir $@)
+	@echo "CC [aarch64] $<"
+	@$(NEON_CC) -MMD -MP -std=c17 -D_GNU_SOURCE -fopenmp -I. $(WARN) $(shell $(A64_PKG_CONFIG) --cflags $(PKGS)) \
+		-O2 -g -c $< -o $@
+build/a64/engine/vk_shaders.o: $(SHADER_OUT)
+build/a64/engine/vk_ops_shaders.o: $(OP_OUT)
+build/a64/moeserve: $(A64_SRC:%.c=build/a64/%.o)
+	@echo "LD [aarch64] $@"
+	@$(NEON_CC) $^ -o $@ $(shell $(A64_PKG_CONFIG) --libs $(PKGS)) -fopenmp -lm -lpthread
 
 # ---------------------------------------------------------------------- tools ---
 build/rel/loadgen: tools/loadgen.c
@@ -251,11 +267,15 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev curl ca-certific
 	libvulkan-dev glslc glslang-tools spirv-tools mesa-vulkan-drivers vulkan-tools \
 	vulkan-validationlayers libsystemd-dev \
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
+# The same libraries for arm64 (the whole-server aarch64 build of make test-neon).
+DEB_PKGS_ARM64 := libmicrohttpd-dev:arm64 libjansson-dev:arm64 libopenblas-openmp-dev:arm64 libutf8proc-dev:arm64 \
+	libvulkan-dev:arm64 libsystemd-dev:arm64
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 deps:
+	$(SUDO) dpkg --add-architecture arm64
 	$(SUDO) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEB_PKGS)
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEB_PKGS) $(DEB_PKGS_ARM64)
 	@# node and npm (for the official openai client in the integration tests) may come from elsewhere
 	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm
 

@@ -17,6 +17,10 @@ struct vk_config {
     bool validation;         /* enable VK_LAYER_KHRONOS_validation and count its messages */
     uint64_t max_binding;    /* non-zero: cap on one storage binding's bytes, below the device's
                               * (tests use it to exercise the splitting of large matrices) */
+    bool force_no_subgroups; /* use the shared-memory shader variants even where the device has
+                              * subgroup arithmetic (tests run them on lavapipe) */
+    uint32_t reduce_lanes;   /* non-zero: threads per chunk of those variants' reductions (2..64)
+                              * instead of the device's subgroup size */
 };
 
 /* Defaults: choose automatically (discrete GPU first), no validation. */
@@ -27,6 +31,10 @@ struct vk_device_info {
     VkPhysicalDeviceType type;
     uint32_t api_version;
     uint32_t subgroup_size;
+    bool subgroups;               /* the shaders reduce with subgroup arithmetic; false: with their
+                                   * shared-memory variants (docs/architecture.md, "GPU path") */
+    const char *no_subgroups_why; /* when !subgroups: why, e.g. "lacks subgroup arithmetic" */
+    uint32_t reduce_lanes;        /* threads per chunk of the shared-memory reductions (2..64) */
     uint64_t max_storage_range;   /* bytes one storage-buffer binding may cover (after the cap) */
     uint64_t max_alloc;           /* largest single allocation */
     uint64_t device_local_bytes;  /* size of the largest device-local heap */

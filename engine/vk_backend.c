@@ -97,7 +97,8 @@ struct vk_backend *vk_backend_open(const struct model *m, const struct vk_backen
     const struct vk_device_info *info = vk_ctx_info(b->ctx);
     snprintf(note, notelen, "running on Vulkan device %s (%.1f GiB device-local, %.2f GiB used%s%s)", info->name,
              (double)info->device_local_bytes / (1u << 30), (double)vk_backend_device_bytes(b) / (1u << 30),
-             info->subgroups ? "" : "; shared-memory reductions: the device ", info->subgroups ? "" : info->no_subgroups_why);
+             info->subgroups ? "" : "; shared-memory reductions: the device ",
+             info->subgroups ? "" : info->no_subgroups_why);
     return b;
 }
 

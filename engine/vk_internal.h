@@ -90,7 +90,6 @@ enum vk_op_shader {
 /* subgroups false: the shared-memory variant where the operation has one (rms_norm, router). */
 const struct vk_spirv *vk_op_spirv(enum vk_op_shader s, bool subgroups);
 
-
 /* The IQ grids, bound at binding 3 of the matvec/matmul shaders (vk_iq_tables.c). Large constant
  * arrays inside the shaders made lavapipe about 30x slower than this storage buffer. */
 /* Every weight type with compiled shaders, as (type, shader file suffix), in table order. */

@@ -455,8 +455,9 @@ int main(void)
     struct env nosg = {0}, lanes64 = {0};
     REQUIRE(open_nosg(&nosg, &cfg, 0, err, sizeof err), "context without subgroups: %s", err);
     const struct vk_device_info *ninfo = vk_ctx_info(nosg.ctx);
+    uint32_t sg = info->subgroup_size, want_lanes = sg < 2 ? 2 : sg > 64 ? 64 : sg;
     CHECK(!ninfo->subgroups && ninfo->no_subgroups_why && strstr(ninfo->no_subgroups_why, "force_no_subgroups") &&
-              ninfo->reduce_lanes == (info->subgroup_size < 2 ? 2 : info->subgroup_size > 64 ? 64 : info->subgroup_size),
+              ninfo->reduce_lanes == want_lanes,
           "forced fallback recorded (%s), chunks of %u threads", ninfo->no_subgroups_why, ninfo->reduce_lanes);
     e.twin = &nosg;
     e.twin_bits = info->subgroups && same_bits_expected(info);

@@ -13,6 +13,7 @@
 #define MATMUL_BM 64        /* rows per matmul workgroup (fixed in matmul.comp) */
 #define MATMUL_BN 32        /* activation columns per matmul workgroup */
 #define MAX_GROUPS_1D 65535 /* the minimum maxComputeWorkGroupCount every device has */
+_Static_assert(MATVEC_WG <= 64, "matvec.comp without subgroups keeps at most MAX_WG = 64 threads' partial sums");
 
 /* Must match the push-constant block of shaders/common.glsl. */
 struct mm_push {

@@ -392,7 +392,7 @@ static size_t differing_steps(struct vk_model_ctx *a, struct vk_model_ctx *b, co
 }
 
 /* The shared-memory shader variants (vk_config.force_no_subgroups), which devices without
- * subgroup arithmetic run, on one prompt and 8 greedy steps: the subgroup path's bounds (KL to
+ * subgroup arithmetic run, on one prompt and 8 greedy steps (~1-4 s per model): the subgroup path's bounds (KL to
  * llama.cpp, top-1), and on lavapipe, whose subgroupAdd adds the lanes in index order (the order
  * the variants reproduce, shaders/reduce.glsl), the subgroup path's logits bit for bit. */
 static void check_no_subgroups(struct vk_ctx *sg_ctx, const struct vk_config *base, const struct run *r,
@@ -453,10 +453,10 @@ static void progress(void *pctx, double fraction)
     *last = fraction;
 }
 
-/* n_prompts of the model's prompts; batched and error checks where asked, and the first prompt
- * on the shared-memory shader variants. */
+/* n_prompts of the model's prompts; batched and error checks where asked; the first prompt on
+ * the shared-memory shader variants. */
 static void check_model(struct vk_ctx *ctx, const struct vk_config *cfg, const char *name, int n_prompts,
-                        bool extras, bool no_subgroups)
+                        bool extras)
 {
     char path[512], full[1024], err[512];
     snprintf(path, sizeof path, "models/%s.gguf", name);
@@ -484,7 +484,7 @@ static void check_model(struct vk_ctx *ctx, const struct vk_config *cfg, const c
         if (i < n_prompts)
             check_prompt(&r, &ps[i], i);
     }
-    if (r.vm && no_subgroups)
+    if (r.vm)
         check_no_subgroups(ctx, cfg, &r, &ps[0]);
     if (r.vm && extras) {
         check_batched(&r, ps, n_prompts < 2 ? 2 : n_prompts);
@@ -521,15 +521,15 @@ int main(void)
     const char *models[] = {"tiny-qwen3moe-q8_0", "tiny-qwen3moe-q4_k_m", "tiny-qwen3moe-asym",
                             "tiny-qwen3moe-asym-pruned", "tiny-qwen3moe-mxfp4"};
     /* Under the sanitizer lavapipe and the CPU engine are slow: that build runs the 11-token prompt
-     * of every model, and batching (two prompts), errors and the plan on one; `make test` runs the
-     * release build of this test on everything. */
+     * of every model (on both shader paths), and batching (two prompts), errors and the plan on one;
+     * `make test` runs the release build of this test on everything. */
 #if defined(__SANITIZE_ADDRESS__)
     const int n_prompts = 1;
 #else
     const int n_prompts = 3;
 #endif
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
-        check_model(ctx, &cfg, models[i], n_prompts, i == 0 || n_prompts == 3, i == 0);
+        check_model(ctx, &cfg, models[i], n_prompts, i == 0 || n_prompts == 3);
     check_engine("models/tiny-qwen3moe-q8_0.gguf");
     char first[512];
     uint32_t n_msg = vk_validation_messages(ctx, first, sizeof first);

@@ -150,9 +150,7 @@ static bool create_instance(struct vk_ctx *ctx, bool validation, char *err, size
     return true;
 }
 
-/* NULL if the shaders can reduce with the device's subgroup operations, else why not (then the
- * shared-memory variants run). */
-static const char *subgroup_gap(const VkPhysicalDeviceSubgroupProperties *sg)
+const char *vk_subgroup_gap(const VkPhysicalDeviceSubgroupProperties *sg)
 {
     if (!(sg->supportedStages & VK_SHADER_STAGE_COMPUTE_BIT))
         return "has no subgroup operations in compute shaders";
@@ -197,7 +195,7 @@ static const char *check_device(VkPhysicalDevice pd, struct vk_device_info *info
             mp.memoryHeaps[i].size > info->device_local_bytes)
             info->device_local_bytes = mp.memoryHeaps[i].size;
 
-    info->no_subgroups_why = subgroup_gap(&sg);
+    info->no_subgroups_why = vk_subgroup_gap(&sg);
     info->subgroups = info->no_subgroups_why == NULL;
     if (lim->maxComputeSharedMemorySize < NEED_SHARED_BYTES)
         return "has less than 16 KiB of shared memory per workgroup";

@@ -54,6 +54,11 @@ void vk_ctx_destroy(struct vk_ctx *ctx);
 
 const struct vk_device_info *vk_ctx_info(const struct vk_ctx *ctx);
 
+/* NULL if the shaders can reduce with subgroup operations of these properties, else why not:
+ * no subgroups in compute shaders, no arithmetic, a size below 2 (the shared-memory variants
+ * run then; vk_device_info.subgroups). */
+const char *vk_subgroup_gap(const VkPhysicalDeviceSubgroupProperties *sg);
+
 /* Messages (warnings and errors) the validation layer has reported so far; the first one's
  * text goes to `first` when non-NULL. Always 0 without cfg.validation. */
 uint32_t vk_validation_messages(const struct vk_ctx *ctx, char *first, size_t firstlen);

@@ -392,9 +392,10 @@ static size_t differing_steps(struct vk_model_ctx *a, struct vk_model_ctx *b, co
 }
 
 /* The shared-memory shader variants (vk_config.force_no_subgroups), which devices without
- * subgroup arithmetic run, on one prompt and 8 greedy steps (~1-4 s per model): the subgroup path's bounds (KL to
- * llama.cpp, top-1), and on lavapipe, whose subgroupAdd adds the lanes in index order (the order
- * the variants reproduce, shaders/reduce.glsl), the subgroup path's logits bit for bit. */
+ * subgroup arithmetic run, on one prompt and 8 greedy steps (a few seconds per model): the
+ * subgroup path's bounds (KL to llama.cpp, top-1), and on lavapipe, whose subgroupAdd adds the
+ * lanes in index order (the order the variants reproduce, shaders/reduce.glsl), the subgroup
+ * path's logits bit for bit. */
 static void check_no_subgroups(struct vk_ctx *sg_ctx, const struct vk_config *base, const struct run *r,
                                const struct prompt *p)
 {

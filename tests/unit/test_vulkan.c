@@ -361,6 +361,29 @@ static bool same_bits_expected(const struct vk_device_info *info)
     return strncmp(info->name, "llvmpipe", 8) == 0;
 }
 
+/* Which subgroup properties the shaders can use; the others select the shared-memory variants. */
+static void check_subgroup_gap(void)
+{
+    VkPhysicalDeviceSubgroupProperties sg = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES,
+        .subgroupSize = 32,
+        .supportedStages = VK_SHADER_STAGE_COMPUTE_BIT,
+        .supportedOperations = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT,
+    };
+    CHECK(vk_subgroup_gap(&sg) == NULL, "basic + arithmetic in compute, size 32: subgroups used");
+    sg.supportedOperations = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_BALLOT_BIT;
+    const char *why = vk_subgroup_gap(&sg);
+    CHECK(why && strstr(why, "arithmetic"), "no arithmetic: %s", why ? why : "used");
+    sg.supportedOperations |= VK_SUBGROUP_FEATURE_ARITHMETIC_BIT;
+    sg.supportedStages = VK_SHADER_STAGE_FRAGMENT_BIT;
+    why = vk_subgroup_gap(&sg);
+    CHECK(why && strstr(why, "compute"), "fragment stage only: %s", why ? why : "used");
+    sg.supportedStages = VK_SHADER_STAGE_COMPUTE_BIT;
+    sg.subgroupSize = 1;
+    why = vk_subgroup_gap(&sg);
+    CHECK(why && strstr(why, "size"), "subgroup size 1: %s", why ? why : "used");
+}
+
 /* A context with the shared-memory variants (and `lanes` threads per chunk when non-zero). */
 static bool open_nosg(struct env *n, const struct vk_config *base, uint32_t lanes, char *err, size_t errlen)
 {
@@ -553,6 +576,7 @@ int main(void)
     close_env(&nosg_split, "split context without subgroups");
     close_env(&nosg, "context without subgroups");
     check_errors(&e);
+    check_subgroup_gap();
 
     char first[512];
     uint32_t n_msg = vk_validation_messages(e.ctx, first, sizeof first);

@@ -80,9 +80,11 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_validation_message(
     const VkDebugUtilsMessengerCallbackDataEXT *data, void *user)
 {
     struct vk_ctx *ctx = user;
-    /* General warnings are the loader's notes (e.g. "VK_INSTANCE_LAYERS adds a layer"). */
-    if (!(types & (VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT)) &&
-        !(severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT))
+    /* Only the layer's findings count. General messages are the loader's, about the machine's
+     * installation: notes ("VK_INSTANCE_LAYERS adds a layer") and errors about driver manifests
+     * it cannot load (a multiarch install puts aarch64 ICDs beside the x86-64 ones); a device
+     * that is really missing fails vk_ctx_create by itself. */
+    if (!(types & (VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT)))
         return VK_FALSE;
     if (ctx->n_messages++ == 0)
         snprintf(ctx->first_message, sizeof ctx->first_message, "%s",

@@ -55,6 +55,14 @@ OP_SHADERS   := rms_norm rope kv_store attention attention_merge router moe_grou
 OP_OUT       := $(foreach k,get_rows moe_matvec moe_matmul,$(SHADER_TYPES:%=build/shaders/$(k)_%.spv.h)) \
                 $(OP_SHADERS:%=build/shaders/op_%.spv.h)
 
+# Every shader that reduces with subgroup operations also as a shared-memory-only variant
+# (-DVK_NO_SUBGROUPS), for devices without subgroup arithmetic: nosg_<name>.
+NOSG_SHADER_OUT := $(SHADER_TYPES:%=build/shaders/nosg_matvec_%.spv.h)
+NOSG_OP_OUT     := $(SHADER_TYPES:%=build/shaders/nosg_moe_matvec_%.spv.h) \
+                   build/shaders/nosg_op_rms_norm.spv.h build/shaders/nosg_op_router.spv.h
+SHADER_OUT += $(NOSG_SHADER_OUT)
+OP_OUT     += $(NOSG_OP_OUT)
+
 shaders: $(SHADER_OUT) $(OP_OUT)
 
 build/shaders/matvec_%.spv.h: shaders/matvec.comp $(SHADER_INCS) Makefile
@@ -86,6 +94,21 @@ build/shaders/op_%.spv.h: shaders/%.comp $(SHADER_INCS) Makefile
 	@mkdir -p $(dir $@)
 	@echo "GLSL $@"
 	@$(GLSLC) --target-env=vulkan1.2 -O -mfmt=c $< -o $@
+
+build/shaders/nosg_matvec_%.spv.h: shaders/matvec.comp $(SHADER_INCS) Makefile
+	@mkdir -p $(dir $@)
+	@echo "GLSL $@"
+	@$(GLSLC) --target-env=vulkan1.2 -O -mfmt=c -DVK_NO_SUBGROUPS -DQTYPE_$* $< -o $@
+
+build/shaders/nosg_moe_matvec_%.spv.h: shaders/moe_matvec.comp $(SHADER_INCS) Makefile
+	@mkdir -p $(dir $@)
+	@echo "GLSL $@"
+	@$(GLSLC) --target-env=vulkan1.2 -O -mfmt=c -DVK_NO_SUBGROUPS -DQTYPE_$* $< -o $@
+
+build/shaders/nosg_op_%.spv.h: shaders/%.comp $(SHADER_INCS) Makefile
+	@mkdir -p $(dir $@)
+	@echo "GLSL $@"
+	@$(GLSLC) --target-env=vulkan1.2 -O -mfmt=c -DVK_NO_SUBGROUPS $< -o $@
 
 build/rel/engine/vk_shaders.o build/asan/engine/vk_shaders.o: $(SHADER_OUT)
 build/rel/engine/vk_ops_shaders.o build/asan/engine/vk_ops_shaders.o: $(OP_OUT)

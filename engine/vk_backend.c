@@ -109,9 +109,11 @@ struct vk_backend *vk_backend_open(const struct model *m, const struct vk_backen
         return NULL;
     }
     const struct vk_device_info *info = vk_ctx_info(b->ctx);
-    int at = snprintf(note, notelen, "running on Vulkan device %s (%.1f GiB device-local, %.2f GiB used)",
+    int at = snprintf(note, notelen, "running on Vulkan device %s (%.1f GiB device-local, %.2f GiB used%s%s)",
                       info->name, (double)info->device_local_bytes / (1u << 30),
-                      (double)vk_backend_device_bytes(b) / (1u << 30));
+                      (double)vk_backend_device_bytes(b) / (1u << 30),
+                      info->subgroups ? "" : "; shared-memory reductions: the device ",
+                      info->subgroups ? "" : info->no_subgroups_why);
     if (n_cpu_moe && at > 0 && (size_t)at < notelen)
         snprintf(note + at, notelen - (size_t)at, "; the routed experts of layers 0-%u run on the CPU",
                  n_cpu_moe - 1);

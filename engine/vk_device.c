@@ -14,6 +14,7 @@
 #define NEED_SHARED_BYTES (16u * 1024u)
 #define NEED_INVOCATIONS 128u
 #define NEED_MAX_SUBGROUPS_OF_64 32u /* a 64-thread workgroup may hold at most 32 subgroups */
+#define MAX_REDUCE_LANES 64u         /* the shared-memory reductions' chunk: 2..64 threads */
 
 bool vk_fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -79,9 +80,11 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_validation_message(
     const VkDebugUtilsMessengerCallbackDataEXT *data, void *user)
 {
     struct vk_ctx *ctx = user;
-    /* General warnings are the loader's notes (e.g. "VK_INSTANCE_LAYERS adds a layer"). */
-    if (!(types & (VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT)) &&
-        !(severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT))
+    /* Only the layer's findings count. General messages are the loader's, about the machine's
+     * installation: notes ("VK_INSTANCE_LAYERS adds a layer") and errors about driver manifests
+     * it cannot load (a multiarch install puts aarch64 ICDs beside the x86-64 ones); a device
+     * that is really missing fails vk_ctx_create by itself. */
+    if (!(types & (VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT)))
         return VK_FALSE;
     if (ctx->n_messages++ == 0)
         snprintf(ctx->first_message, sizeof ctx->first_message, "%s",
@@ -149,6 +152,18 @@ static bool create_instance(struct vk_ctx *ctx, bool validation, char *err, size
     return true;
 }
 
+const char *vk_subgroup_gap(const VkPhysicalDeviceSubgroupProperties *sg)
+{
+    if (!(sg->supportedStages & VK_SHADER_STAGE_COMPUTE_BIT))
+        return "has no subgroup operations in compute shaders";
+    if ((sg->supportedOperations & (VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT)) !=
+        (VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT))
+        return "lacks subgroup arithmetic (subgroupAdd)";
+    if (sg->subgroupSize * NEED_MAX_SUBGROUPS_OF_64 < 64)
+        return "has a subgroup size below 2";
+    return NULL;
+}
+
 /* Fills `info` and returns NULL if the device can run moeserve's shaders, else why not. */
 static const char *check_device(VkPhysicalDevice pd, struct vk_device_info *info, uint32_t *family,
                                 VkDeviceSize *storage_align)
@@ -182,13 +197,8 @@ static const char *check_device(VkPhysicalDevice pd, struct vk_device_info *info
             mp.memoryHeaps[i].size > info->device_local_bytes)
             info->device_local_bytes = mp.memoryHeaps[i].size;
 
-    if (!(sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT))
-        return "has no subgroup operations in compute shaders";
-    if ((sg.supportedOperations & (VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT)) !=
-        (VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT))
-        return "lacks subgroup arithmetic (subgroupAdd)";
-    if (sg.subgroupSize * NEED_MAX_SUBGROUPS_OF_64 < 64)
-        return "has a subgroup size below 2";
+    info->no_subgroups_why = vk_subgroup_gap(&sg);
+    info->subgroups = info->no_subgroups_why == NULL;
     if (lim->maxComputeSharedMemorySize < NEED_SHARED_BYTES)
         return "has less than 16 KiB of shared memory per workgroup";
     if (lim->maxComputeWorkGroupInvocations < NEED_INVOCATIONS || lim->maxComputeWorkGroupSize[0] < NEED_INVOCATIONS)
@@ -363,6 +373,14 @@ struct vk_ctx *vk_ctx_create(const struct vk_config *cfg, char *err, size_t errl
     }
     if (cfg->max_binding && cfg->max_binding < ctx->info.max_storage_range)
         ctx->info.max_storage_range = cfg->max_binding;
+    if (cfg->force_no_subgroups && ctx->info.subgroups) {
+        ctx->info.subgroups = false;
+        ctx->info.no_subgroups_why = "has them turned off (vk_config.force_no_subgroups)";
+    }
+    /* The subgroup size: on a device whose subgroupAdd adds lanes in index order the variants
+     * then agree bit for bit (shaders/reduce.glsl). */
+    uint32_t lanes = cfg->reduce_lanes ? cfg->reduce_lanes : ctx->info.subgroup_size;
+    ctx->info.reduce_lanes = lanes < 2 ? 2 : lanes > MAX_REDUCE_LANES ? MAX_REDUCE_LANES : lanes;
     return ctx;
 }
 

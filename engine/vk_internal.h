@@ -54,6 +54,8 @@ struct vk_shader_set {
     size_t matvec_bytes;
     const uint32_t *matmul;
     size_t matmul_bytes;
+    const uint32_t *matvec_nosg;   /* matvec reducing in shared memory only (VK_NO_SUBGROUPS) */
+    size_t matvec_nosg_bytes;
 };
 
 /* NULL if the type has no shaders. */
@@ -73,6 +75,8 @@ struct vk_op_shader_set {
     size_t moe_matvec_bytes;
     const uint32_t *moe_matmul;
     size_t moe_matmul_bytes;
+    const uint32_t *moe_matvec_nosg;  /* without subgroup operations */
+    size_t moe_matvec_nosg_bytes;
 };
 
 /* NULL if the type has no shaders. */
@@ -83,7 +87,8 @@ enum vk_op_shader {
     VK_OP_MOE_GROUP, VK_OP_MOE_COMBINE, VK_OP_ELEMENTWISE, VK_OP_ACT_ROUND, VK_OP_SHADER_COUNT
 };
 
-const struct vk_spirv *vk_op_spirv(enum vk_op_shader s);
+/* subgroups false: the shared-memory variant where the operation has one (rms_norm, router). */
+const struct vk_spirv *vk_op_spirv(enum vk_op_shader s, bool subgroups);
 
 /* The IQ grids, bound at binding 3 of the matvec/matmul shaders (vk_iq_tables.c). Large constant
  * arrays inside the shaders made lavapipe about 30x slower than this storage buffer. */

@@ -7,12 +7,13 @@
 #include "engine/vk_internal.h"
 #include "kernels/qtypes.h"
 
-#define MATVEC_WG 64        /* threads per matvec workgroup (spec constant 0) */
+#define MATVEC_WG 64        /* threads per matvec workgroup (spec constant 0; MAX_WG of its fallback) */
 #define MATVEC_ROWS 2       /* rows per matvec workgroup (spec constant 1) */
 #define MATVEC_MAX_BATCH 8  /* spec constant 2 ranges over 1..8 */
 #define MATMUL_BM 64        /* rows per matmul workgroup (fixed in matmul.comp) */
 #define MATMUL_BN 32        /* activation columns per matmul workgroup */
 #define MAX_GROUPS_1D 65535 /* the minimum maxComputeWorkGroupCount every device has */
+_Static_assert(MATVEC_WG <= 64, "matvec.comp without subgroups keeps at most MAX_WG = 64 threads' partial sums");
 
 /* Must match the push-constant block of shaders/common.glsl. */
 struct mm_push {
@@ -74,19 +75,20 @@ static const struct vk_pipeline *get_pipeline(struct vk_matmul *mm, uint32_t typ
     struct vk_pipeline *p = vec ? &mm->matvec[type][batch - 1] : &mm->matmul[type];
     if (p->pipe)
         return p;
-    uint32_t spec[3] = {MATVEC_WG, MATVEC_ROWS, batch};
+    uint32_t spec[4] = {MATVEC_WG, MATVEC_ROWS, batch, mm->ctx->info.reduce_lanes};
+    bool sg = mm->ctx->info.subgroups;
     if (vec)
         snprintf(name, sizeof name, "matvec_%s/batch %u", tn, batch);
     else
         snprintf(name, sizeof name, "matmul_%s", tn);
     struct vk_pipeline_desc d = {
         .name = name,
-        .spirv = vec ? s->matvec : s->matmul,
-        .spirv_bytes = vec ? s->matvec_bytes : s->matmul_bytes,
+        .spirv = vec ? (sg ? s->matvec : s->matvec_nosg) : s->matmul,
+        .spirv_bytes = vec ? (sg ? s->matvec_bytes : s->matvec_nosg_bytes) : s->matmul_bytes,
         .n_buffers = 4,
         .push_bytes = sizeof(struct mm_push),
         .spec = spec,
-        .n_spec = vec ? 3 : 0,
+        .n_spec = vec ? 4 : 0,
     };
     return vk_pipeline_create(mm->ctx, &d, p, err, errlen) ? p : NULL;
 }

@@ -85,6 +85,7 @@ struct vk_ops {
     struct vk_pipeline rms_norm, rope, kv_store, attention_merge, router, moe_group, moe_combine, ew[4];
     struct vk_pipeline act_round[ACT_KINDS];
     struct attn_pipe attn[ATTN_CACHE];
+    uint32_t lanes;  /* specialization constant 0 of the reducing shaders (info.reduce_lanes) */
 };
 
 struct vk_ops *vk_ops_create(struct vk_ctx *ctx, char *err, size_t errlen)
@@ -95,6 +96,7 @@ struct vk_ops *vk_ops_create(struct vk_ctx *ctx, char *err, size_t errlen)
         return NULL;
     }
     o->ctx = ctx;
+    o->lanes = ctx->info.reduce_lanes;
     uint32_t tables[VK_IQ_TABLE_WORDS]; /* 33 KiB, uploaded once per context */
     vk_iq_tables_build(tables);
     if (!vk_buffer_create(ctx, &o->tables, sizeof tables, VK_MEM_DEVICE, err, errlen) ||
@@ -156,7 +158,7 @@ static bool ensure_op(struct vk_ops *o, struct vk_pipeline *p, const char *name,
                       uint32_t n_buffers, uint32_t push_bytes, const uint32_t *spec, uint32_t n_spec, char *err,
                       size_t errlen)
 {
-    const struct vk_spirv *sp = vk_op_spirv(s);
+    const struct vk_spirv *sp = vk_op_spirv(s, o->ctx->info.subgroups);
     return ensure_pipeline(o, p, name, sp->code, sp->bytes, n_buffers, push_bytes, spec, n_spec, err, errlen);
 }
 
@@ -289,7 +291,7 @@ bool vk_op_rms_norm(struct vk_ops *o, const struct vk_op_rms_norm_args *a, char 
     if (!bind_view(o->ctx, &a->x, a->n_tokens, row, false, "x", &binds[0], &push.x_off, &push.x_stride, err, errlen) ||
         !bind_view(o->ctx, &a->w, 1, a->n, false, "w", &binds[1], &push.w_off, NULL, err, errlen) ||
         !bind_view(o->ctx, &a->y, a->n_tokens, row, false, "y", &binds[2], &push.y_off, &push.y_stride, err, errlen) ||
-        !ensure_op(o, &o->rms_norm, "rms_norm", VK_OP_RMS_NORM, 3, sizeof push, NULL, 0, err, errlen))
+        !ensure_op(o, &o->rms_norm, "rms_norm", VK_OP_RMS_NORM, 3, sizeof push, &o->lanes, 1, err, errlen))
         return false;
     uint32_t groups[3];
     grid_1d(push.n_rows, groups);
@@ -505,7 +507,7 @@ bool vk_op_router(struct vk_ops *o, const struct vk_op_router_args *a, char *err
                    &push.l_stride, err, errlen) ||
         !bind_view(o->ctx, &ids, a->n_tokens, a->k, false, "ids", &binds[1], &push.id_off, NULL, err, errlen) ||
         !bind_view(o->ctx, &w, a->n_tokens, a->k, false, "weights", &binds[2], &push.w_off, NULL, err, errlen) ||
-        !ensure_op(o, &o->router, "router", VK_OP_ROUTER, 3, sizeof push, NULL, 0, err, errlen))
+        !ensure_op(o, &o->router, "router", VK_OP_ROUTER, 3, sizeof push, &o->lanes, 1, err, errlen))
         return false;
     uint32_t groups[3];
     grid_1d(a->n_tokens, groups);
@@ -640,7 +642,10 @@ bool vk_op_moe_matvec(struct vk_ops *o, const struct vk_op_moe_matvec_args *a, c
     char name[48];
     snprintf(name, sizeof name, "moe_matvec_%s", tr->name);
     struct vk_pipeline *p = &o->moe_matvec[a->type];
-    if (!ensure_pipeline(o, p, name, s->moe_matvec, s->moe_matvec_bytes, 5, sizeof push, NULL, 0, err, errlen))
+    bool sg = ctx->info.subgroups;
+    if (!ensure_pipeline(o, p, name, sg ? s->moe_matvec : s->moe_matvec_nosg,
+                         sg ? s->moe_matvec_bytes : s->moe_matvec_nosg_bytes, 5, sizeof push, &o->lanes, 1, err,
+                         errlen))
         return false;
     VkDeviceSize align = vk_storage_align(ctx);
     uint64_t chunk = (max_binding(ctx) - align - 4) / expert_bytes;

@@ -1,5 +1,5 @@
-/* vk_shaders.c: the SPIR-V of every matvec/matmul shader variant, compiled from shaders/matvec.comp
- * and shaders/matmul.comp at build time into build/shaders, and the table that finds them by type. */
+/* vk_shaders.c: the SPIR-V of every matvec/matmul shader variant (matvec also without subgroup
+ * operations), compiled at build time into build/shaders, and the table that finds them by type. */
 #include "engine/vk_internal.h"
 #include "kernels/qtypes.h"
 
@@ -161,7 +161,89 @@ static const uint32_t spv_matmul_nvfp4[] =
 #include "build/shaders/matmul_nvfp4.spv.h"
 ;
 
-#define SET(T, t) {T, spv_matvec_##t, sizeof spv_matvec_##t, spv_matmul_##t, sizeof spv_matmul_##t},
+/* The shared-memory variants (-DVK_NO_SUBGROUPS) for devices without subgroup arithmetic. */
+static const uint32_t spv_nosg_matvec_f32[] =
+#include "build/shaders/nosg_matvec_f32.spv.h"
+;
+static const uint32_t spv_nosg_matvec_f16[] =
+#include "build/shaders/nosg_matvec_f16.spv.h"
+;
+static const uint32_t spv_nosg_matvec_bf16[] =
+#include "build/shaders/nosg_matvec_bf16.spv.h"
+;
+static const uint32_t spv_nosg_matvec_q8_0[] =
+#include "build/shaders/nosg_matvec_q8_0.spv.h"
+;
+static const uint32_t spv_nosg_matvec_q4_0[] =
+#include "build/shaders/nosg_matvec_q4_0.spv.h"
+;
+static const uint32_t spv_nosg_matvec_q4_K[] =
+#include "build/shaders/nosg_matvec_q4_K.spv.h"
+;
+static const uint32_t spv_nosg_matvec_q5_K[] =
+#include "build/shaders/nosg_matvec_q5_K.spv.h"
+;
+static const uint32_t spv_nosg_matvec_q6_K[] =
+#include "build/shaders/nosg_matvec_q6_K.spv.h"
+;
+static const uint32_t spv_nosg_matvec_q2_K[] =
+#include "build/shaders/nosg_matvec_q2_K.spv.h"
+;
+static const uint32_t spv_nosg_matvec_q3_K[] =
+#include "build/shaders/nosg_matvec_q3_K.spv.h"
+;
+static const uint32_t spv_nosg_matvec_iq2_xxs[] =
+#include "build/shaders/nosg_matvec_iq2_xxs.spv.h"
+;
+static const uint32_t spv_nosg_matvec_iq2_xs[] =
+#include "build/shaders/nosg_matvec_iq2_xs.spv.h"
+;
+static const uint32_t spv_nosg_matvec_iq2_s[] =
+#include "build/shaders/nosg_matvec_iq2_s.spv.h"
+;
+static const uint32_t spv_nosg_matvec_iq3_xxs[] =
+#include "build/shaders/nosg_matvec_iq3_xxs.spv.h"
+;
+static const uint32_t spv_nosg_matvec_iq3_s[] =
+#include "build/shaders/nosg_matvec_iq3_s.spv.h"
+;
+static const uint32_t spv_nosg_matvec_iq4_nl[] =
+#include "build/shaders/nosg_matvec_iq4_nl.spv.h"
+;
+static const uint32_t spv_nosg_matvec_iq4_xs[] =
+#include "build/shaders/nosg_matvec_iq4_xs.spv.h"
+;
+static const uint32_t spv_nosg_matvec_mxfp4[] =
+#include "build/shaders/nosg_matvec_mxfp4.spv.h"
+;
+static const uint32_t spv_nosg_matvec_q4_1[] =
+#include "build/shaders/nosg_matvec_q4_1.spv.h"
+;
+static const uint32_t spv_nosg_matvec_q5_0[] =
+#include "build/shaders/nosg_matvec_q5_0.spv.h"
+;
+static const uint32_t spv_nosg_matvec_q5_1[] =
+#include "build/shaders/nosg_matvec_q5_1.spv.h"
+;
+static const uint32_t spv_nosg_matvec_iq1_s[] =
+#include "build/shaders/nosg_matvec_iq1_s.spv.h"
+;
+static const uint32_t spv_nosg_matvec_iq1_m[] =
+#include "build/shaders/nosg_matvec_iq1_m.spv.h"
+;
+static const uint32_t spv_nosg_matvec_tq1_0[] =
+#include "build/shaders/nosg_matvec_tq1_0.spv.h"
+;
+static const uint32_t spv_nosg_matvec_tq2_0[] =
+#include "build/shaders/nosg_matvec_tq2_0.spv.h"
+;
+static const uint32_t spv_nosg_matvec_nvfp4[] =
+#include "build/shaders/nosg_matvec_nvfp4.spv.h"
+;
+
+#define SET(T, t)                                                                                  \
+    {T, spv_matvec_##t, sizeof spv_matvec_##t, spv_matmul_##t, sizeof spv_matmul_##t, spv_nosg_matvec_##t, \
+     sizeof spv_nosg_matvec_##t},
 static const struct vk_shader_set sets[] = {
     VK_SHADER_TYPES(SET)
 };

@@ -17,6 +17,10 @@ struct vk_config {
     bool validation;         /* enable VK_LAYER_KHRONOS_validation and count its messages */
     uint64_t max_binding;    /* non-zero: cap on one storage binding's bytes, below the device's
                               * (tests use it to exercise the splitting of large matrices) */
+    bool force_no_subgroups; /* use the shared-memory shader variants even where the device has
+                              * subgroup arithmetic (tests run them on lavapipe) */
+    uint32_t reduce_lanes;   /* non-zero: threads per chunk of those variants' reductions (2..64)
+                              * instead of the device's subgroup size */
 };
 
 /* Defaults: choose automatically (discrete GPU first), no validation. */
@@ -27,6 +31,10 @@ struct vk_device_info {
     VkPhysicalDeviceType type;
     uint32_t api_version;
     uint32_t subgroup_size;
+    bool subgroups;               /* the shaders reduce with subgroup arithmetic; false: with their
+                                   * shared-memory variants (docs/architecture.md, "GPU path") */
+    const char *no_subgroups_why; /* when !subgroups: why, e.g. "lacks subgroup arithmetic" */
+    uint32_t reduce_lanes;        /* threads per chunk of the shared-memory reductions (2..64) */
     uint64_t max_storage_range;   /* bytes one storage-buffer binding may cover (after the cap) */
     uint64_t max_alloc;           /* largest single allocation */
     uint64_t device_local_bytes;  /* size of the largest device-local heap */
@@ -45,6 +53,11 @@ struct vk_ctx *vk_ctx_create(const struct vk_config *cfg, char *err, size_t errl
 void vk_ctx_destroy(struct vk_ctx *ctx);
 
 const struct vk_device_info *vk_ctx_info(const struct vk_ctx *ctx);
+
+/* NULL if the shaders can reduce with subgroup operations of these properties, else why not:
+ * no subgroups in compute shaders, no arithmetic, a size below 2 (the shared-memory variants
+ * run then; vk_device_info.subgroups). */
+const char *vk_subgroup_gap(const VkPhysicalDeviceSubgroupProperties *sg);
 
 /* Messages (warnings and errors) the validation layer has reported so far; the first one's
  * text goes to `first` when non-NULL. Always 0 without cfg.validation. */

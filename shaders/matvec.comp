@@ -1,9 +1,12 @@
 #version 450
 // matvec.comp: y = W x for a few activation columns (BATCH 1..8); W quantized (QTYPE_* define).
 // Each workgroup owns ROWS rows; its threads stride over the rows' 8-value groups, and the
-// partial sums are reduced with subgroupAdd, then across subgroups in shared memory.
+// partial sums are reduced with subgroupAdd, then across subgroups in shared memory (with
+// VK_NO_SUBGROUPS: in shared memory only, chunk by chunk in a fixed order; see reduce.glsl).
+#if !defined(VK_NO_SUBGROUPS)
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 
@@ -13,13 +16,43 @@ layout(constant_id = 2) const uint BATCH = 1;  // activation columns, at most MA
 
 #define MAX_ROWS 4
 #define MAX_BATCH 8
-#define MAX_SUBGROUPS 32
+#define MAX_SUBGROUPS 32  // subgroups (or VK_NO_SUBGROUPS chunks) per workgroup
+#if defined(VK_NO_SUBGROUPS)
+#define MAX_WG 64  // the fallback keeps every thread's partial sums: at most 64 threads
+layout(constant_id = 3) const uint LANES = 8u;  // threads per chunk, 2..MAX_WG (reduce.glsl's RED_LANES)
+#endif
 
 #include "common.glsl"
 #include "dequant.glsl"
 #include "intdot.glsl"
 
 shared float partial[MAX_SUBGROUPS * MAX_BATCH * MAX_ROWS];
+#if defined(VK_NO_SUBGROUPS)
+shared float lane_part[MAX_WG * MAX_BATCH * MAX_ROWS];  // 8 KiB
+
+// partial[c][b][r] = the sum over chunk c's threads of acc[b][r], in thread order from 0 (as an
+// in-order subgroupAdd); returns the number of chunks.
+uint chunk_sums(float acc[MAX_BATCH][MAX_ROWS])
+{
+    uint tid = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x;
+    [[unroll]] for (uint b = 0u; b < MAX_BATCH; b++)
+        [[unroll]] for (uint r = 0u; r < MAX_ROWS; r++)
+            if (b < BATCH && r < ROWS)
+                lane_part[(b * MAX_ROWS + r) * MAX_WG + tid] = acc[b][r];
+    barrier();
+    uint chunks = (wg + LANES - 1u) / LANES;
+    for (uint job = tid; job < BATCH * ROWS * chunks; job += wg) {
+        uint c = job % chunks, o = job / chunks;
+        uint b = o / ROWS, r = o % ROWS;
+        uint base = (b * MAX_ROWS + r) * MAX_WG, end = min(wg, (c + 1u) * LANES);
+        precise float s = 0.0;
+        for (uint i = c * LANES; i < end; i++)
+            s += lane_part[base + i];
+        partial[c * (MAX_BATCH * MAX_ROWS) + b * MAX_ROWS + r] = s;
+    }
+    return chunks;
+}
+#endif
 
 void main()
 {
@@ -74,7 +107,10 @@ void main()
         }
     }
 
-    // Reduce: within each subgroup, then subgroup leaders meet in shared memory.
+    // Reduce: within each subgroup (chunk), then the subgroup (chunk) sums meet in shared memory.
+#if defined(VK_NO_SUBGROUPS)
+    uint n_parts = chunk_sums(acc);
+#else
     [[unroll]] for (uint b = 0u; b < MAX_BATCH; b++)
         [[unroll]] for (uint r = 0u; r < MAX_ROWS; r++) {
             if (b < BATCH && r < ROWS) {
@@ -83,13 +119,15 @@ void main()
                     partial[gl_SubgroupID * (MAX_BATCH * MAX_ROWS) + b * MAX_ROWS + r] = s;
             }
         }
+    uint n_parts = gl_NumSubgroups;
+#endif
     barrier();
     if (tid < BATCH * ROWS) {
         uint b = tid / ROWS, r = tid % ROWS;
         uint row = row0 + r;
         if (row < p.nrows) {
             float s = 0.0;
-            for (uint sg = 0u; sg < gl_NumSubgroups; sg++)
+            for (uint sg = 0u; sg < n_parts; sg++)
                 s += partial[sg * (MAX_BATCH * MAX_ROWS) + b * MAX_ROWS + r];
             y[p.y_off + b * p.y_stride + row] = s;
         }

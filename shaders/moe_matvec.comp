@@ -4,8 +4,10 @@
 // back to back. Workgroup (x, y) computes ROWS rows of pair y; pairs whose expert lies outside
 // [e_begin, e_begin + e_count) are left to other dispatches (a tensor larger than one binding is
 // processed in expert ranges).
+#if !defined(VK_NO_SUBGROUPS)
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 

@@ -3,8 +3,10 @@
 // consecutive rows (1 for the hidden state, n_head for the per-head q/k norm). One workgroup per
 // row. x and y may be the same memory: each invocation writes only what it read.
 #extension GL_GOOGLE_include_directive : require
+#if !defined(VK_NO_SUBGROUPS)
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 
 layout(local_size_x = 64) in;
 

@@ -3,8 +3,10 @@
 // (ties go to the lower index), and their probabilities, renormalised to sum 1 when p.norm is
 // set. One workgroup per token.
 #extension GL_GOOGLE_include_directive : require
+#if !defined(VK_NO_SUBGROUPS)
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 
 #define WG 64
 #define MAX_EXPERT 1024

@@ -1,7 +1,8 @@
 /* bench_vulkan.c: matrix-vector (and matrix-matrix) throughput of the Vulkan shaders per weight
  * type: GPU time from timestamps, weight bytes read per second. Usage: bench_vulkan [-t type]
  * [-b batch] [-m MiB] [-n iterations] [-d device-index] [-s device-name-substring] [-G: only on a GPU,
- * skipped with a note when the device is a CPU implementation such as lavapipe (`make bench`)] */
+ * skipped with a note when the device is a CPU implementation such as lavapipe (`make bench`)]
+ * [-S: the shared-memory shader variants, as on a device without subgroup arithmetic] */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +52,7 @@ int main(int argc, char **argv)
     double mib = 64;
     struct vk_config cfg = VK_CONFIG_DEFAULT;
     int c;
-    while ((c = getopt(argc, argv, "t:b:m:n:d:s:G")) != -1) {
+    while ((c = getopt(argc, argv, "t:b:m:n:d:s:GS")) != -1) {
         switch (c) {
         case 't': only = optarg; break;
         case 'b': batch = (uint32_t)atoi(optarg); break;
@@ -60,8 +61,10 @@ int main(int argc, char **argv)
         case 'd': cfg.device_index = atoi(optarg); break;
         case 's': cfg.device_name = optarg; break;
         case 'G': gpu_only = true; break;
+        case 'S': cfg.force_no_subgroups = true; break;
         default:
-            fprintf(stderr, "usage: %s [-t type] [-b batch] [-m MiB] [-n iterations] [-d index] [-s name] [-G]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-t type] [-b batch] [-m MiB] [-n iterations] [-d index] [-s name] [-G] [-S]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -90,7 +93,8 @@ int main(int argc, char **argv)
     struct gguf_file *f = gguf_open(testdata_path(path, sizeof path, "quants.gguf"), err, sizeof err);
     if (!f)
         fprintf(stderr, "note: %s; using random weights\n", err);
-    printf("device %s, batch %u, ~%.0f MiB of weights, median of %u runs\n", info->name, batch, mib, iters);
+    printf("device %s, batch %u, ~%.0f MiB of weights, median of %u runs, reductions %s\n", info->name, batch, mib,
+           iters, info->subgroups ? "with subgroup operations" : "in shared memory only");
     printf("%-8s %6s %6s %10s %9s %9s\n", "type", "rows", "cols", "MiB", "ms", "GB/s");
 
     const uint32_t ncols = 4096;

@@ -467,6 +467,79 @@ static void check_hybrid(struct vk_ctx *ctx, const struct run *r, struct prompt 
     }
 }
 
+/* After a prompt on both GPU contexts: `steps` greedy steps from token `tok` (the first context's
+ * choices, so both see the same tokens); the steps whose logits differ in any bit. */
+static size_t differing_steps(struct vk_model_ctx *a, struct vk_model_ctx *b, const struct prompt *p, int32_t tok,
+                              size_t steps, uint32_t V, float *la, float *lb, bool *ok, char *err, size_t errlen)
+{
+    size_t differ = 0;
+    for (size_t s = 0; *ok && s < steps; s++) {
+        uint32_t pos = (uint32_t)(p->n + s), seq = 0;
+        bool want = true;
+        *ok = vk_model_decode(a, 1, &tok, &pos, &seq, &want, la, err, errlen) &&
+              vk_model_decode(b, 1, &tok, &pos, &seq, &want, lb, err, errlen);
+        differ += *ok && memcmp(la, lb, V * sizeof *la) != 0;
+        tok = argmax(la, V);
+    }
+    return differ;
+}
+
+/* The shared-memory shader variants (vk_config.force_no_subgroups), which devices without
+ * subgroup arithmetic run, on one prompt and 8 greedy steps (a few seconds per model): the
+ * subgroup path's bounds (KL to llama.cpp, top-1), and on lavapipe, whose subgroupAdd adds the
+ * lanes in index order (the order the variants reproduce, shaders/reduce.glsl), the subgroup
+ * path's logits bit for bit. */
+static void check_no_subgroups(struct vk_ctx *sg_ctx, const struct vk_config *base, const struct run *r,
+                               const struct prompt *p)
+{
+    char err[512];
+    const uint32_t V = r->m->hp.n_vocab;
+    const size_t steps = 8;
+    double t0 = now_ms();
+    struct vk_config cfg = *base;
+    cfg.force_no_subgroups = true;
+    struct vk_ctx *ctx = vk_ctx_create(&cfg, err, sizeof err);
+    CHECK(ctx && !vk_ctx_info(ctx)->subgroups, "context without subgroups: %s", ctx ? "subgroups still on" : err);
+    struct vk_model *vm = ctx ? vk_model_upload(ctx, r->m, 0, NULL, NULL, err, sizeof err) : NULL;
+    CHECK(!ctx || vm, "%s: upload without subgroups: %s", r->name, err);
+    struct vk_model_ctx *a = vm ? vk_model_ctx_new(r->vm, 1, 1024, 512, 512, err, sizeof err) : NULL;
+    struct vk_model_ctx *b = a ? vk_model_ctx_new(vm, 1, 1024, 512, 512, err, sizeof err) : NULL;
+    CHECK(!vm || b, "%s: contexts: %s", r->name, err);
+    float *la = malloc(p->n * V * sizeof *la), *lb = malloc(p->n * V * sizeof *lb);
+    if (b && la && lb) {
+        bool ok = run_prompt(NULL, a, p, 0, la, err, sizeof err) && run_prompt(NULL, b, p, 0, lb, err, sizeof err);
+        CHECK(ok, "%s without subgroups: %s", r->name, err);
+        struct outcome o = {.n = p->n, .kl_ref = ok ? kl_div(p->last, lb + (p->n - 1) * V, V) : INFINITY};
+        size_t differ = 0;
+        if (ok) {
+            measure_top1(p, lb, V, &o);
+            for (size_t i = 0; i < p->n; i++)
+                differ += memcmp(la + i * V, lb + i * V, V * sizeof *la) != 0;
+            differ += differing_steps(a, b, p, argmax(la + (p->n - 1) * V, V), steps, V, la, lb, &ok, err,
+                                      sizeof err);
+            CHECK(ok, "%s without subgroups, greedy steps: %s", r->name, err);
+        }
+        bool bits = strncmp(vk_ctx_info(ctx)->name, "llvmpipe", 8) == 0 && vk_ctx_info(sg_ctx)->subgroups;
+        fprintf(stderr, "  %-26s without subgroups (%zu tok + %zu steps): KL ref %.2e, top-1 %zu/%zu, %zu of %zu rows "
+                "differ from the subgroup path's bits (%.0f ms)\n", r->name, p->n, steps, o.kl_ref, o.agree, o.n,
+                differ, p->n + steps, now_ms() - t0);
+        CHECK(o.kl_ref <= kl_bound(p->n), "%s without subgroups: KL to llama.cpp %.3g", r->name, o.kl_ref);
+        CHECK(ok && (o.agree * 100 >= o.n * 98 || o.clear_misses == 0) && o.in_top5,
+              "%s without subgroups: top-1 %zu/%zu", r->name, o.agree, o.n);
+        CHECK(!bits || differ == 0, "%s without subgroups: %zu of %zu rows differ from the subgroup path's bits",
+              r->name, differ, p->n + steps);
+    }
+    free(la);
+    free(lb);
+    vk_model_ctx_free(b);
+    vk_model_ctx_free(a);
+    vk_model_free(vm);
+    char first[512];
+    uint32_t n_msg = ctx ? vk_validation_messages(ctx, first, sizeof first) : 0;
+    CHECK(n_msg == 0, "validation layer reported %u messages without subgroups; first: %s", n_msg, first);
+    vk_ctx_destroy(ctx);
+}
+
 static void progress(void *pctx, double fraction)
 {
     double *last = pctx;
@@ -474,8 +547,10 @@ static void progress(void *pctx, double fraction)
     *last = fraction;
 }
 
-/* n_prompts of the model's prompts; batched, error, plan and hybrid-placement checks where asked. */
-static void check_model(struct vk_ctx *ctx, const char *name, int n_prompts, bool extras, bool hybrid)
+/* n_prompts of the model's prompts; batched, error and plan checks where asked; the first prompt on
+ * the shared-memory shader variants; hybrid placement where asked. */
+static void check_model(struct vk_ctx *ctx, const struct vk_config *cfg, const char *name, int n_prompts,
+                        bool extras, bool hybrid)
 {
     char path[512], full[1024], err[512];
     snprintf(path, sizeof path, "models/%s.gguf", name);
@@ -503,6 +578,8 @@ static void check_model(struct vk_ctx *ctx, const char *name, int n_prompts, boo
         if (i < n_prompts)
             check_prompt(&r, &ps[i], i);
     }
+    if (r.vm)
+        check_no_subgroups(ctx, cfg, &r, &ps[0]);
     if (r.vm && extras) {
         check_batched(&r, ps, n_prompts < 2 ? 2 : n_prompts);
         check_errors(&r);
@@ -540,15 +617,16 @@ int main(void)
     const char *models[] = {"tiny-qwen3moe-q8_0", "tiny-qwen3moe-q4_k_m", "tiny-qwen3moe-asym",
                             "tiny-qwen3moe-asym-pruned", "tiny-qwen3moe-mxfp4"};
     /* Under the sanitizer lavapipe and the CPU engine are slow: that build runs the 11-token prompt
-     * of every model, and batching (two prompts), errors and the plan on one; `make test` runs the
-     * release build of this test on everything. Hybrid placement runs on the first model in both. */
+     * of every model (on both shader paths), and batching (two prompts), errors and the plan on one;
+     * `make test` runs the release build of this test on everything. Hybrid placement runs on the
+     * first model in both. */
 #if defined(__SANITIZE_ADDRESS__)
     const int n_prompts = 1;
 #else
     const int n_prompts = 3;
 #endif
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
-        check_model(ctx, models[i], n_prompts, i == 0 || n_prompts == 3, i == 0);
+        check_model(ctx, &cfg, models[i], n_prompts, i == 0 || n_prompts == 3, i == 0);
     check_engine("models/tiny-qwen3moe-q8_0.gguf");
     char first[512];
     uint32_t n_msg = vk_validation_messages(ctx, first, sizeof first);

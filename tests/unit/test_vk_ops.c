@@ -1071,6 +1071,53 @@ static void check_errors(struct env *e)
     vk_buffer_destroy(e->ctx, &b);
 }
 
+/* Every check on one pair of contexts built from cfg (the second caps bindings at 80 KiB, so
+ * large tensors run in row or expert ranges there). */
+static void run_checks(const struct vk_config *cfg, const struct gguf_file *f)
+{
+    char err[1024];
+    struct env e = {.f = f}, split = {.f = f};
+    e.ctx = vk_ctx_create(cfg, err, sizeof err);
+    CHECK(e.ctx, "no Vulkan device (set MOESERVE_NO_VULKAN=1 to skip on purpose): %s", err);
+    if (!e.ctx)
+        return;
+    const struct vk_device_info *info = vk_ctx_info(e.ctx);
+    e.timed = info->timestamp_period_ns > 0;
+    printf("device: %s, subgroup %u, validation %s, reductions: %s%s\n", info->name, info->subgroup_size,
+           cfg->validation ? "on" : "not installed", info->subgroups ? "subgroup operations" : "shared memory, ",
+           info->subgroups ? "" : info->no_subgroups_why);
+    CHECK(!cfg->force_no_subgroups || !info->subgroups, "force_no_subgroups selects the shared-memory variants");
+    struct vk_config split_cfg = *cfg;
+    split_cfg.max_binding = 80 * 1024;
+    split.ctx = vk_ctx_create(&split_cfg, err, sizeof err);
+    CHECK(split.ctx, "second context: %s", err);
+    e.ops = vk_ops_create(e.ctx, err, sizeof err);
+    CHECK(e.ops, "%s", err);
+    split.ops = split.ctx ? vk_ops_create(split.ctx, err, sizeof err) : NULL;
+    CHECK(split.ops, "second context: %s", err);
+    if (e.ops && split.ops) {
+        split.timed = vk_ctx_info(split.ctx)->timestamp_period_ns > 0;
+        check_get_rows(&e, &split);
+        check_rms_norm(&e);
+        check_rope(&e);
+        check_attention(&e);
+        check_router(&e);
+        check_moe(&e, &split);
+        check_elementwise(&e);
+        check_act_round(&e);
+        check_errors(&e);
+    }
+    char first[512];
+    uint32_t n_msg = vk_validation_messages(e.ctx, first, sizeof first);
+    CHECK(n_msg == 0, "validation layer reported %u messages; first: %s", n_msg, first);
+    n_msg = split.ctx ? vk_validation_messages(split.ctx, first, sizeof first) : 0;
+    CHECK(n_msg == 0, "validation layer reported %u messages (split context); first: %s", n_msg, first);
+    vk_ops_destroy(split.ops);
+    vk_ctx_destroy(split.ctx);
+    vk_ops_destroy(e.ops);
+    vk_ctx_destroy(e.ctx);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1085,53 +1132,16 @@ int main(void)
 
     char path[512], err[1024];
     double t0 = now_ms();
-    struct vk_config cfg = VK_CONFIG_DEFAULT;
-    cfg.validation = vk_validation_available();
-    struct env e = {0};
-    e.ctx = vk_ctx_create(&cfg, err, sizeof err);
-    REQUIRE(e.ctx, "no Vulkan device (set MOESERVE_NO_VULKAN=1 to skip on purpose): %s", err);
-    const struct vk_device_info *info = vk_ctx_info(e.ctx);
-    e.timed = info->timestamp_period_ns > 0;
-    printf("device: %s, subgroup %u, validation %s\n", info->name, info->subgroup_size,
-           cfg.validation ? "on" : "not installed");
-    e.ops = vk_ops_create(e.ctx, err, sizeof err);
-    REQUIRE(e.ops, "%s", err);
     struct gguf_file *f = gguf_open(testdata_path(path, sizeof path, "quants.gguf"), err, sizeof err);
     REQUIRE(f, "%s", err);
-    e.f = f;
-
-    /* A second context whose storage bindings cover at most 80 KiB: large tensors run in row or
-     * expert ranges there. */
-    struct vk_config split_cfg = cfg;
-    split_cfg.max_binding = 80 * 1024;
-    struct env split = {.f = f};
-    split.ctx = vk_ctx_create(&split_cfg, err, sizeof err);
-    REQUIRE(split.ctx, "second context: %s", err);
-    split.timed = vk_ctx_info(split.ctx)->timestamp_period_ns > 0;
-    split.ops = vk_ops_create(split.ctx, err, sizeof err);
-    REQUIRE(split.ops, "%s", err);
-
-    check_get_rows(&e, &split);
-    check_rms_norm(&e);
-    check_rope(&e);
-    check_attention(&e);
-    check_router(&e);
-    check_moe(&e, &split);
-    check_elementwise(&e);
-    check_act_round(&e);
-    check_errors(&e);
-
-    char first[512];
-    uint32_t n_msg = vk_validation_messages(e.ctx, first, sizeof first);
-    CHECK(n_msg == 0, "validation layer reported %u messages; first: %s", n_msg, first);
-    n_msg = vk_validation_messages(split.ctx, first, sizeof first);
-    CHECK(n_msg == 0, "validation layer reported %u messages (split context); first: %s", n_msg, first);
-
+    struct vk_config cfg = VK_CONFIG_DEFAULT;
+    cfg.validation = vk_validation_available();
+    run_checks(&cfg, f);
+    /* again with the shared-memory variants of the reducing shaders (rms_norm, router, the MoE
+     * matrix-vector products), which devices without subgroup arithmetic run */
+    cfg.force_no_subgroups = true;
+    run_checks(&cfg, f);
     gguf_close(f);
-    vk_ops_destroy(split.ops);
-    vk_ctx_destroy(split.ctx);
-    vk_ops_destroy(e.ops);
-    vk_ctx_destroy(e.ctx);
     printf("total %.0f ms\n", now_ms() - t0);
     return test_finish();
 }

@@ -1,5 +1,5 @@
-/* test_vulkan.c: the Vulkan device layer and the quantized matvec/matmul shaders against ggml's
- * dequantized reference (testdata/quants.gguf), with the validation layer watching when installed. */
+/* test_vulkan.c: the Vulkan device layer and the quantized matvec/matmul shaders (with and without
+ * subgroup operations) against ggml's dequantized reference (testdata/quants.gguf), validation on. */
 #include <dlfcn.h>
 #include <math.h>
 #include <stdlib.h>
@@ -23,6 +23,12 @@ struct env {
     struct vk_ctx *ctx;
     struct vk_matmul *mm;
     const struct gguf_file *f;
+    /* The same device with the shared-memory shader variants (vk_config.force_no_subgroups):
+     * every product is also run there and checked the same way; where twin_bits is set it must
+     * also give the subgroup path's bits (lavapipe: see same_bits_expected). */
+    struct env *twin;
+    bool twin_bits;
+    size_t twin_differ;  /* products where the twin's bits differ (counted for the report) */
 };
 
 static double now_ms(void)
@@ -125,6 +131,32 @@ static void *tensor_copy(const struct gguf_tensor *t)
     return p;
 }
 
+/* Job j, which gave y on e, on e's twin (the shared-memory variants): within the tolerance of
+ * ref (when non-NULL), and bit for bit y where e->twin_bits. */
+static void check_twin(struct env *e, struct job *j, const float *y, const float *ref, const char *what)
+{
+    char err[512];
+    uint32_t ys = j->ys ? j->ys : j->nrows, xs = j->xs ? j->xs : j->ncols;
+    size_t n = (size_t)(j->batch - 1) * ys + j->nrows;
+    float *y2 = malloc(4 * n);
+    REQUIRE_VOID(y2);
+    memset(y2, 0xff, 4 * n);
+    bool ok = run_job(e->twin, j, y2, err, sizeof err);
+    CHECK(ok, "%s without subgroups: %s", what, err);
+    if (ok && ref) {
+        double q_err = compare_strided(what, ref, j->x, xs, y2, ys, j->nrows, j->ncols, j->batch);
+        CHECK(q_err <= 1.0, "%s without subgroups: error %.3g x tolerance", what, q_err);
+    }
+    size_t differ = 0;
+    for (uint32_t b = 0; ok && b < j->batch; b++)
+        for (uint32_t r = 0; r < j->nrows; r++)
+            differ += memcmp(&y[(size_t)b * ys + r], &y2[(size_t)b * ys + r], 4) != 0;
+    CHECK(!ok || !e->twin_bits || differ == 0, "%s: %zu products without subgroups differ from the subgroup path's",
+          what, differ);
+    e->twin_differ += differ;
+    free(y2);
+}
+
 /* y = W x for W = T.q (4 x 1024) at batches 1, 3, 8 and 32 (matvec and matmul shaders). */
 static void check_type(struct env *e, const char *tn, const struct gguf_tensor *q, const struct gguf_tensor *ref)
 {
@@ -155,6 +187,8 @@ static void check_type(struct env *e, const char *tn, const struct gguf_tensor *
         CHECK(q_err <= 1.0, "%s: error %.3g x tolerance", what, q_err);
         if (q_err > worst)
             worst = q_err;
+        if (e->twin)
+            check_twin(e, &j, y, refv, what);
     }
     printf("  %-8s 4 x %u, batches 1/3/8/32: worst error %.3f of tolerance, %.1f ms\n", tn, ncols, worst,
            now_ms() - t0);
@@ -217,32 +251,36 @@ static void check_exact(struct env *e, const char *tn, const struct gguf_tensor 
         round_trip(k->act_type, x + (size_t)b * NCOLS, qx + b * qrow, xr + (size_t)b * NCOLS, NCOLS);
     bool packed = k->batched_rows && nrows % k->batched_rows == 0;
     static const uint32_t batches[] = {1, 3, BATCH};
-    for (size_t bi = 0; bi < 3; bi++) {
-        for (int pairs = 0; pairs < 2; pairs++) {
-            uint32_t nb = batches[bi];
-            char err[512];
-            struct job j = {.type = q->type, .nrows = nrows, .ncols = NCOLS, .batch = nb, .w = q->data,
-                            .wbytes = q->nbytes, .x = xr, .pair_order = pairs};
-            memset(y, 0xff, 4ull * nrows * BATCH);
-            bool ok = run_job(e, &j, y, err, sizeof err);
-            CHECK(ok, "%s exact batch %u: %s", tn, nb, err);
-            if (!ok)
-                continue;
-            int differ = 0;
-            enum q_row_kind kind = pairs ? Q_ROW_GROUP : Q_ROW_ALONE;
-            for (uint32_t b = 0; b < nb; b++)
-                for (uint32_t r = 0; r < nrows; r++) {
-                    const uint8_t *w = (const uint8_t *)q->data + r * row_bytes;
-                    float want = packed ? k->batched.by_kind[kind](NCOLS, w, qx + b * qrow)
-                                        : k->dot(NCOLS, w, qx + b * qrow);
-                    differ += memcmp(&want, &y[(size_t)b * nrows + r], 4) != 0;
-                }
-            CHECK(differ == 0, "%s batch %u%s: %d of %u products differ from the CPU's", tn, nb,
-                  pairs ? " (pair order)" : "", differ, nb * nrows);
+    /* both shader variants: each must give the CPU's bits */
+    struct env *runs[2] = {e, e->twin};
+    for (size_t run = 0; run < 2 && runs[run]; run++) {
+        for (size_t bi = 0; bi < 3; bi++) {
+            for (int pairs = 0; pairs < 2; pairs++) {
+                uint32_t nb = batches[bi];
+                char err[512];
+                struct job j = {.type = q->type, .nrows = nrows, .ncols = NCOLS, .batch = nb, .w = q->data,
+                                .wbytes = q->nbytes, .x = xr, .pair_order = pairs};
+                memset(y, 0xff, 4ull * nrows * BATCH);
+                bool ok = run_job(runs[run], &j, y, err, sizeof err);
+                CHECK(ok, "%s exact batch %u%s: %s", tn, nb, run ? " without subgroups" : "", err);
+                if (!ok)
+                    continue;
+                int differ = 0;
+                enum q_row_kind kind = pairs ? Q_ROW_GROUP : Q_ROW_ALONE;
+                for (uint32_t b = 0; b < nb; b++)
+                    for (uint32_t r = 0; r < nrows; r++) {
+                        const uint8_t *w = (const uint8_t *)q->data + r * row_bytes;
+                        float want = packed ? k->batched.by_kind[kind](NCOLS, w, qx + b * qrow)
+                                            : k->dot(NCOLS, w, qx + b * qrow);
+                        differ += memcmp(&want, &y[(size_t)b * nrows + r], 4) != 0;
+                    }
+                CHECK(differ == 0, "%s batch %u%s%s: %d of %u products differ from the CPU's", tn, nb,
+                      pairs ? " (pair order)" : "", run ? " without subgroups" : "", differ, nb * nrows);
+            }
         }
     }
-    printf("  %-8s %u x %u, rounded activations: bit-identical to the CPU's %s (%s)\n", tn, nrows, NCOLS,
-           packed ? "batched orders" : "vec_dot", k->dot_isa);
+    printf("  %-8s %u x %u, rounded activations: bit-identical to the CPU's %s (%s)%s\n", tn, nrows, NCOLS,
+           packed ? "batched orders" : "vec_dot", k->dot_isa, e->twin ? ", with and without subgroups" : "");
     free(x);
     free(xr);
     free(y);
@@ -314,6 +352,60 @@ static void check_large(struct env *e, struct env *split, const char *tn)
     free(y);
 }
 
+/* Whether subgroupAdd on this device adds the lanes in index order from 0, the association the
+ * shared-memory variants reproduce with the subgroup size as their chunk (shaders/reduce.glsl):
+ * lavapipe's does (Mesa's gallivm emits reductions as a loop over the lanes). Elsewhere the two
+ * paths are only held to the same tolerances. */
+static bool same_bits_expected(const struct vk_device_info *info)
+{
+    return strncmp(info->name, "llvmpipe", 8) == 0;
+}
+
+/* Which subgroup properties the shaders can use; the others select the shared-memory variants. */
+static void check_subgroup_gap(void)
+{
+    VkPhysicalDeviceSubgroupProperties sg = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES,
+        .subgroupSize = 32,
+        .supportedStages = VK_SHADER_STAGE_COMPUTE_BIT,
+        .supportedOperations = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT,
+    };
+    CHECK(vk_subgroup_gap(&sg) == NULL, "basic + arithmetic in compute, size 32: subgroups used");
+    sg.supportedOperations = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_BALLOT_BIT;
+    const char *why = vk_subgroup_gap(&sg);
+    CHECK(why && strstr(why, "arithmetic"), "no arithmetic: %s", why ? why : "used");
+    sg.supportedOperations |= VK_SUBGROUP_FEATURE_ARITHMETIC_BIT;
+    sg.supportedStages = VK_SHADER_STAGE_FRAGMENT_BIT;
+    why = vk_subgroup_gap(&sg);
+    CHECK(why && strstr(why, "compute"), "fragment stage only: %s", why ? why : "used");
+    sg.supportedStages = VK_SHADER_STAGE_COMPUTE_BIT;
+    sg.subgroupSize = 1;
+    why = vk_subgroup_gap(&sg);
+    CHECK(why && strstr(why, "size"), "subgroup size 1: %s", why ? why : "used");
+}
+
+/* A context with the shared-memory variants (and `lanes` threads per chunk when non-zero). */
+static bool open_nosg(struct env *n, const struct vk_config *base, uint32_t lanes, char *err, size_t errlen)
+{
+    struct vk_config cfg = *base;
+    cfg.force_no_subgroups = true;
+    cfg.reduce_lanes = lanes;
+    n->ctx = vk_ctx_create(&cfg, err, errlen);
+    n->mm = n->ctx ? vk_matmul_create(n->ctx, err, errlen) : NULL;
+    return n->mm != NULL;
+}
+
+static void close_env(struct env *n, const char *what)
+{
+    if (n->ctx) {
+        char first[512];
+        uint32_t n_msg = vk_validation_messages(n->ctx, first, sizeof first);
+        CHECK(n_msg == 0, "validation layer reported %u messages (%s); first: %s", n_msg, what, first);
+    }
+    vk_matmul_destroy(n->mm);
+    vk_ctx_destroy(n->ctx);
+}
+
 /* Argument checks fail with a message, not a crash. */
 static void check_errors(struct env *e)
 {
@@ -381,6 +473,19 @@ int main(void)
            now_ms() - t0);
     e.mm = vk_matmul_create(e.ctx, err, sizeof err);
     REQUIRE(e.mm, "%s", err);
+    /* The shared-memory variants on the same device: every product of check_type and
+     * check_exact also runs there (e.twin), and the matrices of check_large. */
+    struct env nosg = {0}, lanes64 = {0};
+    REQUIRE(open_nosg(&nosg, &cfg, 0, err, sizeof err), "context without subgroups: %s", err);
+    const struct vk_device_info *ninfo = vk_ctx_info(nosg.ctx);
+    uint32_t sg = info->subgroup_size, want_lanes = sg < 2 ? 2 : sg > 64 ? 64 : sg;
+    CHECK(!ninfo->subgroups && ninfo->no_subgroups_why && strstr(ninfo->no_subgroups_why, "force_no_subgroups") &&
+              ninfo->reduce_lanes == want_lanes,
+          "forced fallback recorded (%s), chunks of %u threads", ninfo->no_subgroups_why, ninfo->reduce_lanes);
+    e.twin = &nosg;
+    e.twin_bits = info->subgroups && same_bits_expected(info);
+    printf("without subgroups: chunks of %u threads, %s\n", ninfo->reduce_lanes,
+           e.twin_bits ? "must give the subgroup path's bits" : "held to the same tolerances");
 
     struct gguf_file *f = gguf_open(testdata_path(path, sizeof path, "quants.gguf"), err, sizeof err);
     REQUIRE(f, "%s", err);
@@ -415,6 +520,31 @@ int main(void)
         }
     }
     CHECK(tested == 26, "all 26 shader types tested (%d)", tested);
+    printf("without subgroups: %zu products differ from the subgroup path's bits\n", e.twin_differ);
+
+    /* One chunk of 64 threads (a device with 64-wide subgroups) is another association: the same
+     * tolerances, and not all the same bits as chunks of the device's subgroup size (which shows
+     * the lane count reaches the shaders). F16 and Q4_0 rows spread over all 64 threads. */
+    REQUIRE(open_nosg(&lanes64, &cfg, 64, err, sizeof err), "context with 64-thread chunks: %s", err);
+    CHECK(vk_ctx_info(lanes64.ctx)->reduce_lanes == 64, "reduce_lanes 64 taken");
+    nosg.twin = &lanes64;
+    static const char *spread[] = {"f16", "q4_0"};
+    for (size_t i = 0; i < 2; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s.q", spread[i]);
+        const struct gguf_tensor *q = gguf_find_tensor(f, name);
+        snprintf(name, sizeof name, "%s.ref", spread[i]);
+        const struct gguf_tensor *ref = gguf_find_tensor(f, name);
+        CHECK(q && ref, "%s tensors", spread[i]);
+        if (q && ref)
+            check_type(&nosg, spread[i], q, ref);
+    }
+    if (ninfo->reduce_lanes != 64)
+        CHECK(nosg.twin_differ > 0, "64-thread chunks give other bits than %u-thread ones in %zu products",
+              ninfo->reduce_lanes, nosg.twin_differ);
+    printf("without subgroups, chunks of 64 against %u: %zu products differ in their last bits\n",
+           ninfo->reduce_lanes, nosg.twin_differ);
+    close_env(&lanes64, "64-thread chunks");
 
     struct vk_config split_cfg = VK_CONFIG_DEFAULT;
     split_cfg.validation = cfg.validation;
@@ -432,7 +562,21 @@ int main(void)
     }
     vk_matmul_destroy(split.mm);
     vk_ctx_destroy(split.ctx);
+    /* the large matrices without subgroups, also split over bindings */
+    struct env nosg_split = {.f = f};
+    split_cfg.force_no_subgroups = true;
+    nosg_split.ctx = vk_ctx_create(&split_cfg, err, sizeof err);
+    nosg_split.mm = nosg_split.ctx ? vk_matmul_create(nosg_split.ctx, err, sizeof err) : NULL;
+    CHECK(nosg_split.mm, "split context without subgroups: %s", err);
+    nosg.f = f;
+    if (nosg_split.mm) {
+        check_large(&nosg, &nosg_split, "q4_K");
+        check_large(&nosg, &nosg_split, "iq2_s");
+    }
+    close_env(&nosg_split, "split context without subgroups");
+    close_env(&nosg, "context without subgroups");
     check_errors(&e);
+    check_subgroup_gap();
 
     char first[512];
     uint32_t n_msg = vk_validation_messages(e.ctx, first, sizeof first);

@@ -125,4 +125,9 @@ const struct vk_spirv *vk_op_spirv(enum vk_op_shader s, bool subgroups);
 /* Fills the packed IQ grid tables the i-quant shaders bind (engine/vk_iq_tables.c). */
 void vk_iq_tables_build(uint32_t out[VK_IQ_TABLE_WORDS]);
 
+/* Weight types whose matrix-vector products, given act_round's scales, run eight threads per
+ * output (shaders/intdot.glsl: the lane path, HAVE_LANE_DOT, and the chain path, HAVE_CHAIN_DOT):
+ * the shaders size their workgroups' rows for it, and so must the dispatches. */
+bool vk_eight_thread_type(uint32_t type);
+
 #endif

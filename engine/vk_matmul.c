@@ -9,6 +9,7 @@
 
 #define MATVEC_WG 64        /* threads per matvec workgroup (spec constant 0; MAX_WG of its fallback) */
 #define MATVEC_ROWS 2       /* rows per matvec workgroup (spec constant 1) */
+#define MATVEC_WIDE_ROWS 4  /* for the types whose outputs take eight threads (vk_eight_thread_type) */
 #define MATVEC_MAX_BATCH 8  /* spec constant 2 ranges over 1..8 */
 #define MATMUL_BM 64        /* rows per matmul workgroup (fixed in matmul.comp) */
 #define MATMUL_BN 32        /* activation columns per matmul workgroup */
@@ -20,7 +21,10 @@ struct mm_push {
     uint32_t nrows, ncols, batch, row_bytes;
     uint32_t w_off, x_off, y_off, x_stride, y_stride;
     uint32_t pair_order;
+    uint32_t xs_off;  /* NO_SCALES (shaders/intdot.glsl): derived in the shader */
 };
+
+#define NO_SCALES 0xFFFFFFFFu
 
 struct vk_matmul {
     struct vk_ctx *ctx;
@@ -65,6 +69,18 @@ bool vk_matmul_supports(uint32_t type)
     return vk_shaders_for(type) != NULL;
 }
 
+bool vk_eight_thread_type(uint32_t type)
+{
+    return type == Q_Q8_0 || type == Q_Q6_K || type == Q_IQ2_S || type == Q_IQ3_S || type == Q_Q4_K || type == Q_MXFP4;
+}
+
+/* Rows per matvec workgroup: more for the types whose outputs take eight threads each (the lane
+ * and chain paths) when the activation scales are given, so the workgroup stays busy. */
+static uint32_t matvec_rows(uint32_t type)
+{
+    return vk_eight_thread_type(type) ? MATVEC_WIDE_ROWS : MATVEC_ROWS;
+}
+
 static const struct vk_pipeline *get_pipeline(struct vk_matmul *mm, uint32_t type, uint32_t batch,
                                               char *err, size_t errlen)
 {
@@ -75,7 +91,7 @@ static const struct vk_pipeline *get_pipeline(struct vk_matmul *mm, uint32_t typ
     struct vk_pipeline *p = vec ? &mm->matvec[type][batch - 1] : &mm->matmul[type];
     if (p->pipe)
         return p;
-    uint32_t spec[4] = {MATVEC_WG, MATVEC_ROWS, batch, mm->ctx->info.reduce_lanes};
+    uint32_t spec[4] = {MATVEC_WG, matvec_rows(type), batch, mm->ctx->info.reduce_lanes};
     bool sg = mm->ctx->info.subgroups;
     if (vec)
         snprintf(name, sizeof name, "matvec_%s/batch %u", tn, batch);
@@ -85,7 +101,7 @@ static const struct vk_pipeline *get_pipeline(struct vk_matmul *mm, uint32_t typ
         .name = name,
         .spirv = vec ? (sg ? s->matvec : s->matvec_nosg) : s->matmul,
         .spirv_bytes = vec ? (sg ? s->matvec_bytes : s->matvec_nosg_bytes) : s->matmul_bytes,
-        .n_buffers = 4,
+        .n_buffers = 5,
         .push_bytes = sizeof(struct mm_push),
         .spec = spec,
         .n_spec = vec ? 4 : 0,
@@ -115,12 +131,33 @@ static bool bind_range(const struct vk_ctx *ctx, const struct vk_buffer *b, VkDe
     return true;
 }
 
+/* Binding 4: the activation scales when the caller has them (the whole buffer; *xs_off the float
+ * index of x's first block), else `dummy`, unread. */
+static bool bind_scales(const struct vk_ctx *ctx, const struct vk_matmul_args *a, uint32_t x_stride,
+                        const struct vk_buffer *dummy, struct vk_binding *out, uint32_t *xs_off, char *err,
+                        size_t errlen)
+{
+    *out = (struct vk_binding){.b = dummy, .offset = 0, .range = dummy->size};
+    *xs_off = NO_SCALES;
+    if (!a->xs)
+        return true;
+    uint32_t block = q_type_traits(a->type)->block_size;
+    if (a->xs_off % 4 || a->xs_off >= a->xs->size || x_stride % block || a->xs->size > ctx->info.max_storage_range ||
+        a->xs->size / 4 - a->xs_off / 4 < (uint64_t)a->batch * (x_stride / block))
+        return vk_fail(err, errlen, "Vulkan matmul: activation scales (%llu bytes at %llu) do not cover %u rows of "
+                       "%u blocks", (unsigned long long)a->xs->size, (unsigned long long)a->xs_off, a->batch,
+                       x_stride / block);
+    *out = (struct vk_binding){.b = a->xs, .offset = 0, .range = a->xs->size};
+    *xs_off = (uint32_t)(a->xs_off / 4);
+    return true;
+}
+
 /* Workgroup grid for `nrows` rows and `batch` columns. */
-static bool grid_for(uint32_t nrows, uint32_t batch, uint32_t groups[3], char *err, size_t errlen)
+static bool grid_for(uint32_t type, uint32_t nrows, uint32_t batch, uint32_t groups[3], char *err, size_t errlen)
 {
     groups[2] = 1;
     if (batch <= MATVEC_MAX_BATCH) {
-        uint32_t blocks = (nrows + MATVEC_ROWS - 1) / MATVEC_ROWS;
+        uint32_t blocks = (nrows + matvec_rows(type) - 1) / matvec_rows(type);
         groups[0] = blocks < MAX_GROUPS_1D ? blocks : MAX_GROUPS_1D;
         groups[1] = (blocks + groups[0] - 1) / groups[0];
         return true;
@@ -156,7 +193,7 @@ bool vk_matmul_record(struct vk_matmul *mm, const struct vk_matmul_args *a, char
 
     VkDeviceSize align = vk_storage_align(ctx);
     VkDeviceSize vec_align = align > 16 ? align : 16; /* x is read as vec4 */
-    struct vk_binding binds[4];
+    struct vk_binding binds[5];
     uint32_t w_rem, x_rem, y_rem;
     uint64_t x_bytes = 4ull * ((uint64_t)(a->batch - 1) * x_stride + a->ncols);
     uint64_t y_bytes = 4ull * ((uint64_t)(a->batch - 1) * y_stride + a->nrows);
@@ -164,6 +201,9 @@ bool vk_matmul_record(struct vk_matmul *mm, const struct vk_matmul_args *a, char
         !bind_range(ctx, a->y, a->y_off, y_bytes, align, "y", &binds[2], &y_rem, err, errlen))
         return false;
     binds[3] = (struct vk_binding){.b = &mm->tables, .offset = 0, .range = mm->tables.size};
+    uint32_t xs_off = NO_SCALES;
+    if (!bind_scales(ctx, a, x_stride, &mm->tables, &binds[4], &xs_off, err, errlen))
+        return false;
 
     /* A weight matrix larger than one binding may cover runs as several dispatches over row
      * ranges (on lavapipe a binding covers at most 128 MiB; a 151936-row embedding is more). */
@@ -180,12 +220,12 @@ bool vk_matmul_record(struct vk_matmul *mm, const struct vk_matmul_args *a, char
         uint32_t groups[3];
         if (!bind_range(ctx, a->w, a->w_off + r0 * row_bytes, n * row_bytes, align, "weights", &binds[0], &w_rem,
                         err, errlen) ||
-            !grid_for(n, a->batch, groups, err, errlen))
+            !grid_for(a->type, n, a->batch, groups, err, errlen))
             return false;
         struct mm_push push = {
             .nrows = n, .ncols = a->ncols, .batch = a->batch, .row_bytes = (uint32_t)row_bytes,
             .w_off = w_rem, .x_off = x_rem / 4, .y_off = y_rem / 4 + r0, .x_stride = x_stride,
-            .y_stride = y_stride, .pair_order = a->pair_order,
+            .y_stride = y_stride, .pair_order = a->pair_order, .xs_off = xs_off,
         };
         if (!vk_dispatch(ctx, p, binds, &push, groups, err, errlen))
             return false;

@@ -59,6 +59,8 @@ struct vk_model_ctx {
     struct vk_buffer *k_cache, *v_cache;  /* per layer */
     struct vk_buffer x, h, tmp, q, k, v, att, probs, ids, wts, gate_out, up_out, down_out, route, attn_part;
     struct vk_buffer xq[ACT_SLOTS];  /* inputs of products, rounded as ggml rounds activations */
+    struct vk_buffer xqs[ACT_SLOTS]; /* and the scales of their Q8 blocks (act_round.comp) */
+    struct vk_buffer gate_scales;    /* the scales of the experts' rounded SwiGLU outputs */
     struct vk_buffer in;       /* host-visible: tokens, positions, (seq, pos) pairs, wanted rows, page table */
     struct vk_buffer logits;   /* host-visible: logit_rows rows of n_vocab */
     uint32_t logit_rows;
@@ -276,13 +278,13 @@ static uint32_t attn_split_units(const struct model_hparams *hp)
  * allocation cannot disagree. */
 enum ctx_buf {
     CB_X, CB_H, CB_TMP, CB_Q, CB_K, CB_V, CB_ATT, CB_PROBS, CB_IDS, CB_WTS, CB_GATE, CB_UP, CB_DOWN, CB_ROUTE,
-    CB_PART, CB_XQ0, CB_XQ1, CB_XQ2, CB_COUNT
+    CB_PART, CB_XQ0, CB_XQ1, CB_XQ2, CB_XQS0, CB_XQS1, CB_XQS2, CB_GATE_SCALES, CB_COUNT
 };
 
 static const char *const ctx_buf_names[CB_COUNT] = {
     "residual", "normed input", "layer output", "q", "k", "v", "attention", "router logits", "expert ids",
     "expert weights", "expert gate", "expert up", "expert down", "route", "attention partials", "rounded input",
-    "rounded input", "rounded input",
+    "rounded input", "rounded input", "input scales", "input scales", "input scales", "expert scales",
 };
 
 static void ctx_buf_bytes(const struct model_hparams *hp, uint32_t max_batch, uint64_t out[CB_COUNT])
@@ -295,6 +297,9 @@ static void ctx_buf_bytes(const struct model_hparams *hp, uint32_t max_batch, ui
         [CB_ATT] = B * nq, [CB_PROBS] = B * hp->n_expert, [CB_IDS] = P, [CB_WTS] = P, [CB_GATE] = P * hp->n_ff_exp,
         [CB_UP] = P * hp->n_ff_exp, [CB_DOWN] = P * E, [CB_ROUTE] = vk_op_moe_route_words((uint32_t)P, hp->n_expert),
         [CB_PART] = part, [CB_XQ0] = B * (E > nq ? E : nq), [CB_XQ1] = B * E, [CB_XQ2] = B * E,
+        /* one scale per 32 values at most (Q8_0 blocks) */
+        [CB_XQS0] = B * (E > nq ? E : nq) / 32 + 1, [CB_XQS1] = B * E / 32 + 1, [CB_XQS2] = B * E / 32 + 1,
+        [CB_GATE_SCALES] = P * hp->n_ff_exp / 32 + 1,
     };
     for (int i = 0; i < CB_COUNT; i++)
         out[i] = 4 * floats[i];
@@ -354,7 +359,8 @@ static bool ctx_buffers(struct vk_model_ctx *c, uint32_t n_seqs, char *err, size
              dev_buf(c, &c->v_cache[l], cache, VK_MEM_DEVICE, "V cache", err, errlen);
     struct vk_buffer *bufs[CB_COUNT] = {
         &c->x, &c->h, &c->tmp, &c->q, &c->k, &c->v, &c->att, &c->probs, &c->ids, &c->wts, &c->gate_out, &c->up_out,
-        &c->down_out, &c->route, &c->attn_part, &c->xq[0], &c->xq[1], &c->xq[2],
+        &c->down_out, &c->route, &c->attn_part, &c->xq[0], &c->xq[1], &c->xq[2], &c->xqs[0], &c->xqs[1], &c->xqs[2],
+        &c->gate_scales,
     };
     uint64_t bytes[CB_COUNT];
     ctx_buf_bytes(hp, c->max_batch, bytes);
@@ -426,7 +432,8 @@ void vk_model_ctx_free(struct vk_model_ctx *c)
     free(c->v_cache);
     struct vk_buffer *bufs[] = {&c->x, &c->h, &c->tmp, &c->q, &c->k, &c->v, &c->att, &c->probs, &c->ids, &c->wts,
                                 &c->gate_out, &c->up_out, &c->down_out, &c->route, &c->attn_part, &c->in, &c->logits,
-                                &c->xq[0], &c->xq[1], &c->xq[2], &c->moe_host};
+                                &c->xq[0], &c->xq[1], &c->xq[2], &c->xqs[0], &c->xqs[1], &c->xqs[2],
+                                &c->gate_scales, &c->moe_host};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         vk_buffer_destroy(ctx, bufs[i]);
     kvpool_free(&c->kv);
@@ -494,19 +501,27 @@ static bool batched_order(const struct vk_mat *w, uint8_t kind)
     return k->batched.by_kind[kind] != k->batched.by_kind[Q_ROW_ALONE];
 }
 
+/* A product's input: x rounded for the weights' type, and the scales act_round wrote for its Q8
+ * blocks (NULL: none, the shader derives what it needs). */
+struct act_in {
+    const struct vk_buffer *x, *scales;
+};
+
 /* y = W x for n rows of x, whose q_row_kinds are kind[0..n): one dispatch per run of entries
  * that take the same float order (one in all for most types and batches). */
-static bool matmul(struct step *s, const struct vk_mat *w, const struct vk_buffer *x, const struct vk_buffer *y,
-                   uint32_t n, const uint8_t *kind)
+static bool matmul(struct step *s, const struct vk_mat *w, struct act_in in, const struct vk_buffer *y, uint32_t n,
+                   const uint8_t *kind)
 {
+    const uint64_t block = q_type_traits(w->type)->block_size;
     for (uint32_t t0 = 0; t0 < n;) {
         bool batched = batched_order(w, kind[t0]);
         uint32_t t1 = t0 + 1;
         while (t1 < n && batched_order(w, kind[t1]) == batched)
             t1++;
         struct vk_matmul_args a = {.type = w->type, .nrows = w->rows, .ncols = w->cols, .batch = t1 - t0,
-                                   .w = &w->buf, .x = x, .x_off = 4ull * t0 * w->cols, .y = y,
-                                   .y_off = 4ull * t0 * w->rows, .pair_order = batched};
+                                   .w = &w->buf, .x = in.x, .x_off = 4ull * t0 * w->cols, .y = y,
+                                   .y_off = 4ull * t0 * w->rows, .pair_order = batched, .xs = in.scales,
+                                   .xs_off = 4ull * t0 * (w->cols / block)};
         if (!vk_matmul_record(s->c->vm->mm, &a, s->err, s->errlen))
             return false;
         t0 = t1;
@@ -521,36 +536,48 @@ struct act_inputs {
     uint32_t rows, n, types[ACT_SLOTS], used;
 };
 
-/* The buffer a product with weights of type wtype reads: src itself for F32 weights, else src
- * rounded to wtype's activation type (recorded on first use of that type; barrier before use). */
-static const struct vk_buffer *act_input(struct step *s, struct act_inputs *ai, uint32_t wtype)
+/* Whether act_round writes block scales for this activation type (the Q8 ones). */
+static bool has_scales(uint32_t act)
+{
+    return act == Q_Q8_0 || act == Q_Q8_1 || act == Q_Q8_K;
+}
+
+/* The input a product with weights of type wtype reads: src itself for F32 weights, else src
+ * rounded to wtype's activation type with its block scales (recorded on first use of that type;
+ * barrier before use). False with s->err set. */
+static bool act_input(struct step *s, struct act_inputs *ai, uint32_t wtype, struct act_in *out)
 {
     uint32_t act = vk_op_act_type(wtype);
+    *out = (struct act_in){.x = ai->src};
     if (act == Q_F32)
-        return ai->src;
+        return true;
     for (uint32_t i = 0; i < ai->used; i++)
-        if (ai->types[i] == act)
-            return &s->c->xq[i];
+        if (ai->types[i] == act) {
+            *out = (struct act_in){.x = &s->c->xq[i], .scales = has_scales(act) ? &s->c->xqs[i] : NULL};
+            return true;
+        }
     if (ai->used == ACT_SLOTS) {
         snprintf(s->err, s->errlen, "Vulkan: more than %d activation types for one input", ACT_SLOTS);
-        return NULL;
+        return false;
     }
-    const struct vk_buffer *dst = &s->c->xq[ai->used];
+    const uint32_t i = ai->used;
     struct vk_op_act_round_args a = {.wtype = wtype, .rows = ai->rows, .n = ai->n, .x = view(ai->src),
-                                     .y = view(dst)};
+                                     .y = view(&s->c->xq[i]),
+                                     .scales = has_scales(act) ? view(&s->c->xqs[i]) : (struct vk_view){0}};
     if (!vk_op_act_round(s->c->vm->ops, &a, s->err, s->errlen))
-        return NULL;
+        return false;
     ai->types[ai->used++] = act;
-    return dst;
+    *out = (struct act_in){.x = &s->c->xq[i], .scales = has_scales(act) ? &s->c->xqs[i] : NULL};
+    return true;
 }
 
 /* Rounds src for each of the weights' types, then a barrier: the inputs of their products. */
 static bool act_inputs_for(struct step *s, const struct vk_buffer *src, uint32_t rows, uint32_t n,
-                           const struct vk_mat *const *w, size_t nw, const struct vk_buffer **out)
+                           const struct vk_mat *const *w, size_t nw, struct act_in *out)
 {
     struct act_inputs ai = {.src = src, .rows = rows, .n = n};
     for (size_t i = 0; i < nw; i++)
-        if (!(out[i] = act_input(s, &ai, w[i]->type)))
+        if (!act_input(s, &ai, w[i]->type, &out[i]))
             return false;
     if (ai.used)
         vk_barrier(s->c->vm->ctx);
@@ -595,7 +622,7 @@ static bool record_attention(struct step *s, uint32_t l)
         return false;
     vk_barrier(ctx);
     const struct vk_mat *qkv[3] = {&L->wq, &L->wk, &L->wv};
-    const struct vk_buffer *in[3];
+    struct act_in in[3];
     if (!act_inputs_for(s, &c->h, n, hp->n_embd, qkv, 3, in) || !matmul(s, &L->wq, in[0], &c->q, n, s->kind) ||
         !matmul(s, &L->wk, in[1], &c->k, n, s->kind) || !matmul(s, &L->wv, in[2], &c->v, n, s->kind))
         return false;
@@ -641,7 +668,7 @@ static bool record_moe(struct step *s, uint32_t l)
     const struct model_hparams *hp = &c->vm->hp;
     const struct vk_layer *L = &c->vm->layers[l];
     const struct vk_mat *w[2] = {&L->router, &L->gate};
-    const struct vk_buffer *in[2];
+    struct act_in in[2];
     if (!act_inputs_for(s, &c->h, s->n, hp->n_embd, w, 2, in) ||
         !matmul(s, &L->router, in[0], &c->probs, s->n, s->kind))
         return false;
@@ -656,9 +683,10 @@ static bool record_moe(struct step *s, uint32_t l)
         .n_tokens = s->n, .k = hp->n_expert_used, .n_expert = hp->n_expert, .n_embd = hp->n_embd,
         .n_ff = hp->n_ff_exp, .gate_type = L->gate.type, .up_type = L->up.type, .down_type = L->down.type,
         .gate = &L->gate.buf, .up = &L->up.buf, .down = &L->down.buf, .ids = view(&c->ids), .weights = view(&c->wts),
-        .x = view(in[1]), .y = view(&c->tmp), .gate_out = view(&c->gate_out), .up_out = view(&c->up_out),
+        .x = view(in[1].x), .y = view(&c->tmp), .gate_out = view(&c->gate_out), .up_out = view(&c->up_out),
         .down_out = view(&c->down_out), .route = grouped ? view(&c->route) : (struct vk_view){0},
-        .act_round = true,
+        .act_round = true, .x_scales = in[1].scales ? view(in[1].scales) : (struct vk_view){0},
+        .gate_scales = has_scales(vk_op_act_type(L->down.type)) ? view(&c->gate_scales) : (struct vk_view){0},
     };
     return vk_op_moe_ffn(ops, &f, s->err, s->errlen);  /* ends with a barrier */
 }
@@ -673,7 +701,7 @@ static bool record_cpu_moe(struct step *s, uint32_t l)
     struct vk_ctx *ctx = c->vm->ctx;
     const struct model_hparams *hp = &c->vm->hp;
     const struct vk_mat *router = &c->vm->layers[l].router;
-    const struct vk_buffer *in;
+    struct act_in in;
     if (!act_inputs_for(s, &c->h, s->n, hp->n_embd, &router, 1, &in) || !matmul(s, router, in, &c->probs, s->n, s->kind))
         return false;
     vk_barrier(ctx);
@@ -711,7 +739,7 @@ static bool record_layer(struct step *s, uint32_t l)
     struct vk_ctx *ctx = c->vm->ctx;
     const struct vk_layer *L = &c->vm->layers[l];
     const struct vk_mat *wo = &L->wo;
-    const struct vk_buffer *in;
+    struct act_in in;
     if (!record_attention(s, l) || !act_inputs_for(s, &c->att, s->n, c->vm->hp.n_head * c->vm->hp.head_k, &wo, 1, &in) ||
         !matmul(s, wo, in, &c->tmp, s->n, s->kind))
         return false;
@@ -746,7 +774,7 @@ static bool record_head(struct step *s, uint32_t first, uint32_t m)
         return false;
     vk_barrier(vm->ctx);
     const struct vk_mat *out = vm->output_tied ? &vm->token_embd : &vm->output;
-    const struct vk_buffer *in;
+    struct act_in in;
     return act_inputs_for(s, &c->h, m, hp->n_embd, &out, 1, &in) &&
            matmul(s, out, in, &c->logits, m, s->kind_out + first);
 }

@@ -11,7 +11,12 @@
 #include "kernels/quants.h"
 
 #define MAX_GROUPS_1D 65535   /* the minimum maxComputeWorkGroupCount every device has */
-#define MOE_ROWS 2            /* rows per moe_matvec workgroup (ROWS in moe_matvec.comp) */
+/* rows per moe_matvec workgroup (ROWS in moe_matvec.comp): eight for the types whose rows take
+ * eight threads (vk_eight_thread_type) */
+static uint32_t moe_rows(uint32_t type)
+{
+    return vk_eight_thread_type(type) ? 8 : 2;
+}
 #define MOE_BM 64             /* rows per moe_matmul workgroup (BM in moe_matmul.comp) */
 #define MOE_BN 32             /* pairs per moe_matmul tile (BN in moe_matmul.comp) */
 #define MOE_MAX_EXPERT 1024   /* MAX_EXPERT in moe_group.comp */
@@ -53,12 +58,14 @@ struct router_push {
 };
 struct moe_matvec_push {
     uint32_t nrows, ncols, row_bytes, w_off, expert_bytes, e_begin, e_count, k, n_pairs, id_off, x_off,
-        x_stride, x_slot_stride, y_off, y_stride;
+        x_stride, x_slot_stride, y_off, y_stride, xs_off;
 };
 struct moe_matmul_push {
     uint32_t nrows, ncols, row_bytes, w_off, expert_bytes, e_begin, e_count, k, route_off, max_tiles, x_off, x_stride,
-        x_slot_stride, y_off, y_stride;
+        x_slot_stride, y_off, y_stride, xs_off;
 };
+/* xs_off when a product derives its activation scales (shaders/intdot.glsl) */
+#define NO_SCALES 0xFFFFFFFFu
 struct moe_group_push {
     uint32_t n_pairs, n_expert, id_off, route_off, bn, max_tiles;
 };
@@ -66,7 +73,7 @@ struct moe_combine_push {
     uint32_t n_tokens, k, n, x_off, x_stride, w_off, y_off, y_stride;
 };
 struct act_round_push {
-    uint32_t rows, n, x_off, x_stride, y_off, y_stride;
+    uint32_t rows, n, x_off, x_stride, y_off, y_stride, ys_off;
 };
 struct ew_push {
     uint32_t rows, n, a_off, a_stride, b_off, b_stride, y_off, y_stride, b_per_row;
@@ -209,6 +216,22 @@ static bool bind_view(const struct vk_ctx *ctx, const struct vk_view *v, uint32_
     if (stride)
         *stride = s;
     return true;
+}
+
+/* The binding of a product's or act_round's scales: the rest of the buffer from v->off (*off its
+ * float index there), or `dummy`, unused, and NO_SCALES when v has no buffer. */
+static bool bind_scales(const struct vk_ctx *ctx, const struct vk_view *v, const struct vk_buffer *dummy,
+                        struct vk_binding *out, uint32_t *off, char *err, size_t errlen)
+{
+    *out = (struct vk_binding){.b = dummy, .offset = 0, .range = dummy->size};
+    *off = NO_SCALES;
+    if (!v->b)
+        return true;
+    if (v->off >= v->b->size)
+        return vk_fail(err, errlen, "Vulkan op: activation scales at byte %llu outside their buffer",
+                       (unsigned long long)v->off);
+    return bind_bytes(ctx, v->b, v->off, v->b->size - v->off, vk_storage_align(ctx), "activation scales", out, off,
+                      err, errlen);
 }
 
 /* A grid of `n` workgroups, as x * y with x <= 65535 (shaders number them y * x_count + x). */
@@ -552,7 +575,7 @@ bool vk_op_moe_group(struct vk_ops *o, const struct vk_op_moe_group_args *a, cha
 /* The grouped path of vk_op_moe_matvec: binds[1..3] and the shape fields of *mv are set. */
 static bool moe_matmul_grouped(struct vk_ops *o, const struct vk_op_moe_matvec_args *a,
                                const struct vk_op_shader_set *s, const struct q_traits *tr, uint64_t row_bytes,
-                               const struct moe_matvec_push *mv, struct vk_binding binds[5], char *err,
+                               const struct moe_matvec_push *mv, struct vk_binding binds[6], char *err,
                                size_t errlen)
 {
     struct vk_ctx *ctx = o->ctx;
@@ -562,7 +585,7 @@ static bool moe_matmul_grouped(struct vk_ops *o, const struct vk_op_moe_matvec_a
     struct moe_matmul_push push = {
         .nrows = mv->nrows, .ncols = mv->ncols, .row_bytes = mv->row_bytes, .expert_bytes = mv->expert_bytes,
         .k = mv->k, .max_tiles = max_tiles, .x_off = mv->x_off, .x_stride = mv->x_stride,
-        .x_slot_stride = mv->x_slot_stride, .y_off = mv->y_off, .y_stride = mv->y_stride,
+        .x_slot_stride = mv->x_slot_stride, .y_off = mv->y_off, .y_stride = mv->y_stride, .xs_off = mv->xs_off,
     };
     struct vk_view route = a->route;
     route.stride = 0;
@@ -572,7 +595,7 @@ static bool moe_matmul_grouped(struct vk_ops *o, const struct vk_op_moe_matvec_a
     char name[48];
     snprintf(name, sizeof name, "moe_matmul_%s", tr->name);
     struct vk_pipeline *p = &o->moe_matmul[a->type];
-    if (!ensure_pipeline(o, p, name, s->moe_matmul, s->moe_matmul_bytes, 5, sizeof push, NULL, 0, err, errlen))
+    if (!ensure_pipeline(o, p, name, s->moe_matmul, s->moe_matmul_bytes, 6, sizeof push, NULL, 0, err, errlen))
         return false;
     uint64_t expert_bytes = mv->expert_bytes;
     VkDeviceSize align = vk_storage_align(ctx);
@@ -613,7 +636,7 @@ bool vk_op_moe_matvec(struct vk_ops *o, const struct vk_op_moe_matvec_args *a, c
     uint64_t expert_bytes = row_bytes * a->nrows, pairs = (uint64_t)a->n_tokens * a->k;
     if (pairs == 0)
         return true;
-    if (pairs > MAX_GROUPS_1D || (a->nrows + MOE_ROWS - 1) / MOE_ROWS > MAX_GROUPS_1D)
+    if (pairs > MAX_GROUPS_1D || (a->nrows + moe_rows(a->type) - 1) / moe_rows(a->type) > MAX_GROUPS_1D)
         return vk_fail(err, errlen, "Vulkan moe_matvec: %llu token-expert pairs or %u rows in one dispatch",
                        (unsigned long long)pairs, a->nrows);
     const struct vk_buffer *w = a->w;
@@ -622,7 +645,7 @@ bool vk_op_moe_matvec(struct vk_ops *o, const struct vk_op_moe_matvec_args *a, c
                        a->n_expert, (unsigned long long)expert_bytes, (unsigned long long)a->w_off);
     if (a->x_slot_stride % 4)
         return vk_fail(err, errlen, "Vulkan moe_matvec: x slot stride must be a multiple of 4 floats");
-    struct vk_binding binds[5];
+    struct vk_binding binds[6];
     struct moe_matvec_push push = {
         .nrows = a->nrows, .ncols = a->ncols, .row_bytes = (uint32_t)row_bytes, .expert_bytes = (uint32_t)expert_bytes,
         .k = a->k, .n_pairs = (uint32_t)pairs, .x_slot_stride = a->x_slot_stride,
@@ -637,6 +660,8 @@ bool vk_op_moe_matvec(struct vk_ops *o, const struct vk_op_moe_matvec_args *a, c
         !bind_view(ctx, &ids, 1, (uint32_t)pairs, false, "ids", &binds[4], &push.id_off, NULL, err, errlen))
         return false;
     binds[3] = (struct vk_binding){.b = &o->tables, .offset = 0, .range = o->tables.size};
+    if (!bind_scales(ctx, &a->xs, &o->tables, &binds[5], &push.xs_off, err, errlen))
+        return false;
     if (a->route.b)
         return moe_matmul_grouped(o, a, s, tr, row_bytes, &push, binds, err, errlen);
     char name[48];
@@ -644,7 +669,7 @@ bool vk_op_moe_matvec(struct vk_ops *o, const struct vk_op_moe_matvec_args *a, c
     struct vk_pipeline *p = &o->moe_matvec[a->type];
     bool sg = ctx->info.subgroups;
     if (!ensure_pipeline(o, p, name, sg ? s->moe_matvec : s->moe_matvec_nosg,
-                         sg ? s->moe_matvec_bytes : s->moe_matvec_nosg_bytes, 5, sizeof push, &o->lanes, 1, err,
+                         sg ? s->moe_matvec_bytes : s->moe_matvec_nosg_bytes, 6, sizeof push, &o->lanes, 1, err,
                          errlen))
         return false;
     VkDeviceSize align = vk_storage_align(ctx);
@@ -652,7 +677,7 @@ bool vk_op_moe_matvec(struct vk_ops *o, const struct vk_op_moe_matvec_args *a, c
     if (chunk == 0)
         return vk_fail(err, errlen, "Vulkan moe_matvec: one expert's %llu bytes exceed the binding limit",
                        (unsigned long long)expert_bytes);
-    uint32_t groups[3] = {(a->nrows + MOE_ROWS - 1) / MOE_ROWS, (uint32_t)pairs, 1};
+    uint32_t groups[3] = {(a->nrows + moe_rows(a->type) - 1) / moe_rows(a->type), (uint32_t)pairs, 1};
     for (uint32_t e0 = 0; e0 < a->n_expert;) {
         uint32_t n = a->n_expert - e0 < chunk ? a->n_expert - e0 : (uint32_t)chunk;
         if (!bind_bytes(ctx, w, a->w_off + e0 * expert_bytes, n * expert_bytes, align, "weights", &binds[0],
@@ -708,7 +733,7 @@ bool vk_op_moe_ffn(struct vk_ops *o, const struct vk_op_moe_ffn_args *a, char *e
     struct vk_op_moe_matvec_args mv = {
         .type = a->gate_type, .nrows = a->n_ff, .ncols = a->n_embd, .n_expert = a->n_expert, .w = a->gate,
         .w_off = a->gate_off, .n_tokens = a->n_tokens, .k = a->k, .ids = a->ids, .x = a->x, .y = a->gate_out,
-        .route = a->route,
+        .route = a->route, .xs = a->act_round ? a->x_scales : (struct vk_view){0},
     };
     if (!vk_op_moe_matvec(o, &mv, err, errlen))
         return false;
@@ -726,7 +751,7 @@ bool vk_op_moe_ffn(struct vk_ops *o, const struct vk_op_moe_ffn_args *a, char *e
     vk_barrier(o->ctx);
     if (a->act_round) {
         struct vk_op_act_round_args ar = {.wtype = a->down_type, .rows = pairs, .n = a->n_ff, .x = a->gate_out,
-                                          .y = a->gate_out};
+                                          .y = a->gate_out, .scales = a->gate_scales};
         if (!vk_op_act_round(o, &ar, err, errlen))
             return false;
         vk_barrier(o->ctx);
@@ -736,7 +761,7 @@ bool vk_op_moe_ffn(struct vk_ops *o, const struct vk_op_moe_ffn_args *a, char *e
     mv = (struct vk_op_moe_matvec_args){
         .type = a->down_type, .nrows = a->n_embd, .ncols = a->n_ff, .n_expert = a->n_expert, .w = a->down,
         .w_off = a->down_off, .n_tokens = a->n_tokens, .k = a->k, .ids = a->ids, .x = act, .x_slot_stride = a->n_ff,
-        .y = a->down_out, .route = a->route,
+        .y = a->down_out, .route = a->route, .xs = a->act_round ? a->gate_scales : (struct vk_view){0},
     };
     if (!vk_op_moe_matvec(o, &mv, err, errlen))
         return false;
@@ -804,12 +829,18 @@ bool vk_op_act_round(struct vk_ops *o, const struct vk_op_act_round_args *a, cha
         return true;
     if (a->rows > MAX_GROUPS_1D)
         return vk_fail(err, errlen, "Vulkan act_round: %u rows in one dispatch (at most %u)", a->rows, MAX_GROUPS_1D);
-    struct vk_binding binds[2];
+    struct vk_binding binds[3];
     struct act_round_push push = {.rows = a->rows, .n = a->n};
     if (!bind_view(o->ctx, &a->x, a->rows, a->n, false, "x", &binds[0], &push.x_off, &push.x_stride, err, errlen) ||
         !bind_view(o->ctx, &a->y, a->rows, a->n, false, "y", &binds[1], &push.y_off, &push.y_stride, err, errlen) ||
-        !ensure_op(o, &o->act_round[kind], "act_round", VK_OP_ACT_ROUND, 2, sizeof push, &kind, 1, err, errlen))
+        !bind_scales(o->ctx, kind <= 1 ? &a->scales : &(struct vk_view){0}, binds[1].b, &binds[2], &push.ys_off, err,
+                     errlen) ||
+        !ensure_op(o, &o->act_round[kind], "act_round", VK_OP_ACT_ROUND, 3, sizeof push, &kind, 1, err, errlen))
         return false;
+    if (push.ys_off != NO_SCALES &&
+        (push.y_stride % block || (binds[2].range / 4 - push.ys_off) < (uint64_t)a->rows * (push.y_stride / block)))
+        return vk_fail(err, errlen, "Vulkan act_round: scales need rows of whole blocks and %u x %u floats", a->rows,
+                       push.y_stride / block);
     uint32_t groups[3] = {(a->n + 255) / 256, a->rows, 1};
     return vk_dispatch(o->ctx, &o->act_round[kind], binds, &push, groups, err, errlen);
 }

@@ -159,6 +159,8 @@ struct vk_op_moe_matvec_args {
     uint32_t x_slot_stride;
     struct vk_view y;               /* n_tokens k rows of nrows */
     struct vk_view route;           /* optional: uint32 scratch written by vk_op_moe_group */
+    struct vk_view xs;              /* optional: x's activation scales from vk_op_act_round (the scale
+                                     * of x's first block at xs.off; stride ignored) */
 };
 bool vk_op_moe_matvec(struct vk_ops *ops, const struct vk_op_moe_matvec_args *a, char *err, size_t errlen);
 
@@ -197,6 +199,9 @@ struct vk_op_moe_ffn_args {
     bool act_round;                 /* as ggml: x is already rounded for gate_type (see vk_op_act_round;
                                      * up_type must pair with the same activation type), and the
                                      * SwiGLU output is rounded here for down_type */
+    struct vk_view x_scales;        /* optional, with act_round: x's scales from vk_op_act_round */
+    struct vk_view gate_scales;     /* optional, with act_round: scratch for the SwiGLU output's scales,
+                                     * n_tokens k n_ff / 32 floats */
 };
 bool vk_op_moe_ffn(struct vk_ops *ops, const struct vk_op_moe_ffn_args *a, char *err, size_t errlen);
 
@@ -229,6 +234,9 @@ bool vk_op_elementwise(struct vk_ops *ops, const struct vk_op_ew_args *a, char *
 struct vk_op_act_round_args {
     uint32_t wtype, rows, n;
     struct vk_view x, y;
+    struct vk_view scales;          /* optional (Q8_0 / Q8_1 / Q8_K): the scale of each block, rows x
+                                     * (y stride / block) floats from scales.off, in y's order; y's row
+                                     * stride must then be whole blocks */
 };
 bool vk_op_act_round(struct vk_ops *ops, const struct vk_op_act_round_args *a, char *err, size_t errlen);
 /* The activation type ggml pairs with weights of type wtype (enum q_type; Q_F32 for F32 weights). */

@@ -191,6 +191,10 @@ struct vk_matmul_args {
     bool pair_order;               /* llama.cpp's batched float order: Q4_K's gemm (tokens taken in
                                     * groups of four), F32's tinyBLAS (batches of 2+); false: the
                                     * single-row order (shaders/intdot.glsl) */
+    const struct vk_buffer *xs;    /* optional: the scales vk_op_act_round wrote for x (the Q8_0 or
+                                    * Q8_K blocks of W's activation type), so the shader need not
+                                    * derive them; xs_off: byte offset of the scale of x's first block */
+    VkDeviceSize xs_off;
 };
 
 /* Records the product into the context's open command buffer (between vk_begin and

@@ -11,11 +11,15 @@ layout(constant_id = 0) const uint KIND = 0;
 
 layout(set = 0, binding = 0, std430) readonly buffer XBuf { float x[]; };
 layout(set = 0, binding = 1, std430) writeonly buffer YBuf { float y[]; };
+// The scale of each Q8 block (KIND 0 and 1), one float per block in y's order: the |d| that
+// intdot.glsl would otherwise derive from the values (0 for a block of zeros).
+layout(set = 0, binding = 2, std430) writeonly buffer ScaleBuf { float ys[]; };
 
 layout(push_constant) uniform Push {
     uint rows, n;
     uint x_off, x_stride;  // floats
     uint y_off, y_stride;
+    uint ys_off;           // float offset of row 0's first scale in ys, or 0xFFFFFFFF: none
 } p;
 
 shared float s_abs[256];
@@ -56,19 +60,22 @@ precise float div_rn(float a, float b)
     return q + r / b;
 }
 
-float round_q8(float v, uint lid)
+// v rounded as its block's values are; *d the block's scale.
+float round_q8(float v, uint lid, out float d)
 {
     const uint B = KIND == 0u ? 32u : 256u;
     uint mi = block_argmax(lid, B);
     float amax = abs(s_val[mi]);
+    d = 0.0;
     if (amax == 0.0)
         return 0.0;
     if (KIND == 0u) {
-        float d = unpackHalf2x16(f16_bits(div_rn(amax, 127.0))).x;
+        d = unpackHalf2x16(f16_bits(div_rn(amax, 127.0))).x;
         return d * roundEven(v * div_rn(127.0, amax));
     }
     float iscale = div_rn(-127.0, s_val[mi]);
-    return div_rn(1.0, iscale) * min(127.0, roundEven(iscale * v));
+    d = div_rn(1.0, iscale);
+    return d * min(127.0, roundEven(iscale * v));
 }
 
 void main()
@@ -82,7 +89,12 @@ void main()
         s_val[lid] = v;
         s_idx[lid] = lid;
         barrier();
-        out_v = round_q8(v, lid);
+        float d;
+        out_v = round_q8(v, lid, d);
+        const uint B = KIND == 0u ? 32u : 256u;
+        // |d|: the products take the values' integers with the sign of x / |d| (intdot.glsl)
+        if (live && p.ys_off != 0xFFFFFFFFu && lid % B == 0u)
+            ys[p.ys_off + (r * p.y_stride + i) / B] = abs(d);
     } else if (KIND == 2u) {
         out_v = unpackHalf2x16(f16_bits(v)).x;
     } else if (KIND == 3u) {

@@ -27,6 +27,33 @@ layout(constant_id = 3) const uint LANES = 8u;  // threads per chunk, 2..MAX_WG 
 #include "intdot.glsl"
 
 shared float partial[MAX_SUBGROUPS * MAX_BATCH * MAX_ROWS];
+
+#if defined(HAVE_LANE_DOT)
+shared float lane_acc[MAX_ROWS * MAX_BATCH * 8u];
+
+// With act_round's scales (the forward pass): eight threads per (row, column), thread L the CPU
+// kernel's vector lane L over the whole row (row_lane_acc), then one thread per output sums the
+// lanes as the CPU's hsum: the CPU's float order for rows of any length, and eight threads at
+// work per output instead of one per block.
+void lane_rows(uint row0)
+{
+    uint tid = gl_LocalInvocationID.x, L = tid % 8u;
+    for (uint o = tid / 8u; o < ROWS * BATCH; o += gl_WorkGroupSize.x / 8u) {
+        uint r = o % ROWS, b = o / ROWS, row = row0 + r;
+        lane_acc[o * 8u + L] = row < p.nrows ? row_lane_acc(p.w_off + row * p.row_bytes,
+                                                            (p.x_off + b * p.x_stride) / 4u, p.ncols / QK, L)
+                                             : 0.0;
+    }
+    barrier();
+    if (tid < ROWS * BATCH && row0 + tid % ROWS < p.nrows) {
+        float a[8];
+        for (uint l = 0u; l < 8u; l++)
+            a[l] = lane_acc[tid * 8u + l];
+        precise float v = LANE_LAST_SCALE * lanes_hsum(a);
+        y[p.y_off + (tid / ROWS) * p.y_stride + row0 + tid % ROWS] = v;
+    }
+}
+#endif
 #if defined(VK_NO_SUBGROUPS)
 shared float lane_part[MAX_WG * MAX_BATCH * MAX_ROWS];  // 8 KiB
 
@@ -63,6 +90,24 @@ void main()
     uint ngroups = p.ncols / 8u;
     uint tid = gl_LocalInvocationID.x;
     uint wg = gl_WorkGroupSize.x;
+#if defined(HAVE_LANE_DOT)
+    if (p.xs_off != NO_SCALES) {  // uniform: a push constant
+        lane_rows(row0);
+        return;
+    }
+#elif defined(HAVE_CHAIN_DOT)
+    if (p.xs_off != NO_SCALES) {  // eight threads per output, its units' sums (intdot.glsl)
+        for (uint o0 = 0u; o0 < ROWS * BATCH; o0 += wg / 8u) {
+            uint o = o0 + tid / 8u, r = o % ROWS, b = o / ROWS;
+            bool live = o < ROWS * BATCH && row0 + r < p.nrows;
+            float v = chain_row(p.w_off + (row0 + r) * p.row_bytes, (p.x_off + b * p.x_stride) / 4u, live, tid % 8u,
+                                tid / 8u, p.pair_order != 0u);
+            if (live && tid % 8u == 0u)
+                y[p.y_off + b * p.y_stride + row0 + r] = v;
+        }
+        return;
+    }
+#endif
 
     // Loops run to the MAX_ bounds and test the spec constants so that they unroll and acc is
     // only ever indexed by constants (a dynamically indexed array spills to memory).

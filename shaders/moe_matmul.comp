@@ -21,6 +21,9 @@ layout(set = 0, binding = 2, std430) writeonly buffer YBuf { float y[]; };
 layout(set = 0, binding = 3, std430) readonly buffer TableBuf { uint tab[]; };
 layout(set = 0, binding = 4, std430) readonly buffer RouteBuf { uint route[]; };
 
+// Activation scales written by act_round.comp (intdot.glsl), when p.xs_off is not NO_SCALES.
+layout(set = 0, binding = 5, std430) readonly buffer ScaleBuf { float act_scales[]; };
+
 layout(push_constant) uniform Push {
     uint nrows, ncols, row_bytes;
     uint w_off;          // byte offset of expert e_begin in binding 0
@@ -30,6 +33,7 @@ layout(push_constant) uniform Push {
     uint route_off, max_tiles;
     uint x_off, x_stride, x_slot_stride;  // floats (multiples of 4)
     uint y_off, y_stride;
+    uint xs_off;  // float offset in act_scales of the scale of x's first block, or NO_SCALES
 } p;
 
 #include "bytes.glsl"

@@ -11,7 +11,6 @@
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 
-#define ROWS 2
 layout(local_size_x = 64) in;
 
 layout(set = 0, binding = 0, std430) readonly buffer WeightBuf { uint w32[]; };
@@ -19,6 +18,9 @@ layout(set = 0, binding = 1, std430) readonly buffer XBuf { vec4 x4[]; };
 layout(set = 0, binding = 2, std430) writeonly buffer YBuf { float y[]; };
 layout(set = 0, binding = 3, std430) readonly buffer TableBuf { uint tab[]; };
 layout(set = 0, binding = 4, std430) readonly buffer IdBuf { uint ids[]; };
+
+// Activation scales written by act_round.comp (intdot.glsl), when p.xs_off is not NO_SCALES.
+layout(set = 0, binding = 5, std430) readonly buffer ScaleBuf { float act_scales[]; };
 
 layout(push_constant) uniform Push {
     uint nrows, ncols, row_bytes;
@@ -30,12 +32,24 @@ layout(push_constant) uniform Push {
     uint id_off;
     uint x_off, x_stride, x_slot_stride;  // floats (multiples of 4): x of (t, j) at x_off + t x_stride + j x_slot_stride
     uint y_off, y_stride;                  // floats; y of pair q at y_off + q y_stride
+    uint xs_off;  // float offset in act_scales of the scale of x's first block, or NO_SCALES
 } p;
 
 #include "bytes.glsl"
 #include "dequant.glsl"
 #include "intdot.glsl"
 #include "reduce.glsl"
+
+// Rows per workgroup (engine/vk_ops.c's moe_rows): eight for the lane and chain paths, whose
+// eight threads per row would leave most of the workgroup idle with two.
+#if defined(HAVE_LANE_DOT)
+#define ROWS 8
+shared float lane_acc[ROWS * 8u];
+#elif defined(HAVE_CHAIN_DOT)
+#define ROWS 8
+#else
+#define ROWS 2
+#endif
 
 void main()
 {
@@ -48,6 +62,34 @@ void main()
     uint t = q / p.k, j = q % p.k;
     uint xv = (p.x_off + t * p.x_stride + j * p.x_slot_stride) / 4u;
     uint eb = p.w_off + (e - p.e_begin) * p.expert_bytes;
+#if defined(HAVE_LANE_DOT)
+    // With act_round's scales: eight threads per row, thread L the CPU kernel's vector lane L
+    // (intdot.glsl, row_lane_acc), then the lanes summed as the CPU's hsum.
+    if (p.xs_off != NO_SCALES) {
+        uint tid = gl_LocalInvocationID.x, r = tid / 8u, L = tid % 8u;
+        lane_acc[tid] = row0 + r < p.nrows ? row_lane_acc(eb + (row0 + r) * p.row_bytes, xv, p.ncols / QK, L) : 0.0;
+        barrier();
+        if (tid < ROWS && row0 + tid < p.nrows) {
+            float a[8];
+            for (uint l = 0u; l < 8u; l++)
+                a[l] = lane_acc[tid * 8u + l];
+            precise float v = LANE_LAST_SCALE * lanes_hsum(a);
+            y[p.y_off + q * p.y_stride + row0 + tid] = v;
+        }
+        return;
+    }
+#elif defined(HAVE_CHAIN_DOT)
+    // With act_round's scales: eight threads per row, its units' integer sums, the CPU's chain
+    // of fused multiply-adds on the group's thread 0 (intdot.glsl, chain_row).
+    if (p.xs_off != NO_SCALES) {
+        uint tid = gl_LocalInvocationID.x, r = tid / 8u;
+        bool live = row0 + r < p.nrows;
+        float v = chain_row(eb + (row0 + r) * p.row_bytes, xv, live, tid % 8u, r, false);
+        if (live && tid % 8u == 0u)
+            y[p.y_off + q * p.y_stride + row0 + r] = v;
+        return;
+    }
+#endif
     float acc[ROWS];
     [[unroll]] for (uint r = 0u; r < ROWS; r++) {
         acc[r] = 0.0;

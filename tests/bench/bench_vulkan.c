@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "engine/gguf.h"
+#include "engine/vk_ops.h"
 #include "engine/vulkan.h"
 #include "kernels/qtypes.h"
 #include "tests/test.h"
@@ -95,11 +96,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "note: %s; using random weights\n", err);
     printf("device %s, batch %u, ~%.0f MiB of weights, median of %u runs, reductions %s\n", info->name, batch, mib,
            iters, info->subgroups ? "with subgroup operations" : "in shared memory only");
-    printf("%-8s %6s %6s %10s %9s %9s\n", "type", "rows", "cols", "MiB", "ms", "GB/s");
+    printf("activations rounded as the model rounds them (act_round); 'derived': the product derives the block\n"
+           "scales from the values, 'given': it reads act_round's (what the model does)\n");
+    printf("%-8s %6s %6s %10s %9s %9s %9s %9s\n", "type", "rows", "cols", "MiB", "ms", "GB/s", "derived", "GB/s");
+    struct vk_ops *ops = mm ? vk_ops_create(ctx, err, sizeof err) : NULL;
 
     const uint32_t ncols = 4096;
     int rc = mm ? 0 : 1;
-    for (size_t ti = 0; mm && ti < sizeof types / sizeof types[0]; ti++) {
+    for (size_t ti = 0; mm && ops && ti < sizeof types / sizeof types[0]; ti++) {
         if (only && strcmp(only, types[ti]) != 0)
             continue;
         uint32_t type = (uint32_t)q_type_from_name(types[ti]);
@@ -112,8 +116,8 @@ int main(int argc, char **argv)
         size_t wbytes = (size_t)nrows * row_bytes;
         uint8_t *w = malloc(wbytes);
         float *x = malloc(4ull * ncols * batch);
-        struct vk_buffer wb = {0}, xb = {0}, yb = {0};
-        double ms[30];
+        struct vk_buffer wb = {0}, xb = {0}, yb = {0}, sb = {0};
+        double ms[2][30];
         bool ok = w && x;
         if (ok) {
             fill_weights(f, types[ti], type, w, wbytes);
@@ -124,24 +128,35 @@ int main(int argc, char **argv)
              vk_buffer_create(ctx, &xb, 4ull * ncols * batch, VK_MEM_DEVICE, err, sizeof err) &&
              vk_buffer_create(ctx, &yb, 4ull * nrows * batch, VK_MEM_DEVICE, err, sizeof err) &&
              vk_buffer_upload(ctx, &wb, 0, w, wbytes, err, sizeof err) &&
-             vk_buffer_upload(ctx, &xb, 0, x, 4ull * ncols * batch, err, sizeof err);
-        struct vk_matmul_args a = {.type = type, .nrows = nrows, .ncols = ncols, .batch = batch,
-                                   .w = &wb, .x = &xb, .y = &yb};
-        /* One untimed run creates the pipeline and warms caches. */
-        for (uint32_t it = 0; ok && it <= iters; it++) {
-            ok = vk_begin(ctx, err, sizeof err) && vk_timestamp(ctx, 0, err, sizeof err) &&
-                 vk_matmul_record(mm, &a, err, sizeof err) && vk_timestamp(ctx, 1, err, sizeof err) &&
-                 vk_submit_wait(ctx, err, sizeof err);
-            double ns = 0;
-            ok = ok && vk_timestamp_elapsed_ns(ctx, 0, 1, &ns, err, sizeof err);
-            if (ok && it > 0)
-                ms[it - 1] = ns / 1e6;
+             vk_buffer_upload(ctx, &xb, 0, x, 4ull * ncols * batch, err, sizeof err) &&
+             vk_buffer_create(ctx, &sb, 4ull * ncols * batch / 32, VK_MEM_DEVICE, err, sizeof err);
+        /* x rounded in place for the type, with its block scales, as the forward pass feeds products */
+        const uint32_t act = vk_op_act_type(type);
+        const bool q8 = act == Q_Q8_0 || act == Q_Q8_1 || act == Q_Q8_K;  /* the types with block scales */
+        struct vk_op_act_round_args ar = {.wtype = type, .rows = batch, .n = ncols, .x = {.b = &xb}, .y = {.b = &xb},
+                                          .scales = {.b = q8 ? &sb : NULL}};
+        ok = ok && vk_begin(ctx, err, sizeof err) && vk_op_act_round(ops, &ar, err, sizeof err) &&
+             vk_submit_wait(ctx, err, sizeof err);
+        /* given scales, then derived; one untimed run each creates the pipeline and warms caches */
+        for (int mode = 0; mode < 2; mode++) {
+            struct vk_matmul_args a = {.type = type, .nrows = nrows, .ncols = ncols, .batch = batch,
+                                       .w = &wb, .x = &xb, .y = &yb, .xs = mode == 0 && q8 ? &sb : NULL};
+            for (uint32_t it = 0; ok && it <= iters; it++) {
+                ok = vk_begin(ctx, err, sizeof err) && vk_timestamp(ctx, 0, err, sizeof err) &&
+                     vk_matmul_record(mm, &a, err, sizeof err) && vk_timestamp(ctx, 1, err, sizeof err) &&
+                     vk_submit_wait(ctx, err, sizeof err);
+                double ns = 0;
+                ok = ok && vk_timestamp_elapsed_ns(ctx, 0, 1, &ns, err, sizeof err);
+                if (ok && it > 0)
+                    ms[mode][it - 1] = ns / 1e6;
+            }
         }
         if (ok) {
-            qsort(ms, iters, sizeof ms[0], cmp_double);
-            double med = ms[iters / 2];
-            printf("%-8s %6u %6u %10.1f %9.3f %9.2f\n", types[ti], nrows, ncols, wbytes / 1048576.0, med,
-                   wbytes / (med * 1e6));
+            qsort(ms[0], iters, sizeof ms[0][0], cmp_double);
+            qsort(ms[1], iters, sizeof ms[1][0], cmp_double);
+            double med = ms[0][iters / 2], der = ms[1][iters / 2];
+            printf("%-8s %6u %6u %10.1f %9.3f %9.2f %9.3f %9.2f\n", types[ti], nrows, ncols, wbytes / 1048576.0, med,
+                   wbytes / (med * 1e6), der, wbytes / (der * 1e6));
         } else {
             printf("%-8s failed: %s\n", types[ti], err);
             rc = 1;
@@ -150,6 +165,7 @@ int main(int argc, char **argv)
         vk_buffer_destroy(ctx, &wb);
         vk_buffer_destroy(ctx, &xb);
         vk_buffer_destroy(ctx, &yb);
+        vk_buffer_destroy(ctx, &sb);
         free(w);
         free(x);
     }
@@ -157,6 +173,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
     if (f)
         gguf_close(f);
+    vk_ops_destroy(ops);
     vk_matmul_destroy(mm);
     vk_ctx_destroy(ctx);
     return rc;

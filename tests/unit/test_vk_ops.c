@@ -889,8 +889,85 @@ static void check_moe_type(struct env *e, const char *tn, uint32_t n_expert, uin
         vk_buffer_destroy(e->ctx, bufs[i]);
 }
 
+/* Expert products on activations rounded as the CPU rounds them, with their block scales given (as
+ * the forward pass gives act_round's): each product the CPU's dot bit for bit, on rows of four
+ * blocks (the lane path of the eight-lane types, whole-row sums of Q8_0 and MXFP4). */
+static void check_moe_exact(struct env *e, const char *tn)
+{
+    enum { T = 3, K = 2, NROWS = 16, NCOLS = 1024, NEX = 4 };
+    struct experts w = {0};
+    const uint32_t type = (uint32_t)q_type_from_name(tn), act = q_kernels_get(type)->act_type;
+    const struct q_traits *at = q_type_traits(act);
+    const uint32_t bs = at->block_size, nb = NCOLS / bs;
+    uint64_t qrow = 0;
+    REQUIRE_VOID(make_experts(e, tn, NROWS, NCOLS, NEX, 5, &w) && q_row_bytes(act, NCOLS, &qrow));
+    float *x = rand_floats((size_t)T * NCOLS, 2.0f), *xr = malloc(4ull * T * NCOLS), *sc = malloc(4ull * T * nb);
+    float *y = malloc(4ull * T * K * NROWS);
+    uint8_t *qx = malloc(qrow * T);
+    REQUIRE_VOID(x && xr && sc && y && qx);
+    for (uint32_t t = 0; t < T; t++) {
+        const struct q_kernels *ak = q_kernels_get(act);
+        ak->quant(x + (size_t)t * NCOLS, qx + t * qrow, NCOLS);
+        ak->dequant(qx + t * qrow, xr + (size_t)t * NCOLS, NCOLS);
+        for (uint32_t b = 0; b < nb; b++) {
+            const uint8_t *blk = qx + t * qrow + (size_t)b * at->block_bytes;
+            float d;
+            uint16_t h;
+            if (act == Q_Q8_K) {
+                memcpy(&d, blk, 4);
+            } else {
+                memcpy(&h, blk, 2);
+                d = q_f16_to_f32(h);
+            }
+            sc[t * nb + b] = fabsf(d);
+        }
+    }
+    uint32_t ids[T * K] = {3, 1, 0, 2, 1, 3};
+    struct vk_buffer wb = {0}, xb = {0}, sb = {0}, ib = {0}, yb = {0};
+    char err[512] = "";
+    bool ok = buf_with(e, &wb, w.q, w.bytes) && buf_with(e, &xb, xr, 4ull * T * NCOLS) &&
+              buf_with(e, &sb, sc, 4ull * T * nb) && buf_with(e, &ib, ids, sizeof ids) &&
+              buf_with(e, &yb, NULL, 4ull * T * K * NROWS) && begin(e);
+    if (ok) {
+        struct vk_op_moe_matvec_args mv = {.type = type, .nrows = NROWS, .ncols = NCOLS, .n_expert = NEX, .w = &wb,
+                                           .n_tokens = T, .k = K, .ids = {.b = &ib}, .x = {.b = &xb},
+                                           .y = {.b = &yb}, .xs = {.b = &sb}};
+        bool rec = vk_op_moe_matvec(e->ops, &mv, err, sizeof err);
+        ok = finish(e, rec, "moe_matvec with scales", err) && download(e, &yb, 0, y, 4ull * T * K * NROWS);
+    }
+    if (ok) {
+        uint32_t differ = 0;
+        const size_t row_bytes = w.bytes / ((size_t)NEX * NROWS);
+        for (uint32_t q = 0; q < T * K; q++)
+            for (uint32_t r = 0; r < NROWS; r++) {
+                const uint8_t *wr = w.q + ((size_t)ids[q] * NROWS + r) * row_bytes;
+                const struct q_kernels *k = q_kernels_get(type);
+                const bool packed = k->batched_rows && NROWS % k->batched_rows == 0;
+                float want = packed ? k->batched.by_kind[Q_ROW_ALONE](NCOLS, wr, qx + (q / K) * qrow)
+                                    : k->dot(NCOLS, wr, qx + (q / K) * qrow);
+                differ += memcmp(&want, &y[q * NROWS + r], 4) != 0;
+            }
+        CHECK(differ == 0, "moe_matvec %s, %u values a row, given scales: %u of %u products differ from the CPU's",
+              tn, NCOLS, differ, T * K * NROWS);
+        printf("  moe %-6s %u x %u, rounded activations and their scales: %u of %u products differ from the CPU's\n",
+               tn, NROWS, NCOLS, differ, T * K * NROWS);
+    }
+    struct vk_buffer *bufs[] = {&wb, &xb, &sb, &ib, &yb};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        vk_buffer_destroy(e->ctx, bufs[i]);
+    free_experts(&w);
+    free(x);
+    free(xr);
+    free(sc);
+    free(y);
+    free(qx);
+}
+
 static void check_moe(struct env *e, struct env *split)
 {
+    static const char *exact[] = {"iq2_s", "iq3_s", "q6_K", "q8_0", "mxfp4", "q4_K"};
+    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
+        check_moe_exact(e, exact[i]);
     static const char *types[] = {"iq2_s", "iq3_s", "q8_0", "mxfp4", "q4_K"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         check_moe_type(e, types[i], 8, 4, false);
@@ -907,6 +984,61 @@ static void check_moe(struct env *e, struct env *split)
 
 /* add, SwiGLU, sigmoid gate (per element and per row) and scale against double; F32 with one exp:
  * 1e-6 relative plus 1e-7 absolute (SwiGLU's silu(a) b near a = 0). y aliases a in two cases. */
+/* The block scales act_round writes beside Q8 values (for the products, shaders/intdot.glsl):
+ * each the d the CPU's quantizer stores for that block, bit for bit; rows of rows x n read at
+ * stride xs, written contiguously. A row stride that is not whole blocks is refused. */
+static void check_act_scales(struct env *e, uint32_t wtype, uint32_t act, const float *x, uint32_t rows,
+                             uint32_t xs, uint32_t n)
+{
+    const struct q_traits *at = q_type_traits(act);
+    const uint32_t B = at->block_size, nb = rows * n / B;
+    float *got = malloc(4ull * nb);
+    uint8_t *q = malloc(at->block_bytes * (size_t)(n / B));
+    REQUIRE_VOID(got && q);
+    struct vk_buffer xb = {0}, yb = {0}, sb = {0};
+    char err[512] = "";
+    const char *tn = q_type_traits(wtype)->name;
+    if (buf_with(e, &xb, x, 4ull * rows * xs) && buf_with(e, &yb, NULL, 4ull * rows * n) &&
+        buf_with(e, &sb, NULL, 4ull * nb) && begin(e)) {
+        struct vk_op_act_round_args a = {.wtype = wtype, .rows = rows, .n = n, .x = {.b = &xb, .stride = xs},
+                                         .y = {.b = &yb}, .scales = {.b = &sb}};
+        bool ok = vk_op_act_round(e->ops, &a, err, sizeof err);
+        if (finish(e, ok, tn, err) && download(e, &sb, 0, got, 4ull * nb)) {
+            uint32_t differ = 0;
+            for (uint32_t r = 0; r < rows; r++) {
+                q_kernels_get(act)->quant(x + (size_t)r * xs, q, n);
+                for (uint32_t b = 0; b < n / B; b++) {
+                    const uint8_t *blk = q + (size_t)b * at->block_bytes;
+                    float d;
+                    if (act == Q_Q8_K) {
+                        memcpy(&d, blk, 4);
+                        d = fabsf(d);  /* the sign goes with the values (shaders/intdot.glsl) */
+                    } else {
+                        uint16_t h;
+                        memcpy(&h, blk, 2);
+                        d = q_f16_to_f32(h);
+                    }
+                    differ += memcmp(&d, &got[r * (n / B) + b], 4) != 0;
+                }
+            }
+            CHECK(differ == 0, "act_round scales for %s (%s): %u of %u differ from the CPU quantizer's", tn, at->name,
+                  differ, nb);
+        }
+        /* rows xs apart in y: not whole blocks, so no scale layout */
+        if (begin(e)) {
+            a.y = (struct vk_view){.b = &xb, .stride = xs};
+            CHECK(xs % B == 0 || !vk_op_act_round(e->ops, &a, err, sizeof err), "act_round scales with a row "
+                  "stride of %u refused for blocks of %u", xs, B);
+            finish(e, true, "act_round scale refusal", "");
+        }
+    }
+    vk_buffer_destroy(e->ctx, &xb);
+    vk_buffer_destroy(e->ctx, &yb);
+    vk_buffer_destroy(e->ctx, &sb);
+    free(got);
+    free(q);
+}
+
 /* act_round against the CPU's own activation quantizer and dequantizer (kernels/quants.h) for
  * each activation type, through a weight type that pairs with it. Rows with an all-zero block
  * and one with a single outlier. The GPU's 127/amax may differ from the CPU's by an ulp (Vulkan
@@ -954,6 +1086,8 @@ static void check_act_round(struct env *e)
                        q_type_traits(act)->name, differ, ROWS * N);
             }
         }
+        if (act == Q_Q8_0 || act == Q_Q8_1 || act == Q_Q8_K)
+            check_act_scales(e, wtypes[c], act, x, ROWS, XS, N);
         vk_buffer_destroy(e->ctx, &xb);
         free(x);
         free(y);

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "engine/gguf.h"
+#include "engine/vk_internal.h"
 #include "engine/vulkan.h"
 #include "kernels/qtypes.h"
 #include "kernels/quants.h"
@@ -60,12 +61,13 @@ struct job {
     uint32_t x_pad, y_pad, xs, ys;
     bool y_device;
     bool pair_order;
+    const float *scales;  /* optional: x's block scales (act_round's), batch x ncols / block floats */
     double gpu_ns;  /* out: timestamped dispatch time */
 };
 
 static bool run_job(struct env *e, struct job *j, float *y, char *err, size_t errlen)
 {
-    struct vk_buffer wb = {0}, xb = {0}, yb = {0};
+    struct vk_buffer wb = {0}, xb = {0}, yb = {0}, sb = {0};
     uint32_t xs = j->xs ? j->xs : j->ncols, ys = j->ys ? j->ys : j->nrows;
     size_t xbytes = 4ull * ((j->batch - 1ull) * xs + j->ncols), ybytes = 4ull * ((j->batch - 1ull) * ys + j->nrows);
     bool ok = vk_buffer_create(e->ctx, &wb, j->w_off + j->wbytes, VK_MEM_DEVICE, err, errlen) &&
@@ -79,6 +81,12 @@ static bool run_job(struct env *e, struct job *j, float *y, char *err, size_t er
         .w = &wb, .w_off = j->w_off, .x = &xb, .x_off = 4ull * j->x_pad, .y = &yb, .y_off = 4ull * j->y_pad,
         .x_stride = j->xs, .y_stride = j->ys, .pair_order = j->pair_order,
     };
+    if (ok && j->scales) {
+        size_t sbytes = 4ull * j->batch * (xs / q_type_traits(j->type)->block_size);
+        ok = vk_buffer_create(e->ctx, &sb, sbytes, VK_MEM_DEVICE, err, errlen) &&
+             vk_buffer_upload(e->ctx, &sb, 0, j->scales, sbytes, err, errlen);
+        a.xs = &sb;
+    }
     bool timed = vk_ctx_info(e->ctx)->timestamp_period_ns > 0;
     ok = ok && vk_begin(e->ctx, err, errlen) && (!timed || vk_timestamp(e->ctx, 0, err, errlen)) &&
          vk_matmul_record(e->mm, &a, err, errlen) && (!timed || vk_timestamp(e->ctx, 1, err, errlen)) &&
@@ -89,6 +97,7 @@ static bool run_job(struct env *e, struct job *j, float *y, char *err, size_t er
     vk_buffer_destroy(e->ctx, &wb);
     vk_buffer_destroy(e->ctx, &xb);
     vk_buffer_destroy(e->ctx, &yb);
+    vk_buffer_destroy(e->ctx, &sb);
     return ok;
 }
 
@@ -199,7 +208,7 @@ static void check_type(struct env *e, const char *tn, const struct gguf_tensor *
 
 /* Activations as act_round hands them to a product: x quantized to `act` (Q8_0 or Q8_K) by the
  * CPU's quantizer, into qx, and each value d * q back as F32 into xr. n values. */
-static void round_trip(uint32_t act, const float *x, uint8_t *qx, float *xr, uint32_t n)
+static void round_trip(uint32_t act, const float *x, uint8_t *qx, float *xr, float *scales, uint32_t n)
 {
     if (act == Q_F32) {
         memcpy(qx, x, 4ull * n);
@@ -219,6 +228,7 @@ static void round_trip(uint32_t act, const float *x, uint8_t *qx, float *xr, uin
             memcpy(&h, blk, 2);
             d = q_f16_to_f32(h);
         }
+        scales[b] = fabsf(d);  /* intdot.glsl takes |d| (x / |d| carries the sign) */
         for (size_t i = 0; i < bv; i++)
             xr[b * bv + i] = d * (float)(int8_t)blk[(k ? 4 : 2) + i];
     }
@@ -228,63 +238,99 @@ static void round_trip(uint32_t act, const float *x, uint8_t *qx, float *xr, uin
  * kernel's float order (shaders/intdot.glsl; F32, the router, in its lane orders): on rows of
  * 256 values (as in those models) every result equals the CPU's dot product bit for bit, in the
  * order llama.cpp takes a token alone and the batched one (pair_order), at batches 1, 3 (matvec)
- * and 32 (matmul). */
+ * and 32 (matmul). With act_round's scales given, as the forward pass gives them, rows of several
+ * blocks too (1024 values) for the types that sum whole rows in the CPU's order (long_exact_type):
+ * F32 at every batch, Q8_0 and MXFP4 too (one thread per row in tiled products), and Q8_0, Q6_K,
+ * IQ2_S, IQ3_S, Q4_K and MXFP4 in matrix-vector products (eight threads per output: the lane and
+ * chain paths, shaders/intdot.glsl). The tiled products of Q6_K, IQ2_S, IQ3_S and Q4_K still add
+ * the blocks' floats in the workgroup's order: within tolerance, not the CPU's bits. */
 static bool exact_type(uint32_t t)
 {
     return t == Q_F32 || t == Q_Q8_0 || t == Q_MXFP4 || t == Q_Q4_K || t == Q_Q6_K || t == Q_IQ2_S || t == Q_IQ3_S;
 }
 
-static void check_exact(struct env *e, const char *tn, const struct gguf_tensor *q)
+static bool long_exact_type(uint32_t t)
 {
-    enum { NCOLS = 256, BATCH = 32 };
+    return t == Q_F32 || t == Q_Q8_0 || t == Q_MXFP4 || t == Q_Q6_K || t == Q_IQ2_S || t == Q_IQ3_S || t == Q_Q4_K;
+}
+
+/* The long-row exact types whose tiled products (batches above 8) still add per-block floats. */
+static bool tiled_per_block(uint32_t t)
+{
+    return t == Q_Q6_K || t == Q_IQ2_S || t == Q_IQ3_S || t == Q_Q4_K;
+}
+
+static void check_exact(struct env *e, const char *tn, const struct gguf_tensor *q, uint32_t ncols)
+{
+    enum { BATCH = 32 };
+    const bool long_rows = ncols > 256;  /* only with given scales */
     const struct q_kernels *k = q_kernels_get(q->type);
     const struct q_traits *tr = q_type_traits(q->type);
-    uint32_t nrows = (uint32_t)(q->nbytes / tr->block_bytes / (NCOLS / tr->block_size));
-    size_t row_bytes = q->nbytes / nrows;
-    float *x = malloc(4ull * NCOLS * BATCH), *xr = malloc(4ull * NCOLS * BATCH), *y = malloc(4ull * nrows * BATCH);
-    uint8_t *qx = malloc(4ull * NCOLS * BATCH);
-    REQUIRE_VOID(x && xr && y && qx);
-    for (size_t i = 0; i < (size_t)NCOLS * BATCH; i++)
+    /* 256 values: the test vector's rows as they are; longer rows: 16 of them (whole groups of the
+     * repacked orders' 8) made of its blocks in turn */
+    const size_t per_row = ncols / tr->block_size, src_blocks = q->nbytes / tr->block_bytes;
+    uint32_t nrows = long_rows ? 16 : (uint32_t)(src_blocks / per_row);
+    size_t row_bytes = per_row * tr->block_bytes;
+    uint8_t *wts = malloc(row_bytes * nrows);
+    REQUIRE_VOID(wts);
+    for (size_t b = 0; b < per_row * nrows; b++)
+        memcpy(wts + b * tr->block_bytes, (const uint8_t *)q->data + (b % src_blocks) * tr->block_bytes,
+               tr->block_bytes);
+    float *x = malloc(4ull * ncols * BATCH), *xr = malloc(4ull * ncols * BATCH), *y = malloc(4ull * nrows * BATCH);
+    float *sc = malloc(4ull * ncols * BATCH / 32);
+    uint8_t *qx = malloc(4ull * ncols * BATCH);
+    REQUIRE_VOID(x && xr && y && qx && sc);
+    for (size_t i = 0; i < (size_t)ncols * BATCH; i++)
         x[i] = rand_unit() * (i % 97 == 0 ? 8.0f : 1.0f);
-    size_t qrow = k->act_type == Q_Q8_K ? 292 : k->act_type == Q_F32 ? 4 * NCOLS : 34 * (NCOLS / 32);
+    size_t qrow = k->act_type == Q_Q8_K ? 292 * (ncols / 256) : k->act_type == Q_F32 ? 4 * ncols : 34 * (ncols / 32);
     for (uint32_t b = 0; b < BATCH; b++)
-        round_trip(k->act_type, x + (size_t)b * NCOLS, qx + b * qrow, xr + (size_t)b * NCOLS, NCOLS);
+        round_trip(k->act_type, x + (size_t)b * ncols, qx + b * qrow, xr + (size_t)b * ncols,
+                   sc + (size_t)b * (ncols / tr->block_size), ncols);
     bool packed = k->batched_rows && nrows % k->batched_rows == 0;
     static const uint32_t batches[] = {1, 3, BATCH};
-    /* both shader variants: each must give the CPU's bits */
+    /* both shader variants, with the scales derived in the shader and read from act_round's
+     * buffer (the CPU's d per block): each must give the CPU's bits */
     struct env *runs[2] = {e, e->twin};
+    const int n_scales = k->act_type == Q_F32 ? 1 : 2;
+    const size_t first = long_rows && n_scales == 2 ? 3 : 0;
     for (size_t run = 0; run < 2 && runs[run]; run++) {
-        for (size_t bi = 0; bi < 3; bi++) {
+        for (size_t bi = first; bi < 3 * (size_t)n_scales; bi++) {
             for (int pairs = 0; pairs < 2; pairs++) {
-                uint32_t nb = batches[bi];
+                uint32_t nb = batches[bi % 3];
+                if (long_rows && nb > 8 && tiled_per_block(q->type))
+                    continue;
                 char err[512];
-                struct job j = {.type = q->type, .nrows = nrows, .ncols = NCOLS, .batch = nb, .w = q->data,
-                                .wbytes = q->nbytes, .x = xr, .pair_order = pairs};
+                struct job j = {.type = q->type, .nrows = nrows, .ncols = ncols, .batch = nb, .w = wts,
+                                .wbytes = row_bytes * nrows, .x = xr, .pair_order = pairs, .scales = bi >= 3 ? sc : NULL};
                 memset(y, 0xff, 4ull * nrows * BATCH);
                 bool ok = run_job(runs[run], &j, y, err, sizeof err);
-                CHECK(ok, "%s exact batch %u%s: %s", tn, nb, run ? " without subgroups" : "", err);
+                CHECK(ok, "%s exact %u x %u batch %u%s: %s", tn, nrows, ncols, nb, run ? " without subgroups" : "", err);
                 if (!ok)
                     continue;
                 int differ = 0;
                 enum q_row_kind kind = pairs ? Q_ROW_GROUP : Q_ROW_ALONE;
                 for (uint32_t b = 0; b < nb; b++)
                     for (uint32_t r = 0; r < nrows; r++) {
-                        const uint8_t *w = (const uint8_t *)q->data + r * row_bytes;
-                        float want = packed ? k->batched.by_kind[kind](NCOLS, w, qx + b * qrow)
-                                            : k->dot(NCOLS, w, qx + b * qrow);
+                        const uint8_t *w = wts + r * row_bytes;
+                        float want = packed ? k->batched.by_kind[kind](ncols, w, qx + b * qrow)
+                                            : k->dot(ncols, w, qx + b * qrow);
                         differ += memcmp(&want, &y[(size_t)b * nrows + r], 4) != 0;
                     }
-                CHECK(differ == 0, "%s batch %u%s%s: %d of %u products differ from the CPU's", tn, nb,
-                      pairs ? " (pair order)" : "", run ? " without subgroups" : "", differ, nb * nrows);
+                CHECK(differ == 0, "%s %u cols, batch %u%s%s%s: %d of %u products differ from the CPU's", tn, ncols, nb,
+                      pairs ? " (pair order)" : "", run ? " without subgroups" : "", bi >= 3 ? " (given scales)" : "",
+                      differ, nb * nrows);
             }
         }
     }
-    printf("  %-8s %u x %u, rounded activations: bit-identical to the CPU's %s (%s)%s\n", tn, nrows, NCOLS,
-           packed ? "batched orders" : "vec_dot", k->dot_isa, e->twin ? ", with and without subgroups" : "");
+    printf("  %-8s %u x %u, rounded activations%s: bit-identical to the CPU's %s (%s)%s\n", tn, nrows, ncols,
+           long_rows ? " and their scales" : "", packed ? "batched orders" : "vec_dot", k->dot_isa,
+           e->twin ? ", with and without subgroups" : "");
+    free(wts);
     free(x);
     free(xr);
     free(y);
     free(qx);
+    free(sc);
 }
 
 /* A 512 x 2048 matrix whose blocks are the test vector's blocks in a scrambled order (so the
@@ -429,7 +475,7 @@ static void check_errors(struct env *e)
     struct vk_config cfg = VK_CONFIG_DEFAULT;
     cfg.device_name = "no such device name";
     struct vk_ctx *none = vk_ctx_create(&cfg, err, sizeof err);
-    CHECK(!none && strstr(err, "does not match"), "unknown device name refused: %s", err);
+    CHECK(!none && strstr(err, "is not the device named"), "unknown device name refused: %s", err);
     vk_ctx_destroy(none);
     cfg.device_name = NULL;
     cfg.device_index = 99;
@@ -498,7 +544,8 @@ int main(void)
     CHECK(src && src->type == Q_F32, "source tensor present");
     if (src && src->type == Q_F32) {
         check_type(&e, "f32", src, src);
-        check_exact(&e, "f32", src);
+        check_exact(&e, "f32", src, 256);
+        check_exact(&e, "f32", src, 1024);
     }
     int tested = 1;
     for (uint64_t i = 0; i < types->count; i++) {
@@ -516,7 +563,9 @@ int main(void)
             check_type(&e, tn, q, ref);
             tested++;
             if (exact_type((uint32_t)t))
-                check_exact(&e, tn, q);
+                check_exact(&e, tn, q, 256);
+            if (long_exact_type((uint32_t)t))
+                check_exact(&e, tn, q, 1024);
         }
     }
     CHECK(tested == 26, "all 26 shader types tested (%d)", tested);

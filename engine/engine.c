@@ -216,6 +216,9 @@ static bool new_ctx(struct engine *e, const struct engine_params *p, const struc
         snprintf(err, errlen, "--device vulkan: the Vulkan backend runs qwen3moe models only (use cpu or auto)");
         return false;
     }
+    int32_t n_cpu_moe;  /* checked whatever the device, so a bad value is never silently ignored */
+    if (!cpu_moe_choice(p->n_cpu_moe, &n_cpu_moe, err, errlen))
+        return false;
     const bool chunked = p->delta_rule && strcmp(p->delta_rule, "chunked") == 0;
     if (p->delta_rule && !chunked && strcmp(p->delta_rule, "exact") != 0) {
         snprintf(err, errlen, "--delta-rule %s: expected exact or chunked", p->delta_rule);

@@ -47,4 +47,5 @@ refused() { # refused FLAG ARGS...: the server exits non-zero at once with one e
 }
 refused "no-such-gpu" --device vulkan --gpu no-such-gpu
 refused "--n-cpu-moe" --device vulkan --n-cpu-moe lots
+refused "--n-cpu-moe" --device cpu --n-cpu-moe lots
 finish

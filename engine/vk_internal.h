@@ -125,6 +125,10 @@ const struct vk_spirv *vk_op_spirv(enum vk_op_shader s, bool subgroups);
 /* Fills the packed IQ grid tables the i-quant shaders bind (engine/vk_iq_tables.c). */
 void vk_iq_tables_build(uint32_t out[VK_IQ_TABLE_WORDS]);
 
+/* The xs_off / ys_off push constant of a product or act_round without activation scales: the
+ * product derives them from the values (shaders/intdot.glsl NO_SCALES). */
+#define VK_NO_SCALES 0xFFFFFFFFu
+
 /* Weight types whose matrix-vector products, given act_round's scales, run eight threads per
  * output (shaders/intdot.glsl: the lane path, HAVE_LANE_DOT, and the chain path, HAVE_CHAIN_DOT):
  * the shaders size their workgroups' rows for it, and so must the dispatches. */

@@ -21,10 +21,9 @@ struct mm_push {
     uint32_t nrows, ncols, batch, row_bytes;
     uint32_t w_off, x_off, y_off, x_stride, y_stride;
     uint32_t pair_order;
-    uint32_t xs_off;  /* NO_SCALES (shaders/intdot.glsl): derived in the shader */
+    uint32_t xs_off;  /* VK_NO_SCALES (shaders/intdot.glsl): derived in the shader */
 };
 
-#define NO_SCALES 0xFFFFFFFFu
 
 struct vk_matmul {
     struct vk_ctx *ctx;
@@ -138,7 +137,7 @@ static bool bind_scales(const struct vk_ctx *ctx, const struct vk_matmul_args *a
                         size_t errlen)
 {
     *out = (struct vk_binding){.b = dummy, .offset = 0, .range = dummy->size};
-    *xs_off = NO_SCALES;
+    *xs_off = VK_NO_SCALES;
     if (!a->xs)
         return true;
     uint32_t block = q_type_traits(a->type)->block_size;
@@ -201,7 +200,7 @@ bool vk_matmul_record(struct vk_matmul *mm, const struct vk_matmul_args *a, char
         !bind_range(ctx, a->y, a->y_off, y_bytes, align, "y", &binds[2], &y_rem, err, errlen))
         return false;
     binds[3] = (struct vk_binding){.b = &mm->tables, .offset = 0, .range = mm->tables.size};
-    uint32_t xs_off = NO_SCALES;
+    uint32_t xs_off = VK_NO_SCALES;
     if (!bind_scales(ctx, a, x_stride, &mm->tables, &binds[4], &xs_off, err, errlen))
         return false;
 

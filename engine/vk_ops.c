@@ -64,8 +64,6 @@ struct moe_matmul_push {
     uint32_t nrows, ncols, row_bytes, w_off, expert_bytes, e_begin, e_count, k, route_off, max_tiles, x_off, x_stride,
         x_slot_stride, y_off, y_stride, xs_off;
 };
-/* xs_off when a product derives its activation scales (shaders/intdot.glsl) */
-#define NO_SCALES 0xFFFFFFFFu
 struct moe_group_push {
     uint32_t n_pairs, n_expert, id_off, route_off, bn, max_tiles;
 };
@@ -219,12 +217,12 @@ static bool bind_view(const struct vk_ctx *ctx, const struct vk_view *v, uint32_
 }
 
 /* The binding of a product's or act_round's scales: the rest of the buffer from v->off (*off its
- * float index there), or `dummy`, unused, and NO_SCALES when v has no buffer. */
+ * float index there), or `dummy`, unused, and VK_NO_SCALES when v has no buffer. */
 static bool bind_scales(const struct vk_ctx *ctx, const struct vk_view *v, const struct vk_buffer *dummy,
                         struct vk_binding *out, uint32_t *off, char *err, size_t errlen)
 {
     *out = (struct vk_binding){.b = dummy, .offset = 0, .range = dummy->size};
-    *off = NO_SCALES;
+    *off = VK_NO_SCALES;
     if (!v->b)
         return true;
     if (v->off >= v->b->size)
@@ -837,7 +835,7 @@ bool vk_op_act_round(struct vk_ops *o, const struct vk_op_act_round_args *a, cha
                      errlen) ||
         !ensure_op(o, &o->act_round[kind], "act_round", VK_OP_ACT_ROUND, 3, sizeof push, &kind, 1, err, errlen))
         return false;
-    if (push.ys_off != NO_SCALES &&
+    if (push.ys_off != VK_NO_SCALES &&
         (push.y_stride % block || (binds[2].range / 4 - push.ys_off) < (uint64_t)a->rows * (push.y_stride / block)))
         return vk_fail(err, errlen, "Vulkan act_round: scales need rows of whole blocks and %u x %u floats", a->rows,
                        push.y_stride / block);

@@ -74,10 +74,11 @@ bool vk_eight_thread_type(uint32_t type)
 }
 
 /* Rows per matvec workgroup: more for the types whose outputs take eight threads each (the lane
- * and chain paths) when the activation scales are given, so the workgroup stays busy. */
+ * and chain paths when the activation scales are given; F32's slots always), so the workgroup
+ * stays busy. */
 static uint32_t matvec_rows(uint32_t type)
 {
-    return vk_eight_thread_type(type) ? MATVEC_WIDE_ROWS : MATVEC_ROWS;
+    return vk_eight_thread_type(type) || type == Q_F32 ? MATVEC_WIDE_ROWS : MATVEC_ROWS;
 }
 
 static const struct vk_pipeline *get_pipeline(struct vk_matmul *mm, uint32_t type, uint32_t batch,

@@ -158,6 +158,40 @@ float row_dot_int(uint rb, uint xv, uint nb, bool per_pair)
     return sum;
 }
 #define HAVE_ROW_DOT 1
+
+// The same orders spread over eight threads (matvec.comp's F32 rows): thread L owns slots L,
+// L + 8, ... of the order's slot set (the 64 slots of a token alone, the 16 lanes of a batch),
+// each the CPU's chain of fused multiply-adds over its elements; f32_row_sum folds them as
+// row_dot_int does. slots[k] is slot L + 8k.
+void f32_row_slots(uint rb, uint xv, uint n, bool per_pair, uint L, out float slots[8])
+{
+    uint w = rb >> 2, n_slots = per_pair ? 16u : 64u, np = per_pair ? n : n - n % 64u;
+    for (uint k = 0u; k < 8u; k++) {
+        uint sl = L + 8u * k;
+        precise float acc = 0.0;
+        if (sl < n_slots)
+            for (uint i = sl; i < np; i += n_slots)
+                acc = fma_rn(uintBitsToFloat(w32[w + i]), x4[xv + i / 4u][i % 4u], acc);
+        slots[k] = acc;
+    }
+}
+
+// The row's result from its slots (slot[s] for s < 64, or < 16 with per_pair) and the tail a
+// token alone adds one by one.
+float f32_row_sum(uint rb, uint xv, uint n, bool per_pair, float slot[64])
+{
+    float lane[16];
+    for (uint l = 0u; l < 16u; l++) {
+        precise float f = (slot[l] + slot[32u + l]) + (slot[16u + l] + slot[48u + l]);
+        lane[l] = per_pair ? slot[l] : f;
+    }
+    float sum = reduce16(lane);
+    uint w = rb >> 2;
+    for (uint i = per_pair ? n : n - n % 64u; i < n; i++)
+        sum = fma_rn(uintBitsToFloat(w32[w + i]), x4[xv + i / 4u][i % 4u], sum);
+    return sum;
+}
+#define HAVE_F32_SLOTS 1
 #endif
 
 #if defined(QTYPE_q8_0) || defined(QTYPE_mxfp4)

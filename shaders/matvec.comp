@@ -28,6 +28,35 @@ layout(constant_id = 3) const uint LANES = 8u;  // threads per chunk, 2..MAX_WG 
 
 shared float partial[MAX_SUBGROUPS * MAX_BATCH * MAX_ROWS];
 
+#if defined(HAVE_F32_SLOTS)
+shared float f32_slots[MAX_ROWS * MAX_BATCH * 64u];  // 8 KiB
+
+// F32 rows (the router): eight threads per (row, column), each a share of the CPU's slots
+// (intdot.glsl f32_row_slots), then one thread per output folds them in the CPU's order.
+void f32_rows(uint row0)
+{
+    uint tid = gl_LocalInvocationID.x, L = tid % 8u;
+    bool pp = p.pair_order != 0u;
+    for (uint o = tid / 8u; o < ROWS * BATCH; o += gl_WorkGroupSize.x / 8u) {
+        uint r = o % ROWS, b = o / ROWS, row = row0 + r;
+        float sl[8];
+        if (row < p.nrows)
+            f32_row_slots(p.w_off + row * p.row_bytes, (p.x_off + b * p.x_stride) / 4u, p.ncols, pp, L, sl);
+        for (uint k = 0u; k < 8u; k++)
+            f32_slots[o * 64u + L + 8u * k] = row < p.nrows ? sl[k] : 0.0;
+    }
+    barrier();
+    if (tid < ROWS * BATCH && row0 + tid % ROWS < p.nrows) {
+        uint r = tid % ROWS, b = tid / ROWS;
+        float slot[64];
+        for (uint s = 0u; s < 64u; s++)
+            slot[s] = f32_slots[tid * 64u + s];
+        y[p.y_off + b * p.y_stride + row0 + r] =
+            f32_row_sum(p.w_off + (row0 + r) * p.row_bytes, (p.x_off + b * p.x_stride) / 4u, p.ncols, pp, slot);
+    }
+}
+#endif
+
 #if defined(HAVE_LANE_DOT)
 shared float lane_acc[MAX_ROWS * MAX_BATCH * 8u];
 
@@ -90,7 +119,10 @@ void main()
     uint ngroups = p.ncols / 8u;
     uint tid = gl_LocalInvocationID.x;
     uint wg = gl_WorkGroupSize.x;
-#if defined(HAVE_LANE_DOT)
+#if defined(HAVE_F32_SLOTS)
+    f32_rows(row0);  // F32 activations are never rounded: always this path
+    return;
+#elif defined(HAVE_LANE_DOT)
     if (p.xs_off != NO_SCALES) {  // uniform: a push constant
         lane_rows(row0);
         return;

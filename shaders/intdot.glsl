@@ -1,6 +1,8 @@
 // intdot.glsl: quantized dot products in ggml-cpu's float order: exact integer sums, turned to
 // float where the CPU's kernel does: per super-block for the K-quants (block_dot_int), whole rows
-// for Q8_0 and MXFP4, whose float sums run across a row's blocks (row_dot_int).
+// for Q8_0 and MXFP4, whose float sums run across a row's blocks (row_dot_int); and the same
+// orders spread over eight threads per output for the matrix-vector shaders (row_lane_acc,
+// chain_row, f32_row_slots).
 
 // Scales of the activation blocks: act_round.comp writes them beside the rounded values (one
 // float per block, in the values' order) when the product's caller asks, since deriving one from

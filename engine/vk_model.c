@@ -660,6 +660,22 @@ static bool record_attention(struct step *s, uint32_t l)
     return true;
 }
 
+/* The router's logits from its input, then top-k: expert ids and weights in c->ids and c->wts. */
+static bool record_router(struct step *s, const struct vk_mat *router, struct act_in in)
+{
+    struct vk_model_ctx *c = s->c;
+    const struct model_hparams *hp = &c->vm->hp;
+    if (!matmul(s, router, in, &c->probs, s->n, s->kind))
+        return false;
+    vk_barrier(c->vm->ctx);
+    struct vk_op_router_args r = {.n_tokens = s->n, .n_expert = hp->n_expert, .k = hp->n_expert_used, .norm = true,
+                                  .logits = view(&c->probs), .ids = view(&c->ids), .weights = view(&c->wts)};
+    if (!vk_op_router(c->vm->ops, &r, s->err, s->errlen))
+        return false;
+    vk_barrier(c->vm->ctx);
+    return true;
+}
+
 /* Router, top-k and the routed experts: c->tmp. */
 static bool record_moe(struct step *s, uint32_t l)
 {
@@ -669,15 +685,8 @@ static bool record_moe(struct step *s, uint32_t l)
     const struct vk_layer *L = &c->vm->layers[l];
     const struct vk_mat *w[2] = {&L->router, &L->gate};
     struct act_in in[2];
-    if (!act_inputs_for(s, &c->h, s->n, hp->n_embd, w, 2, in) ||
-        !matmul(s, &L->router, in[0], &c->probs, s->n, s->kind))
+    if (!act_inputs_for(s, &c->h, s->n, hp->n_embd, w, 2, in) || !record_router(s, &L->router, in[0]))
         return false;
-    vk_barrier(c->vm->ctx);
-    struct vk_op_router_args r = {.n_tokens = s->n, .n_expert = hp->n_expert, .k = hp->n_expert_used, .norm = true,
-                                  .logits = view(&c->probs), .ids = view(&c->ids), .weights = view(&c->wts)};
-    if (!vk_op_router(ops, &r, s->err, s->errlen))
-        return false;
-    vk_barrier(c->vm->ctx);
     bool grouped = (uint64_t)s->n * hp->n_expert_used >= GROUPED_MIN_PAIRS;
     struct vk_op_moe_ffn_args f = {
         .n_tokens = s->n, .k = hp->n_expert_used, .n_expert = hp->n_expert, .n_embd = hp->n_embd,
@@ -702,14 +711,8 @@ static bool record_cpu_moe(struct step *s, uint32_t l)
     const struct model_hparams *hp = &c->vm->hp;
     const struct vk_mat *router = &c->vm->layers[l].router;
     struct act_in in;
-    if (!act_inputs_for(s, &c->h, s->n, hp->n_embd, &router, 1, &in) || !matmul(s, router, in, &c->probs, s->n, s->kind))
+    if (!act_inputs_for(s, &c->h, s->n, hp->n_embd, &router, 1, &in) || !record_router(s, router, in))
         return false;
-    vk_barrier(ctx);
-    struct vk_op_router_args r = {.n_tokens = s->n, .n_expert = hp->n_expert, .k = hp->n_expert_used, .norm = true,
-                                  .logits = view(&c->probs), .ids = view(&c->ids), .weights = view(&c->wts)};
-    if (!vk_op_router(c->vm->ops, &r, s->err, s->errlen))
-        return false;
-    vk_barrier(ctx);
     const VkDeviceSize xb = 4ull * s->n * hp->n_embd, pb = 4ull * s->n * hp->n_expert_used;
     if (!vk_copy(ctx, &c->h, 0, &c->moe_host, c->mh_x, xb, s->err, s->errlen) ||
         !vk_copy(ctx, &c->ids, 0, &c->moe_host, c->mh_ids, pb, s->err, s->errlen) ||

@@ -10,54 +10,10 @@
 #include "kernels/q_iq_simd.h"
 #include "kernels/quants.h"
 #include "tests/test.h"
+#include "tests/test_rand.h"
 #include "tests/test_vectors.h"
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-
-static float rng_normalish(void) { return (float)((int)(rng() % 2001) - 1000) / 250.0f; }
-
-/* A finite f16 scale 2^-8 .. 2^-1 of random sign. */
-static void put_half(uint8_t *p)
-{
-    const uint16_t h = (uint16_t)((rng() & 1) << 15 | (7 + rng() % 8) << 10 | (rng() & 0x3ff));
-    memcpy(p, &h, 2);
-}
-
-/* nb random blocks of type t: random bytes, then sane scales; F32 through random floats. Q8_0
- * weights may hold -128, as in the x86 test; the i-quants keep their f16 scale first. */
-static void random_weights(uint32_t t, uint8_t *w, int64_t nb)
-{
-    const uint32_t bytes = q_type_traits(t)->block_bytes;
-    if (t == Q_F32) {
-        for (int64_t i = 0; i < nb; i++) {
-            const float f = rng_normalish();
-            memcpy(w + 4 * i, &f, 4);
-        }
-        return;
-    }
-    for (size_t i = 0; i < (size_t)nb * bytes; i++)
-        w[i] = (uint8_t)rng();
-    for (int64_t i = 0; i < nb; i++) {
-        uint8_t *b = w + (size_t)i * bytes;
-        if (t == Q_MXFP4)
-            b[0] = (uint8_t)(110 + rng() % 30);
-        else if (t == Q_Q6_K)
-            put_half(b + 208);
-        else if (t == Q_Q4_K || t == Q_Q5_K) {
-            put_half(b);
-            put_half(b + 2);
-        } else
-            put_half(b);
-    }
-}
+static struct test_rng rng = {0x9e3779b97f4a7c15ull};
 
 struct rows {
     uint8_t *w, *a;
@@ -83,9 +39,9 @@ static void rows_free(struct rows *r)
 static void rows_fill(struct rows *r, uint32_t t, int64_t n)
 {
     const struct q_kernels *kw = q_kernels_get(t), *ka = q_kernels_get(kw->act_type);
-    random_weights(t, r->w, n / q_type_traits(t)->block_size);
+    test_rng_blocks(&rng, t, r->w, n / q_type_traits(t)->block_size);
     for (int64_t i = 0; i < n; i++)
-        r->src[i] = rng_normalish();
+        r->src[i] = test_rng_normalish(&rng);
     ka->quant(r->src, r->a, n);
 }
 

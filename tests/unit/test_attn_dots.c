@@ -8,15 +8,14 @@
 #include "kernels/ops.h"
 #include "kernels/quants.h"
 #include "tests/test.h"
+#include "tests/test_rand.h"
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static struct test_rng rng = {0x9e3779b97f4a7c15ull};
 
 static float rnd(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (float)((int)(rng_state % 2001) - 1000) / 300.0f;
+    const uint64_t v = test_rng_next(&rng);
+    return (float)((int)(v % 2001) - 1000) / 300.0f;
 }
 
 static bool same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }

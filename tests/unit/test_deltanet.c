@@ -11,17 +11,16 @@
 #include "kernels/deltanet_internal.h"
 #include "kernels/quants.h"
 #include "tests/test.h"
+#include "tests/test_rand.h"
 
 /* ------------------------------------------------------------------ random data --- */
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static struct test_rng rng = {0x9e3779b97f4a7c15ull};
 
 static float frand(void) /* uniform in [-1, 1) */
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (float)((double)(rng_state >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+    const uint64_t v = test_rng_next(&rng);
+    return (float)((double)(v >> 11) / 9007199254740992.0 * 2.0 - 1.0);
 }
 
 static float *rand_floats(size_t n, float scale)

@@ -10,15 +10,14 @@
 #include "kernels/ops.h"
 #include "kernels/quants.h"
 #include "tests/test.h"
+#include "tests/test_rand.h"
 
-static uint64_t rng_state = 88172645463325252ull;
+static struct test_rng rng = {88172645463325252ull};
 
 static float frand(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (float)((rng_state >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+    const uint64_t v = test_rng_next(&rng);
+    return (float)((v >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
 }
 
 /* rows x cols random values quantized to `type` (malloc'd); weight-only types get random valid
@@ -30,7 +29,7 @@ static void *random_matrix(uint32_t type, int64_t rows, int64_t cols)
         return NULL;
     uint8_t *w = malloc((size_t)rows * rb);
     if (w && !q_kernels_get(type)->quant) {
-        uint64_t seed = rng_state;
+        uint64_t seed = rng.s;
         synth_random_blocks(type, w, (size_t)rows * rb / q_type_traits(type)->block_bytes, &seed);
         return w;
     }

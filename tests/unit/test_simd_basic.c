@@ -9,28 +9,10 @@
 #include "kernels/q_basic_simd.h"
 #include "kernels/quants.h"
 #include "tests/test.h"
+#include "tests/test_rand.h"
 #include "tests/test_vectors.h"
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-
-static float rng_normalish(void) { return (float)((int)(rng() % 2001) - 1000) / 250.0f; }
-
-/* A finite f16 scale of moderate size and random sign: 2^-8 .. 2^-1. */
-static uint16_t random_half(void)
-{
-    uint16_t exp = (uint16_t)(7 + rng() % 8), man = (uint16_t)(rng() & 0x3ff), sign = (uint16_t)(rng() & 1);
-    return (uint16_t)(sign << 15 | exp << 10 | man);
-}
-
-static void put_half(uint8_t *p) { uint16_t h = random_half(); memcpy(p, &h, 2); }
+static struct test_rng rng = {0x2545f4914f6cdd1dull};
 
 /* nb random blocks of type t: random bytes (valid for every field but the scales), then sane
  * scales. Q8_0 weights may hold -128 (ggml's quantizer never writes it, other tools might);
@@ -39,12 +21,12 @@ static void random_weights(uint32_t t, uint8_t *w, int nb)
 {
     const uint32_t bytes = q_type_traits(t)->block_bytes;
     for (size_t i = 0; i < (size_t)nb * bytes; i++)
-        w[i] = (uint8_t)rng();
+        w[i] = (uint8_t)test_rng_next(&rng);
     if (t == Q_F32 || t == Q_F16 || t == Q_BF16) { /* float weights: through the type's quantizer */
         float *f = malloc((size_t)nb * sizeof *f);
         REQUIRE_VOID(f);
         for (int i = 0; i < nb; i++)
-            f[i] = rng_normalish();
+            f[i] = test_rng_normalish(&rng);
         q_kernels_get(t)->quant(f, w, nb);
         free(f);
         return;
@@ -53,33 +35,33 @@ static void random_weights(uint32_t t, uint8_t *w, int nb)
         uint8_t *b = w + (size_t)i * bytes;
         switch (t) {
         case Q_MXFP4:
-            b[0] = (uint8_t)(110 + rng() % 30); /* 2^-18 .. 2^11 */
+            b[0] = (uint8_t)(110 + test_rng_next(&rng) % 30); /* 2^-18 .. 2^11 */
             break;
         case Q_Q4_K:
         case Q_Q5_K:
-            put_half(b);
-            put_half(b + 2);
+            test_rng_put_half(&rng, b);
+            test_rng_put_half(&rng, b + 2);
             break;
         case Q_Q6_K:
-            put_half(b + 208);
+            test_rng_put_half(&rng, b + 208);
             break;
         case Q_Q2_K:
-            put_half(b + 80);
-            put_half(b + 82);
+            test_rng_put_half(&rng, b + 80);
+            test_rng_put_half(&rng, b + 82);
             break;
         case Q_Q3_K:
-            put_half(b + 108);
+            test_rng_put_half(&rng, b + 108);
             break;
         case Q_Q4_1:
         case Q_Q5_1:
-            put_half(b);
-            put_half(b + 2);
+            test_rng_put_half(&rng, b);
+            test_rng_put_half(&rng, b + 2);
             break;
         case Q_TQ2_0:
-            put_half(b + 64); /* code 3 (value 2) never comes from ggml, but both dots agree on it */
+            test_rng_put_half(&rng, b + 64); /* code 3 (value 2) never comes from ggml, but both dots agree on it */
             break;
         default: /* Q8_0, Q4_0, Q5_0, IQ4_NL, IQ4_XS: f16 scale first */
-            put_half(b);
+            test_rng_put_half(&rng, b);
             break;
         }
     }
@@ -118,7 +100,7 @@ static void check_type(const struct q_basic_simd_dot *c, bool has_avx2, bool has
         for (int rep = 0; rep < 4; rep++) {
             random_weights(c->type, w, nb);
             for (int64_t i = 0; i < n; i++)
-                src[i] = rng_normalish();
+                src[i] = test_rng_normalish(&rng);
             ka->quant(src, a, n);
             const double ref = kw->dot_ref(n, w, a);
             const double scale = fmax(fabs(ref), 1e-2 * abs_dot(kw, ka, w, a, n, fw, fa)) + 1e-30;
@@ -165,11 +147,11 @@ static void check_batched_orders(bool has_avx2, bool has_avx512)
             for (int rep = 0; rep < 8; rep++, runs++) {
                 if (b->type == Q_F32)
                     for (int64_t j = 0; j < n; j++)
-                        ((float *)w)[j] = rng_normalish();
+                        ((float *)w)[j] = test_rng_normalish(&rng);
                 else
                     random_weights(b->type, w, nb);
                 for (int64_t j = 0; j < n; j++)
-                    src[j] = rng_normalish();
+                    src[j] = test_rng_normalish(&rng);
                 ka->quant(src, a, n);
                 const float alone = kw->batched_ref.by_kind[Q_ROW_ALONE](n, w, a);
                 kinds_differ += !same_bits(alone, kw->batched_ref.by_kind[Q_ROW_GROUP](n, w, a));
@@ -220,7 +202,7 @@ static void check_tokens(const struct q_basic_simd_dot *c, bool has_avx2, bool h
         random_weights(c->type, w, nb);
         for (int t = 0; t < Q_DOT_TOKENS; t++) {
             for (int64_t i = 0; i < n; i++)
-                src[i] = rng_normalish();
+                src[i] = test_rng_normalish(&rng);
             ka->quant(src, a + t * strides[si], n);
         }
         for (size_t v = 0; v < 2; v++) {
@@ -254,7 +236,7 @@ static void check_mxfp4_exponents(bool has_avx2, bool has_avx512)
         random_weights(Q_MXFP4, w, 1);
         w[0] = (uint8_t)e;
         for (int j = 0; j < 32; j++)
-            src[j] = rng_normalish();
+            src[j] = test_rng_normalish(&rng);
         ka->quant(src, act, 32);
         const double ref = k->dot_ref(32, w, act), tol = 1e-6 * fabs(ref);
         if (has_avx2 && fabs(q_basic_dot_mxfp4_avx2(32, w, act) - ref) > tol)

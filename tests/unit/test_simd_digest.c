@@ -6,52 +6,9 @@
 
 #include "kernels/quants.h"
 #include "tests/test.h"
+#include "tests/test_rand.h"
 
-static uint64_t rng_state = 0x51ed2701a3c4f865ull;
-
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-
-static float rng_normalish(void) { return (float)((int)(rng() % 2001) - 1000) / 250.0f; }
-
-static void put_half(uint8_t *p)
-{
-    const uint16_t h = (uint16_t)((rng() & 1) << 15 | (7 + rng() % 8) << 10 | (rng() & 0x3ff));
-    memcpy(p, &h, 2);
-}
-
-/* Random bytes with sane scales (the fields every type below keeps its f16 / E8M0 scales in). */
-static void random_weights(uint32_t t, uint8_t *w, int64_t n)
-{
-    if (t == Q_F32) {
-        for (int64_t i = 0; i < n; i++) {
-            const float f = rng_normalish();
-            memcpy(w + 4 * i, &f, 4);
-        }
-        return;
-    }
-    const struct q_traits *tr = q_type_traits(t);
-    const int64_t nb = n / tr->block_size;
-    for (size_t i = 0; i < (size_t)nb * tr->block_bytes; i++)
-        w[i] = (uint8_t)rng();
-    for (int64_t i = 0; i < nb; i++) {
-        uint8_t *b = w + (size_t)i * tr->block_bytes;
-        if (t == Q_MXFP4)
-            b[0] = (uint8_t)(110 + rng() % 30);
-        else if (t == Q_Q6_K)
-            put_half(b + 208);
-        else if (t == Q_Q4_K || t == Q_Q5_K) {
-            put_half(b);
-            put_half(b + 2);
-        } else
-            put_half(b);
-    }
-}
+static struct test_rng rng = {0x51ed2701a3c4f865ull};
 
 static uint64_t fnv1a(uint64_t h, float v)
 {
@@ -99,9 +56,9 @@ int main(void)
             if (n % q_type_traits(t)->block_size)
                 continue;
             for (int rep = 0; rep < 32; rep++, rows++) {
-                random_weights(t, w, n);
+                test_rng_blocks(&rng, t, w, n / q_type_traits(t)->block_size);
                 for (int64_t i = 0; i < n; i++)
-                    src[i] = rng_normalish();
+                    src[i] = test_rng_normalish(&rng);
                 ka->quant(src, a, n);
                 hd = fnv1a(hd, kw->dot(n, w, a));
                 for (int k = 0; k < Q_ROW_KINDS && kw->batched_rows; k++)

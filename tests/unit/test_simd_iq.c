@@ -7,24 +7,10 @@
 #include "kernels/q_iq_simd.h"
 #include "kernels/qtypes.h"
 #include "tests/test.h"
+#include "tests/test_rand.h"
 #include "tests/test_vectors.h"
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-
-/* A finite f16 scale of moderate size and random sign: exponent 2^-8 .. 2^-1. */
-static uint16_t random_half(void)
-{
-    uint16_t exp = (uint16_t)(7 + rng() % 8), man = (uint16_t)(rng() & 0x3ff), sign = (uint16_t)(rng() & 1);
-    return (uint16_t)(sign << 15 | exp << 10 | man);
-}
+static struct test_rng rng = {0x9e3779b97f4a7c15ull};
 
 /* nb random blocks of type t: random bytes (every bit pattern is a valid block), then a sane
  * super-block scale where the format keeps it. */
@@ -32,10 +18,10 @@ static void random_weights(uint32_t t, uint8_t *w, int nb)
 {
     const uint32_t bytes = q_type_traits(t)->block_bytes;
     for (size_t i = 0; i < (size_t)nb * bytes; i++)
-        w[i] = (uint8_t)rng();
+        w[i] = (uint8_t)test_rng_next(&rng);
     for (int i = 0; i < nb; i++) {
         uint8_t *b = w + (size_t)i * bytes;
-        uint16_t h = random_half();
+        uint16_t h = test_rng_half(&rng);
         if (t == Q_IQ1_M) { /* f16 spread over the top nibbles of the four scale words */
             for (int k = 0; k < 4; k++) {
                 uint16_t sc;
@@ -54,10 +40,10 @@ static void random_weights(uint32_t t, uint8_t *w, int nb)
 static void random_q8k(struct iq_q8k_block *a, int nb)
 {
     for (int i = 0; i < nb; i++) {
-        float d = (float)(rng() % 1000 + 1) * 1e-5f;
+        float d = (float)(test_rng_next(&rng) % 1000 + 1) * 1e-5f;
         memcpy(a[i].d, &d, 4);
         for (int j = 0; j < 256; j++)
-            a[i].qs[j] = (int8_t)((int)(rng() % 255) - 127);
+            a[i].qs[j] = (int8_t)((int)(test_rng_next(&rng) % 255) - 127);
         for (int k = 0; k < 16; k++) {
             int16_t s = 0;
             for (int j = 0; j < 16; j++)

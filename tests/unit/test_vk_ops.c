@@ -13,6 +13,8 @@
 #include "kernels/qtypes.h"
 #include "kernels/quants.h"
 #include "tests/test.h"
+#include "tests/test_rand.h"
+#include "tests/test_q8.h"
 
 struct env {
     struct vk_ctx *ctx;
@@ -29,14 +31,12 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
+static struct test_rng rng = {0x2545F4914F6CDD1Dull};
 
 static uint32_t rand_u32(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 32);
+    const uint64_t v = test_rng_next(&rng);
+    return (uint32_t)(v >> 32);
 }
 
 /* Uniform in [-1, 1). */
@@ -909,18 +909,8 @@ static void check_moe_exact(struct env *e, const char *tn)
         const struct q_kernels *ak = q_kernels_get(act);
         ak->quant(x + (size_t)t * NCOLS, qx + t * qrow, NCOLS);
         ak->dequant(qx + t * qrow, xr + (size_t)t * NCOLS, NCOLS);
-        for (uint32_t b = 0; b < nb; b++) {
-            const uint8_t *blk = qx + t * qrow + (size_t)b * at->block_bytes;
-            float d;
-            uint16_t h;
-            if (act == Q_Q8_K) {
-                memcpy(&d, blk, 4);
-            } else {
-                memcpy(&h, blk, 2);
-                d = q_f16_to_f32(h);
-            }
-            sc[t * nb + b] = fabsf(d);
-        }
+        for (uint32_t b = 0; b < nb; b++)
+            sc[t * nb + b] = q8_block_scale(act, qx + t * qrow + (size_t)b * at->block_bytes);
     }
     uint32_t ids[T * K] = {3, 1, 0, 2, 1, 3};
     struct vk_buffer wb = {0}, xb = {0}, sb = {0}, ib = {0}, yb = {0};
@@ -1008,16 +998,7 @@ static void check_act_scales(struct env *e, uint32_t wtype, uint32_t act, const 
             for (uint32_t r = 0; r < rows; r++) {
                 q_kernels_get(act)->quant(x + (size_t)r * xs, q, n);
                 for (uint32_t b = 0; b < n / B; b++) {
-                    const uint8_t *blk = q + (size_t)b * at->block_bytes;
-                    float d;
-                    if (act == Q_Q8_K) {
-                        memcpy(&d, blk, 4);
-                        d = fabsf(d);  /* the sign goes with the values (shaders/intdot.glsl) */
-                    } else {
-                        uint16_t h;
-                        memcpy(&h, blk, 2);
-                        d = q_f16_to_f32(h);
-                    }
+                    const float d = q8_block_scale(act, q + (size_t)b * at->block_bytes);
                     differ += memcmp(&d, &got[r * (n / B) + b], 4) != 0;
                 }
             }

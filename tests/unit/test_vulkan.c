@@ -12,6 +12,8 @@
 #include "kernels/qtypes.h"
 #include "kernels/quants.h"
 #include "tests/test.h"
+#include "tests/test_rand.h"
+#include "tests/test_q8.h"
 
 /* The GPU multiplies dequantized weights with F32 activations (ggml's CPU path quantizes the
  * activations first), so the result is compared with a double-precision dot of the exact F32
@@ -39,14 +41,12 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static struct test_rng rng = {0x9E3779B97F4A7C15ull};
 
 static float rand_unit(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (float)((double)(rng_state >> 11) / (double)(1ull << 53) * 2.0 - 1.0);
+    const uint64_t v = test_rng_next(&rng);
+    return (float)((double)(v >> 11) / (double)(1ull << 53) * 2.0 - 1.0);
 }
 
 /* One product on the GPU: W (wbytes at byte w_off of its buffer) times x (batch rows of ncols,
@@ -207,7 +207,8 @@ static void check_type(struct env *e, const char *tn, const struct gguf_tensor *
 }
 
 /* Activations as act_round hands them to a product: x quantized to `act` (Q8_0 or Q8_K) by the
- * CPU's quantizer, into qx, and each value d * q back as F32 into xr. n values. */
+ * CPU's quantizer, into qx, each value d * q back as F32 into xr, and each block's |d| into
+ * scales. n values. */
 static void round_trip(uint32_t act, const float *x, uint8_t *qx, float *xr, float *scales, uint32_t n)
 {
     if (act == Q_F32) {
@@ -215,23 +216,12 @@ static void round_trip(uint32_t act, const float *x, uint8_t *qx, float *xr, flo
         memcpy(xr, x, 4ull * n);
         return;
     }
-    q_kernels_get(act)->quant(x, qx, n);
-    bool k = act == Q_Q8_K;
-    size_t bs = k ? 292 : 34, bv = k ? 256 : 32;
-    for (uint32_t b = 0; b < n / bv; b++) {
-        const uint8_t *blk = qx + b * bs;
-        float d;
-        if (k) {
-            memcpy(&d, blk, 4);
-        } else {
-            uint16_t h;
-            memcpy(&h, blk, 2);
-            d = q_f16_to_f32(h);
-        }
-        scales[b] = fabsf(d);  /* intdot.glsl takes |d| (x / |d| carries the sign) */
-        for (size_t i = 0; i < bv; i++)
-            xr[b * bv + i] = d * (float)(int8_t)blk[(k ? 4 : 2) + i];
-    }
+    const struct q_kernels *ak = q_kernels_get(act);
+    const struct q_traits *at = q_type_traits(act);
+    ak->quant(x, qx, n);
+    ak->dequant(qx, xr, n);
+    for (uint32_t b = 0; b < n / at->block_size; b++)  /* intdot.glsl takes |d| (x / |d| carries the sign) */
+        scales[b] = q8_block_scale(act, qx + (size_t)b * at->block_bytes);
 }
 
 /* The types of the tiny models multiply rounded activations with exact integer sums in the CPU

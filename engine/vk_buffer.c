@@ -153,3 +153,24 @@ bool vk_buffer_download(struct vk_ctx *ctx, const struct vk_buffer *src, VkDevic
     }
     return true;
 }
+
+bool vk_bind_scales(const struct vk_ctx *ctx, const struct vk_buffer *b, VkDeviceSize off, uint64_t floats,
+                    const struct vk_buffer *dummy, struct vk_binding *out, uint32_t *elem, char *err, size_t errlen)
+{
+    *out = (struct vk_binding){.b = dummy, .offset = 0, .range = dummy->size};
+    *elem = VK_NO_SCALES;
+    if (!b)
+        return true;
+    if (off % 4 || off > b->size || floats > (b->size - off) / 4)
+        return vk_fail(err, errlen, "Vulkan: activation scales (%llu floats at byte %llu) outside their buffer of "
+                       "%llu bytes", (unsigned long long)floats, (unsigned long long)off,
+                       (unsigned long long)b->size);
+    const VkDeviceSize align = vk_storage_align(ctx), base = off - off % align;
+    const VkDeviceSize range = off - base + (floats ? 4 * floats : 4 <= b->size - off ? 4 : b->size - off);
+    if (range > ctx->info.max_storage_range)
+        return vk_fail(err, errlen, "Vulkan: activation scales span %llu bytes, more than one binding covers on %s",
+                       (unsigned long long)range, ctx->info.name);
+    *out = (struct vk_binding){.b = b, .offset = base, .range = range};
+    *elem = (uint32_t)((off - base) / 4);
+    return true;
+}

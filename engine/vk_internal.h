@@ -129,6 +129,12 @@ void vk_iq_tables_build(uint32_t out[VK_IQ_TABLE_WORDS]);
  * product derives them from the values (shaders/intdot.glsl NO_SCALES). */
 #define VK_NO_SCALES 0xFFFFFFFFu
 
+/* The binding of activation scales (act_round's) from byte `off` of b covering `floats` floats:
+ * the offset aligned down for the binding, *elem the float index of `off` in it. With b NULL,
+ * `dummy`, unread, and *elem VK_NO_SCALES. False with a message when they are outside b. */
+bool vk_bind_scales(const struct vk_ctx *ctx, const struct vk_buffer *b, VkDeviceSize off, uint64_t floats,
+                    const struct vk_buffer *dummy, struct vk_binding *out, uint32_t *elem, char *err, size_t errlen);
+
 /* Weight types whose matrix-vector products, given act_round's scales, run eight threads per
  * output (shaders/intdot.glsl: the lane path, HAVE_LANE_DOT, and the chain path, HAVE_CHAIN_DOT):
  * the shaders size their workgroups' rows for it, and so must the dispatches. */

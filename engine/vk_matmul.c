@@ -131,27 +131,6 @@ static bool bind_range(const struct vk_ctx *ctx, const struct vk_buffer *b, VkDe
     return true;
 }
 
-/* Binding 4: the activation scales when the caller has them (the whole buffer; *xs_off the float
- * index of x's first block), else `dummy`, unread. */
-static bool bind_scales(const struct vk_ctx *ctx, const struct vk_matmul_args *a, uint32_t x_stride,
-                        const struct vk_buffer *dummy, struct vk_binding *out, uint32_t *xs_off, char *err,
-                        size_t errlen)
-{
-    *out = (struct vk_binding){.b = dummy, .offset = 0, .range = dummy->size};
-    *xs_off = VK_NO_SCALES;
-    if (!a->xs)
-        return true;
-    uint32_t block = q_type_traits(a->type)->block_size;
-    if (a->xs_off % 4 || a->xs_off >= a->xs->size || x_stride % block || a->xs->size > ctx->info.max_storage_range ||
-        a->xs->size / 4 - a->xs_off / 4 < (uint64_t)a->batch * (x_stride / block))
-        return vk_fail(err, errlen, "Vulkan matmul: activation scales (%llu bytes at %llu) do not cover %u rows of "
-                       "%u blocks", (unsigned long long)a->xs->size, (unsigned long long)a->xs_off, a->batch,
-                       x_stride / block);
-    *out = (struct vk_binding){.b = a->xs, .offset = 0, .range = a->xs->size};
-    *xs_off = (uint32_t)(a->xs_off / 4);
-    return true;
-}
-
 /* Workgroup grid for `nrows` rows and `batch` columns. */
 static bool grid_for(uint32_t type, uint32_t nrows, uint32_t batch, uint32_t groups[3], char *err, size_t errlen)
 {
@@ -201,8 +180,13 @@ bool vk_matmul_record(struct vk_matmul *mm, const struct vk_matmul_args *a, char
         !bind_range(ctx, a->y, a->y_off, y_bytes, align, "y", &binds[2], &y_rem, err, errlen))
         return false;
     binds[3] = (struct vk_binding){.b = &mm->tables, .offset = 0, .range = mm->tables.size};
-    uint32_t xs_off = VK_NO_SCALES;
-    if (!bind_scales(ctx, a, x_stride, &mm->tables, &binds[4], &xs_off, err, errlen))
+    /* binding 4: x's block scales from act_round, one per block of W's type in x's order */
+    const uint32_t block = tr->block_size;
+    uint32_t xs_off;
+    if (a->xs && x_stride % block)
+        return vk_fail(err, errlen, "Vulkan matmul: activation scales need x rows of whole %u-value blocks", block);
+    if (!vk_bind_scales(ctx, a->xs, a->xs_off, (uint64_t)a->batch * (x_stride / block), &mm->tables, &binds[4],
+                        &xs_off, err, errlen))
         return false;
 
     /* A weight matrix larger than one binding may cover runs as several dispatches over row

@@ -216,22 +216,6 @@ static bool bind_view(const struct vk_ctx *ctx, const struct vk_view *v, uint32_
     return true;
 }
 
-/* The binding of a product's or act_round's scales: the rest of the buffer from v->off (*off its
- * float index there), or `dummy`, unused, and VK_NO_SCALES when v has no buffer. */
-static bool bind_scales(const struct vk_ctx *ctx, const struct vk_view *v, const struct vk_buffer *dummy,
-                        struct vk_binding *out, uint32_t *off, char *err, size_t errlen)
-{
-    *out = (struct vk_binding){.b = dummy, .offset = 0, .range = dummy->size};
-    *off = VK_NO_SCALES;
-    if (!v->b)
-        return true;
-    if (v->off >= v->b->size)
-        return vk_fail(err, errlen, "Vulkan op: activation scales at byte %llu outside their buffer",
-                       (unsigned long long)v->off);
-    return bind_bytes(ctx, v->b, v->off, v->b->size - v->off, vk_storage_align(ctx), "activation scales", out, off,
-                      err, errlen);
-}
-
 /* A grid of `n` workgroups, as x * y with x <= 65535 (shaders number them y * x_count + x). */
 static void grid_1d(uint32_t n, uint32_t groups[3])
 {
@@ -658,7 +642,11 @@ bool vk_op_moe_matvec(struct vk_ops *o, const struct vk_op_moe_matvec_args *a, c
         !bind_view(ctx, &ids, 1, (uint32_t)pairs, false, "ids", &binds[4], &push.id_off, NULL, err, errlen))
         return false;
     binds[3] = (struct vk_binding){.b = &o->tables, .offset = 0, .range = o->tables.size};
-    if (!bind_scales(ctx, &a->xs, &o->tables, &binds[5], &push.xs_off, err, errlen))
+    if (a->xs.b && push.x_stride % tr->block_size)
+        return vk_fail(err, errlen, "Vulkan moe_matvec: activation scales need x rows of whole %u-value blocks",
+                       tr->block_size);
+    if (!vk_bind_scales(ctx, a->xs.b, a->xs.off, (uint64_t)a->n_tokens * (push.x_stride / tr->block_size), &o->tables,
+                        &binds[5], &push.xs_off, err, errlen))
         return false;
     if (a->route.b)
         return moe_matmul_grouped(o, a, s, tr, row_bytes, &push, binds, err, errlen);
@@ -831,14 +819,14 @@ bool vk_op_act_round(struct vk_ops *o, const struct vk_op_act_round_args *a, cha
     struct act_round_push push = {.rows = a->rows, .n = a->n};
     if (!bind_view(o->ctx, &a->x, a->rows, a->n, false, "x", &binds[0], &push.x_off, &push.x_stride, err, errlen) ||
         !bind_view(o->ctx, &a->y, a->rows, a->n, false, "y", &binds[1], &push.y_off, &push.y_stride, err, errlen) ||
-        !bind_scales(o->ctx, kind <= 1 ? &a->scales : &(struct vk_view){0}, binds[1].b, &binds[2], &push.ys_off, err,
-                     errlen) ||
         !ensure_op(o, &o->act_round[kind], "act_round", VK_OP_ACT_ROUND, 3, sizeof push, &kind, 1, err, errlen))
         return false;
-    if (push.ys_off != VK_NO_SCALES &&
-        (push.y_stride % block || (binds[2].range / 4 - push.ys_off) < (uint64_t)a->rows * (push.y_stride / block)))
-        return vk_fail(err, errlen, "Vulkan act_round: scales need rows of whole blocks and %u x %u floats", a->rows,
-                       push.y_stride / block);
+    const struct vk_buffer *scales = kind <= 1 ? a->scales.b : NULL;  /* only Q8 blocks have scales */
+    if (scales && push.y_stride % block)
+        return vk_fail(err, errlen, "Vulkan act_round: scales need y rows of whole %u-value blocks", block);
+    if (!vk_bind_scales(o->ctx, scales, a->scales.off, (uint64_t)a->rows * (push.y_stride / block), binds[1].b,
+                        &binds[2], &push.ys_off, err, errlen))
+        return false;
     uint32_t groups[3] = {(a->n + 255) / 256, a->rows, 1};
     return vk_dispatch(o->ctx, &o->act_round[kind], binds, &push, groups, err, errlen);
 }

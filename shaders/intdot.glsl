@@ -10,6 +10,12 @@
 // derives them. The block at vec4 index xv is block (4 xv - p.x_off) / size of the dispatch's x.
 #define NO_SCALES 0xFFFFFFFFu
 
+// act_round's scale of the activation block of `size` values at vec4 index xv (p.xs_off given).
+float given_scale(uint xv, uint size)
+{
+    return act_scales[p.xs_off + (4u * xv - p.x_off) / size];
+}
+
 // The Q8_K scale |d| of the activation block of 256 values at vec4 index xv. act_round wrote
 // x = d * q (q integer, |q| <= 127, the largest |q| is 127) rounded to F32; d is the candidate
 // near amax / 127 from which every value is reproduced; 0 for a block of zeros, -1 when the values
@@ -17,7 +23,7 @@
 float q8k_scale(uint xv)
 {
     if (p.xs_off != NO_SCALES)
-        return act_scales[p.xs_off + (4u * xv - p.x_off) / 256u];
+        return given_scale(xv, 256u);
     float amax = 0.0;
     for (uint i = 0u; i < 64u; i++) {
         vec4 v = abs(x4[xv + i]);
@@ -94,7 +100,7 @@ float lanes_hsum(float a[8])
 float q8_0_scale(uint xv)
 {
     if (p.xs_off != NO_SCALES)
-        return act_scales[p.xs_off + (4u * xv - p.x_off) / 32u];
+        return given_scale(xv, 32u);
     float amax = 0.0;
     for (uint i = 0u; i < 8u; i++) {
         vec4 v = abs(x4[xv + i]);
